@@ -1,0 +1,34 @@
+# The two set-up commands of the README:
+#   make demo   create .venv if missing, install, run the workflow on the embedded demo data
+#   make test   create .venv if missing, install, run the test suite
+# Everything else here is a helper of those two.
+
+PYTHON ?= python3
+VENV   ?= .venv
+CORES  ?= 2
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install lint clean-demo
+
+demo: install
+	$(BIN)/snakemake all --cores $(CORES) --resources gpu=1
+
+test: install
+	$(BIN)/python -m pytest -q
+
+install: $(STAMP)
+
+# Re-installs when requirements.txt changes. open3d needs Debian's libusb-1.0-0 (see README).
+$(STAMP): requirements.txt
+	@bash .ci/system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/python -c "import open3d, torch, cv2, pycolmap, snakemake" 
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/snakemake --lint
+
+clean-demo:
+	rm -rf resources/demo results logs benchmarks

@@ -1,0 +1,16 @@
+# The self-supervised depth workflow: includes and target rules only.
+# Logic lives in workflow_scripts/ (non-torch) and models/ (torch); see README.md.
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+
+
+rule all:
+    """Everything the configured data lead to (on the demo: the demo datasets and, as the
+    branches are completed, results/kitti_eval.csv and results/endo_eval.csv)."""
+    input:
+        final_targets(),
+    default_target: True

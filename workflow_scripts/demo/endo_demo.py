@@ -1,0 +1,158 @@
+"""Write the endoscopy demo: videos, camera.yaml, the CT surface and ground truth.
+
+Output folder::
+
+    <seq>.mp4                 distorted endoscope video (mp4v), frames 0..N-1
+    camera.yaml               K, distortion, fps, aperture (see workflow_scripts.endo.camera)
+    ct_surface.ply            cavity surface, binary PLY, millimetres, vertex normals
+    gt/<seq>/poses.npz        cam_from_world (N, 4, 4) in mm, frame (N,), times (N,) s
+    gt/<seq>/depth/<frame:08d>.png   camera z-depth of the distorted frame, uint16 = mm * 500
+    gt/<seq>/info.json        units, depth scale, camera path parameters
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from plyfile import PlyData, PlyElement
+
+from workflow_scripts.demo.endo_render import CavityRenderer
+from workflow_scripts.demo.endo_scene import Cavity, CavityConfig, build_cavity, camera_path, mucosa_texture
+from workflow_scripts.demo.textures import MipTextures
+from workflow_scripts.endo.camera import EndoCamera
+from workflow_scripts.util import atomic_dir
+
+log = logging.getLogger(__name__)
+DEPTH_PNG_SCALE = 500.0  # uint16 units per mm (max 131 mm, 2 micrometre steps)
+
+
+@dataclass(frozen=True)
+class DemoSequence:
+    name: str
+    frames: int
+    start: float
+    step: float
+
+
+@dataclass(frozen=True)
+class EndoDemoConfig:
+    """The ``demo.endoscopy`` config section (see config.yaml)."""
+
+    image_size: tuple[int, int]
+    fps: float
+    focal: float
+    distortion: tuple[float, ...]
+    aperture: float
+    cavity: CavityConfig
+    sequences: tuple[DemoSequence, ...]
+    light: float = 1.0
+    specular: float = 0.1
+
+    @classmethod
+    def from_config(cls, section: dict) -> EndoDemoConfig:
+        return cls(image_size=tuple(section["image_size"]), fps=section["fps"], focal=section["focal"],
+                   distortion=tuple(section["distortion"]), aperture=section["aperture"],
+                   cavity=CavityConfig(**section["cavity"]),
+                   sequences=tuple(DemoSequence(**s) for s in section["sequences"]),
+                   light=section["light"], specular=section["specular"])
+
+    def camera(self) -> EndoCamera:
+        h, w = self.image_size
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        K = np.array([[self.focal, 0, cx], [0, self.focal, cy], [0, 0, 1.0]])
+        return EndoCamera(K=K, dist=np.array(self.distortion, float), size=(h, w), fps=self.fps,
+                          aperture=(cx, cy, self.aperture * h / 2.0))
+
+
+def write_ct_ply(path: Path, verts: np.ndarray, tris: np.ndarray, normals: np.ndarray) -> None:
+    """Binary little-endian PLY: vertex x, y, z, nx, ny, nz (float32, mm) + triangle faces."""
+    vdata = np.empty(len(verts), dtype=[(k, "f4") for k in ("x", "y", "z", "nx", "ny", "nz")])
+    for i, k in enumerate("xyz"):
+        vdata[k] = verts[:, i]
+        vdata["n" + k] = normals[:, i]
+    fdata = np.empty(len(tris), dtype=[("vertex_indices", "i4", (3,))])
+    fdata["vertex_indices"] = tris
+    ply = PlyData([PlyElement.describe(vdata, "vertex"), PlyElement.describe(fdata, "face")],
+                  text=False, byte_order="<",
+                  comments=["units: millimetres", "demo cavity surface (synthetic CT)"])
+    ply.write(str(path))
+
+
+_STATE: dict = {}
+
+
+def _render(task: tuple[int, int]) -> tuple[int, int, np.ndarray]:
+    """Render frame ``i`` of sequence ``q``, write its depth PNG, return the 8-bit BGR frame."""
+    q, i = task
+    st = _STATE
+    if "renderer" not in st:  # Embree scenes are built after the fork, never shared
+        st["renderer"] = CavityRenderer(st["cavity"], st["texture"], st["cfg"].light, st["cfg"].specular,
+                                        threads=st["threads"])
+    rgb, depth = st["renderer"].render(st["poses"][q][i], st["camera"])
+    d16 = np.round(depth * DEPTH_PNG_SCALE)
+    d16[d16 > 65535] = 0
+    cv2.imwrite(str(st["gt_dirs"][q] / "depth" / f"{i:08d}.png"), d16.astype(np.uint16),
+                [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    bgr = cv2.cvtColor(np.round(rgb * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    return q, i, bgr
+
+
+def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int = 1) -> dict:
+    """Generate the demo cavity and every sequence under ``out_dir`` (atomically).
+
+    Returns:
+        summary with vertex / face counts and frames per sequence.
+    """
+    rng = np.random.default_rng([seed, 7])
+    cavity: Cavity = build_cavity(rng, cfg.cavity)
+    texture: MipTextures = mucosa_texture(rng)
+    camera = cfg.camera()
+    poses = [camera_path(np.random.default_rng([seed, 7, q]), cavity, s.frames, s.start, s.step)
+             for q, s in enumerate(cfg.sequences)]
+    summary: dict = {"sequences": {}}
+    with atomic_dir(out_dir) as tmp:
+        camera.save(tmp / "camera.yaml")
+        verts, tris, normals = cavity.ct_mesh()
+        write_ct_ply(tmp / "ct_surface.ply", verts, tris, normals)
+        summary.update(vertices=len(verts), faces=len(tris))
+        gt_dirs = [tmp / "gt" / s.name for s in cfg.sequences]
+        for q, s in enumerate(cfg.sequences):
+            (gt_dirs[q] / "depth").mkdir(parents=True)
+            times = np.arange(s.frames) / cfg.fps
+            np.savez(gt_dirs[q] / "poses.npz", cam_from_world=np.linalg.inv(poses[q]),
+                     frame=np.arange(s.frames), times=times)
+            info = {"units": "mm", "depth_png_scale": DEPTH_PNG_SCALE, "depth": "camera z of the distorted frame",
+                    "frames": s.frames, "start_mm": s.start, "step_mm": s.step, "fps": cfg.fps}
+            (gt_dirs[q] / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        _STATE.clear()
+        _STATE.update(cavity=cavity, texture=texture, cfg=cfg, camera=camera, poses=poses, gt_dirs=gt_dirs,
+                      threads=1 if workers > 1 else 0)
+        tasks = [(q, i) for q, s in enumerate(cfg.sequences) for i in range(s.frames)]
+        writers = [cv2.VideoWriter(str(tmp / f"{s.name}.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), cfg.fps,
+                                   (camera.size[1], camera.size[0])) for s in cfg.sequences]
+        try:
+            if workers > 1:
+                pool = mp.get_context("fork").Pool(workers)
+                results = pool.imap(_render, tasks, chunksize=2)  # ordered: frames go to the writer in order
+            else:
+                pool, results = None, map(_render, tasks)
+            for n, (q, i, bgr) in enumerate(results, 1):
+                writers[q].write(bgr)
+                if n % 30 == 0 or n == len(tasks):
+                    log.info("rendered %d/%d frames", n, len(tasks))
+            if pool is not None:
+                pool.close()
+                pool.join()
+        finally:
+            for w in writers:
+                w.release()
+            _STATE.clear()
+        for q, s in enumerate(cfg.sequences):
+            summary["sequences"][s.name] = s.frames
+    return summary

@@ -1,0 +1,167 @@
+"""A street-like static 3-D scene made of axis-aligned boxes, and a car trajectory through it.
+
+World frame (metres): x right, y down, z forward along the street; the road surface is the
+plane y = 0, so heights above the road are negative y. The rectified camera-0 frame of the
+car has the same axes when the car looks straight down the street.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workflow_scripts.demo import textures as tx
+
+# Materials: (tile generator, texel size in metres). Indices are stored per box.
+MATERIALS = [
+    ("asphalt", tx.asphalt, 0.02),
+    ("paving", tx.paving, 0.02),
+    ("bricks", tx.bricks, 0.02),
+    ("plaster_a", tx.plaster_windows, 0.025),
+    ("plaster_b", tx.plaster_windows, 0.025),
+    ("foliage", tx.foliage, 0.02),
+    ("car", tx.car_paint, 0.0085),
+    ("metal", tx.metal, 0.01),
+    ("graffiti", tx.graffiti, 0.03),
+]
+MAT = {name: i for i, (name, _, _) in enumerate(MATERIALS)}
+TEXEL_M = np.array([m[2] for m in MATERIALS])
+
+ROAD_HALF = 5.5  # road from x = -5.5 to 5.5; parking strips at 3.5..5.3
+SIDEWALK = 8.0  # sidewalk from 5.5 to 8.0, buildings behind
+CAM_HEIGHT = 1.65  # KITTI camera height above the road
+
+
+def make_textures(rng: np.random.Generator, size: int = 512) -> tx.MipTextures:
+    """One tile per material, generated from ``rng``."""
+    tiles = np.stack([gen(rng, size) for _, gen, _ in MATERIALS])
+    return tx.MipTextures.build(tiles)
+
+
+@dataclass
+class StreetScene:
+    """Boxes (M, 2, 3) = min/max corners, material (M,), tint (M, 3), texture offset (M, 2) m."""
+
+    boxes: np.ndarray
+    material: np.ndarray
+    tint: np.ndarray
+    offset: np.ndarray
+
+    def mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """Triangles of all boxes: 12 per box, faces ordered -x, +x, -y, +y, -z, +z
+        (triangle k belongs to box k // 12, face (k % 12) // 2), outward winding."""
+        lo, hi = self.boxes[:, 0], self.boxes[:, 1]
+        corners = np.stack([np.where(np.array([(c >> a) & 1 for a in range(3)], bool), hi, lo)
+                            for c in range(8)], axis=1)  # (M, 8, 3), corner c: bit a -> hi on axis a
+        faces = np.array([
+            [0, 4, 6, 0, 6, 2],  # -x (corners with x = lo)
+            [1, 3, 7, 1, 7, 5],  # +x
+            [0, 1, 5, 0, 5, 4],  # -y
+            [2, 6, 7, 2, 7, 3],  # +y
+            [0, 2, 3, 0, 3, 1],  # -z
+            [4, 5, 7, 4, 7, 6],  # +z
+        ]).reshape(6, 2, 3)
+        m = len(self.boxes)
+        verts = corners.reshape(-1, 3)
+        tris = (faces.reshape(1, 12, 3) + 8 * np.arange(m)[:, None, None]).reshape(-1, 3)
+        return verts, tris
+
+
+def _box(x0, x1, y0, y1, z0, z1) -> np.ndarray:
+    return np.array([[min(x0, x1), min(y0, y1), min(z0, z1)], [max(x0, x1), max(y0, y1), max(z0, z1)]])
+
+
+def build_street(rng: np.random.Generator, z_start: float, z_end: float) -> StreetScene:
+    """Road, sidewalks, building blocks with gaps, parked cars, trees, closing walls.
+
+    Args:
+        z_start, z_end: the part of the street the camera drives through (m); the scene
+            extends 40 m behind and 160 m ahead so every view ends on geometry or sky.
+    """
+    z0, z1 = z_start - 40.0, z_end + 160.0
+    items: list[tuple[np.ndarray, str, np.ndarray]] = []
+
+    def add(box, mat, tint=None):
+        t = np.ones(3) if tint is None else np.asarray(tint, float)
+        items.append((box, mat, t))
+
+    add(_box(-150, 150, 0.0, 1.0, z0 - 30, z1 + 30), "asphalt")
+    for side in (-1.0, 1.0):
+        add(_box(side * ROAD_HALF, side * SIDEWALK, -0.15, 0.0, z0, z1), "paving")
+        z = z0
+        while z < z1:  # building blocks
+            width = rng.uniform(8.0, 22.0)
+            if rng.random() < 0.12:  # side street: leave a gap
+                z += rng.uniform(10.0, 14.0)
+                continue
+            setback = rng.uniform(0.0, 2.5)
+            height = rng.uniform(7.0, 24.0)
+            mat = rng.choice(["bricks", "plaster_a", "plaster_b", "graffiti"])
+            x_front = side * (SIDEWALK + setback)
+            add(_box(x_front, x_front + side * 12.0, -height, 0.0, z, z + width - 0.3), mat,
+                rng.uniform(0.8, 1.2, 3))
+            z += width
+        add(_box(side * 34.0, side * 46.0, -rng.uniform(15, 30), 0.0, z0, z1), "plaster_b",
+            rng.uniform(0.7, 1.1, 3))  # row of back buildings, seen through the gaps
+        z = z0 + rng.uniform(0, 6)
+        while z < z1:  # parked cars
+            if rng.random() < 0.55:
+                colour = rng.uniform(0.2, 1.3, 3)
+                add(_box(side * 3.6, side * 5.4, -1.0, -0.3, z, z + 4.2), "car", colour)
+                add(_box(side * 3.75, side * 5.25, -1.5, -1.0, z + 1.0, z + 3.2), "car", colour * 0.6)
+            z += rng.uniform(6.0, 7.5)
+        z = z0 + rng.uniform(0, 10)
+        while z < z1:  # trees
+            if rng.random() < 0.6:
+                x = side * rng.uniform(6.3, 7.2)
+                add(_box(x - 0.15, x + 0.15, -3.5, 0.0, z - 0.15, z + 0.15), "metal")
+                add(_box(x - 1.2, x + 1.2, -5.6, -3.4, z - 1.2, z + 1.2), "foliage", rng.uniform(0.8, 1.2, 3))
+            z += rng.uniform(10.0, 16.0)
+    add(_box(-60, 60, -35, 0, z1, z1 + 5), "graffiti")  # closing walls
+    add(_box(-60, 60, -35, 0, z0 - 5, z0), "bricks")
+    boxes = np.stack([b for b, _, _ in items])
+    material = np.array([MAT[m] for _, m, _ in items], np.int64)
+    tint = np.stack([t for _, _, t in items]).astype(np.float32)
+    offset = rng.uniform(0, 50, (len(items), 2))
+    return StreetScene(boxes=boxes, material=material, tint=tint, offset=offset)
+
+
+def rotation_ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """(3, 3) rotation of a camera (x right, y down, z forward): yaw about y (towards +x),
+    then pitch about x (positive = looking down, as y points down), then roll about z; radians."""
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rx = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])
+    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return Ry @ Rx @ Rz
+
+
+def trajectory(rng: np.random.Generator, frames: int, speed: float, stop: bool,
+               fps: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Poses of the rectified camera 0 while driving down the street.
+
+    The car weaves gently in its lane (yaw follows the path), pitches slightly, and with
+    ``stop`` brakes to a halt for about a second in the middle of the drive.
+
+    Returns:
+        world_from_cam0: (N, 4, 4) float64; times: (N,) seconds from the first frame.
+    """
+    t = np.arange(frames) / fps
+    v = np.full(frames, speed)
+    if stop:
+        mid, half = 0.5 * t[-1], 0.12 * t[-1] + 0.5
+        v = speed * np.clip(np.abs(t - mid) / half, 0.0, 1.0) ** 2
+        v[np.abs(t - mid) < 0.5] = 0.0  # standing still
+    z = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) / fps)])
+    phase, wl = rng.uniform(0, 2 * np.pi), rng.uniform(50.0, 80.0)
+    x = 1.8 + 0.35 * np.sin(2 * np.pi * z / wl + phase)
+    dxdz = 0.35 * 2 * np.pi / wl * np.cos(2 * np.pi * z / wl + phase)
+    yaw = np.arctan(dxdz) + np.deg2rad(0.4) * np.sin(0.7 * t + phase)
+    pitch = np.deg2rad(0.4) * np.sin(1.3 * t + 2 * phase)
+    roll = np.deg2rad(0.2) * np.sin(0.9 * t + 3 * phase)
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):
+        poses[i, :3, :3] = rotation_ypr(yaw[i], pitch[i], roll[i])
+        poses[i, :3, 3] = (x[i], -CAM_HEIGHT, z[i])
+    return poses, t

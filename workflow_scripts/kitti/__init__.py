@@ -1,0 +1,1 @@
+"""KITTI raw formats (calibration, Velodyne scans, timestamps) and the data preparation."""
