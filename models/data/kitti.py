@@ -1,0 +1,159 @@
+"""KITTI raw training data: split lines -> frames, stereo pair, depth hints, intrinsics.
+
+A split line is ``<date>/<date>_drive_<id>_sync <frame> <l|r>`` (monodepth2 format). An item
+holds the target frame (``frame_ids`` 0), its temporal neighbours (e.g. -1, +1) and, with
+``stereo``, the other camera of the rig, all resized to the training resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from models.data.augment import Jitter, color_jitter
+
+SIDE_CAM = {"l": 2, "r": 3}
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    folder: str  # "<date>/<date>_drive_<id>_sync"
+    frame: int
+    side: str  # "l" or "r"
+
+    @property
+    def date(self) -> str:
+        return self.folder.split("/")[0]
+
+
+def read_split(path: str | Path) -> list[SplitItem]:
+    """Parse a monodepth2 split file; errors name the file and line."""
+    path = Path(path)
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3 or parts[2] not in SIDE_CAM or not parts[1].isdigit():
+            raise ValueError(f"{path}:{n}: expected '<date>/<drive> <frame> <l|r>', got {line!r}")
+        items.append(SplitItem(parts[0], int(parts[1]), parts[2]))
+    return items
+
+
+@dataclass(frozen=True)
+class KittiDataOptions:
+    """What an item contains.
+
+    Attributes:
+        height, width: training resolution (pixels).
+        frame_ids: temporal offsets, 0 first (e.g. (0, -1, 1)).
+        stereo: add the other camera of the rig (key "stereo").
+        hints_root: folder of precomputed depth hints (``<date>/<drive>/image_0X/<frame>.npy``).
+        stereo_baseline: baseline used for ``stereo_T`` in training units; 0.1 as monodepth2
+            (predictions are then metric after x (true baseline / 0.1) = x5.4 on KITTI).
+        augment: random horizontal flip and colour jitter (training only).
+        image_ext: "png" (KITTI raw) or "jpg" (after the JPEG conversion).
+    """
+
+    height: int
+    width: int
+    frame_ids: tuple[int, ...] = (0,)
+    stereo: bool = False
+    hints_root: Path | None = None
+    stereo_baseline: float = 0.1
+    augment: bool = True
+    image_ext: str = "png"
+    cache: bool = True
+
+
+@dataclass
+class KittiRawDataset(Dataset):
+    """Items for self-supervised training on KITTI raw drives.
+
+    Args:
+        root: KITTI raw root.
+        items: split lines.
+        intrinsics: date -> (K (3, 3) 0-based pixels at native size, (H0, W0)) for the left
+            camera (KITTI's rectified cameras 2 and 3 share K).
+    Returns per item (dict of tensors):
+        "color" (F, 3, H, W) in [0, 1], frames in ``frame_ids`` order then the stereo frame;
+        "color_aug" the same after colour jitter (feed the networks); "K", "inv_K" (3, 3)
+        at training resolution; "stereo_T" (4, 4) other_from_this; "hint" (1, H, W) depth
+        in training units (0 = none) and "hint_mask"; "index".
+    """
+
+    root: Path
+    items: list[SplitItem]
+    intrinsics: dict[str, tuple[np.ndarray, tuple[int, int]]]
+    opts: KittiDataOptions
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _image(self, folder: str, cam: int, frame: int) -> np.ndarray:
+        key = (folder, cam, frame)
+        if key in self._cache:
+            return self._cache[key]
+        path = Path(self.root) / folder / f"image_0{cam}" / "data" / f"{frame:010d}.{self.opts.image_ext}"
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"{path}: image missing or unreadable (check the split and kitti.root)")
+        img = cv2.resize(img, (self.opts.width, self.opts.height), interpolation=cv2.INTER_AREA)[..., ::-1]
+        img = np.ascontiguousarray(img)
+        if self.opts.cache:
+            self._cache[key] = img
+        return img
+
+    def _hint(self, folder: str, cam: int, frame: int) -> np.ndarray:
+        path = Path(self.opts.hints_root) / folder.split("/")[0] / folder.split("/")[1] / \
+            f"image_0{cam}" / f"{frame:010d}.npy"
+        hint = np.load(path, allow_pickle=False)
+        hint = hint[0] if hint.ndim == 3 else hint
+        return cv2.resize(hint.astype(np.float32), (self.opts.width, self.opts.height),
+                          interpolation=cv2.INTER_NEAREST)
+
+    def K_at_training_size(self, date: str) -> np.ndarray:
+        """(3, 3) intrinsics after resizing native images to (height, width): pixel centres
+        map as x' = (x + 0.5) * sx - 0.5."""
+        K0, (h0, w0) = self.intrinsics[date]
+        sx, sy = self.opts.width / w0, self.opts.height / h0
+        K = K0.astype(np.float64).copy()
+        K[0, 0], K[1, 1] = K0[0, 0] * sx, K0[1, 1] * sy
+        K[0, 2], K[1, 2] = (K0[0, 2] + 0.5) * sx - 0.5, (K0[1, 2] + 0.5) * sy - 0.5
+        return K
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = self.items[index]
+        # augmentation draws from torch's RNG: seeded from config in the main process, and per
+        # worker and epoch by the DataLoader, so runs repeat exactly and epochs differ
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        flip = self.opts.augment and rng.random() < 0.5
+        cam = SIDE_CAM[item.side]
+        frames = [self._image(item.folder, cam, item.frame + f) for f in self.opts.frame_ids]
+        if self.opts.stereo:
+            frames.append(self._image(item.folder, 5 - cam, item.frame))
+        color = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
+        K = self.K_at_training_size(item.date)
+        if flip:
+            color = color.flip(-1)
+            K[0, 2] = self.opts.width - 1 - K[0, 2]
+        jitter = Jitter.draw(rng) if self.opts.augment and rng.random() < 0.5 else Jitter()
+        out = {"color": color, "color_aug": color_jitter(color, jitter),
+               "K": torch.from_numpy(K).float(), "inv_K": torch.from_numpy(np.linalg.inv(K)).float(),
+               "index": torch.tensor(index)}
+        side_sign = -1.0 if item.side == "l" else 1.0  # the other camera: right of 'l', left of 'r'
+        stereo_T = torch.eye(4)
+        stereo_T[0, 3] = side_sign * (-1.0 if flip else 1.0) * self.opts.stereo_baseline
+        out["stereo_T"] = stereo_T
+        if self.opts.hints_root is not None:
+            hint = self._hint(item.folder, cam, item.frame)
+            hint = torch.from_numpy(np.ascontiguousarray(hint[:, ::-1] if flip else hint))[None]
+            out["hint"], out["hint_mask"] = hint, (hint > 0).float()
+        return out
