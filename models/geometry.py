@@ -31,8 +31,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.rotations import (
-    RotationKind, axis_angle_to_matrix, euler_to_matrix, invert_pose, mat_to_pose_vec,
-    matrix_to_axis_angle, matrix_to_euler, pose_vec_to_mat,
+    RotationKind,
+    axis_angle_to_matrix,
+    euler_to_matrix,
+    invert_pose,
+    mat_to_pose_vec,
+    matrix_to_axis_angle,
+    matrix_to_euler,
+    pose_vec_to_mat,
 )
 
 SampleConvention = Literal["exact", "monodepth2", "endoscopy"]
@@ -100,7 +106,8 @@ def project(points: Tensor, K: Tensor, eps: float = PROJECT_EPS) -> tuple[Tensor
     return p[:, :2] / z.clamp(min=eps), z
 
 
-def pixels_to_grid(pix: Tensor, hw: tuple[int, int], convention: SampleConvention = "exact") -> tuple[Tensor, bool]:
+def pixels_to_grid(pix: Tensor, hw: tuple[int, int],
+                   convention: SampleConvention = "exact") -> tuple[Tensor, bool]:
     """``grid_sample`` grid (B, H', W', 2) and its ``align_corners`` flag for pixel coordinates
     (B, 2, H', W') in an image of size ``hw`` (see the module docstring for the conventions)."""
     h, w = hw
@@ -127,7 +134,8 @@ def sample(image: Tensor, pix: Tensor, convention: SampleConvention = "exact",
     return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align)
 
 
-def in_view_mask(pix: Tensor, z: Tensor, hw: tuple[int, int], min_z: float = 1e-3, tol: float = 1e-4) -> Tensor:
+def in_view_mask(pix: Tensor, z: Tensor, hw: tuple[int, int], min_z: float = 1e-3,
+                 tol: float = 1e-4) -> Tensor:
     """Bool (B, 1, H, W): point in front of the camera (z > min_z) and its pixel coordinates
     within ``[0, W-1] x [0, H-1]`` (``tol`` pixels of rounding allowed)."""
     h, w = hw

@@ -18,10 +18,11 @@ from workflow_scripts.kitti import raw
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
-    """CI has 2 cores; keep torch from oversubscribing them."""
+def _one_thread():
+    """One intra-op thread: the tensors here are small, and on a busy 2-core machine OpenMP
+    barriers between two threads made tiny-tensor tests (gradcheck) 10x slower."""
     old = torch.get_num_threads()
-    torch.set_num_threads(min(old, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
 
@@ -66,7 +67,8 @@ def kitti_drive(kitti_demo_small) -> KittiDrive:
     root = kitti_demo_small["root"]
     date, drive = "2011_01_01", "0001"
     path = raw.drive_dir(root, date, drive)
-    return KittiDrive(path=path, rig=kc.load_rig(root / date), poses=dict(np.load(path / "demo_gt" / "poses.npz")))
+    poses = dict(np.load(path / "demo_gt" / "poses.npz"))
+    return KittiDrive(path=path, rig=kc.load_rig(root / date), poses=poses)
 
 
 @dataclass

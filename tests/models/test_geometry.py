@@ -44,7 +44,8 @@ class TestBackProjectProject:
 
     def test_round_trip_through_another_camera(self):
         depth = torch.rand(2, 1, 5, 6, dtype=torch.float64) * 5 + 2
-        T = G.pose_vec_to_mat(torch.randn(2, 3, dtype=torch.float64) * 0.1, torch.randn(2, 3, dtype=torch.float64))
+        T = G.pose_vec_to_mat(torch.randn(2, 3, dtype=torch.float64) * 0.1,
+                              torch.randn(2, 3, dtype=torch.float64))
         X_other = G.transform_points(T, G.back_project(depth, torch.linalg.inv(_K(2))))
         back = G.transform_points(G.invert_pose(T), X_other)
         torch.testing.assert_close(back, G.back_project(depth, torch.linalg.inv(_K(2))))
@@ -205,18 +206,22 @@ class TestScaleLayer:
 class TestDepthAndIntrinsics:
     def test_disp_to_depth_values_and_inverse(self):
         scaled, depth = G.disp_to_depth(torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64), 0.1, 100.0)
-        torch.testing.assert_close(depth, torch.tensor([100.0, 0.1, 1 / (0.01 + 9.99 * 0.5)], dtype=torch.float64))
+        expected = torch.tensor([100.0, 0.1, 1 / (0.01 + 9.99 * 0.5)], dtype=torch.float64)
+        torch.testing.assert_close(depth, expected)
         torch.testing.assert_close(scaled, 1 / depth)
         d = torch.rand(10, dtype=torch.float64)
-        torch.testing.assert_close(G.disp_to_depth(G.depth_to_disp(G.disp_to_depth(d)[1]))[1], G.disp_to_depth(d)[1])
+        depth = G.disp_to_depth(d)[1]
+        torch.testing.assert_close(G.disp_to_depth(G.depth_to_disp(depth))[1], depth)
 
     def test_sc_depth(self):
-        torch.testing.assert_close(G.sc_depth_from_disp(torch.tensor([0.0, 1.0])), torch.tensor([100.0, 1 / 10.01]))
+        out = G.sc_depth_from_disp(torch.tensor([0.0, 1.0]))
+        torch.testing.assert_close(out, torch.tensor([100.0, 1 / 10.01]))
 
     def test_scale_intrinsics(self):
         K = _K()[0]
         K2 = G.scale_intrinsics(K, 0.5, 0.25)
-        expected = np.array([[25.0, 0, (31.3 + 0.5) * 0.5 - 0.5], [0, 12.0, (22.7 + 0.5) * 0.25 - 0.5], [0, 0, 1]])
+        expected = np.array([[25.0, 0, (31.3 + 0.5) * 0.5 - 0.5], [0, 12.0, (22.7 + 0.5) * 0.25 - 0.5],
+                             [0, 0, 1]])
         np.testing.assert_allclose(K2.numpy(), expected)
         torch.testing.assert_close(G.scale_intrinsics(K2, 2.0, 4.0), K)
         # a 2x2 area average puts the centre of low-res pixel 0 at high-res coordinate 0.5

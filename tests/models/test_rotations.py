@@ -54,7 +54,8 @@ def test_axis_angle_round_trip(angle):
     vec = torch.from_numpy(axis / np.linalg.norm(axis) * angle)[None]
     back = R.matrix_to_axis_angle(R.axis_angle_to_matrix(vec))
     if angle > np.pi - 1e-5:  # at pi the sign of the axis is ambiguous: compare matrices
-        torch.testing.assert_close(R.axis_angle_to_matrix(back), R.axis_angle_to_matrix(vec), atol=1e-6, rtol=0)
+        torch.testing.assert_close(R.axis_angle_to_matrix(back), R.axis_angle_to_matrix(vec),
+                                   atol=1e-6, rtol=0)
     else:
         torch.testing.assert_close(back, vec, atol=1e-9, rtol=1e-7)
 
