@@ -52,16 +52,19 @@ class PoseNet(nn.Module):
         rotation: "axis_angle" (monodepth2: vector = (r, t)) or "euler" (SC-Depth: (t, r)).
         weights_path: optional torchvision ImageNet state dict for the encoder (conv1 repeated
             for the 6 input channels and halved).
+        num_frames: 6-vectors the decoder regresses, of which the first is used; default 2 as
+            monodepth2's pair model for "axis_angle", 1 as SC-Depth's PoseNet for "euler".
     """
 
     def __init__(self, num_layers: int = 18, rotation: RotationKind = "axis_angle",
-                 weights_path: str | Path | None = None) -> None:
+                 weights_path: str | Path | None = None, num_frames: int | None = None) -> None:
         super().__init__()
         if rotation not in ("axis_angle", "euler"):
             raise ValueError(f"rotation must be 'axis_angle' or 'euler', got {rotation!r}")
         self.rotation = rotation
         self.encoder = ResnetEncoder(num_layers, num_input_images=2, weights_path=weights_path)
-        self.decoder = PoseDecoder(self.encoder.num_ch_enc, num_input_features=1, num_frames=2)
+        frames = num_frames if num_frames is not None else (2 if rotation == "axis_angle" else 1)
+        self.decoder = PoseDecoder(self.encoder.num_ch_enc, num_input_features=1, num_frames=frames)
 
     def forward(self, image_a: Tensor, image_b: Tensor) -> Tensor:
         """The 6-vector (B, 6) for the pair, inputs (B, 3, H, W) in [0, 1], concatenated in

@@ -127,15 +127,17 @@ class TestDepthDecoder:
 
 class TestPoseNet:
     def test_parameter_count(self):
-        pose_dec = conv(512, 256, 1) + 2 * conv(256, 256) + conv(256, 12, 1)
-        assert n_params(PoseNet(18)) == 11_176_512 + 64 * 3 * 49 + pose_dec
+        pose_dec = conv(512, 256, 1) + 2 * conv(256, 256)
+        encoder = 11_176_512 + 64 * 3 * 49  # conv1 takes 6 channels
+        assert n_params(PoseNet(18)) == encoder + pose_dec + conv(256, 12, 1)  # monodepth2: 2 frames
+        assert n_params(PoseNet(18, "euler")) == encoder + pose_dec + conv(256, 6, 1)  # SC-Depth: 1
 
     @pytest.mark.parametrize("rotation", ["axis_angle", "euler"])
     def test_vector_layout_and_matrix(self, rotation):
         net = PoseNet(18, rotation=rotation)
         with torch.no_grad():
             net.decoder.pose2.weight.zero_()
-            net.decoder.pose2.bias.copy_(torch.arange(12.0) + 1)
+            net.decoder.pose2.bias.copy_(torch.arange(float(net.decoder.pose2.bias.numel())) + 1)
         vec = net(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64))
         torch.testing.assert_close(vec, 0.01 * (torch.arange(6.0) + 1).expand(2, 6))
         T = net.to_matrix(vec)
