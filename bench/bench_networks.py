@@ -3,15 +3,16 @@
     PYTHONPATH=. .venv/bin/python bench/bench_networks.py                 # 192x640, batch 1, CPU (+ CUDA)
     PYTHONPATH=. .venv/bin/python bench/bench_networks.py --batch 4 --repeats 5 --devices cpu
 
-Times are medians over ``--repeats`` runs after one warm-up, in train mode (forward+backward of the
-mean of all outputs) and in eval mode under no_grad (forward). The last column is the ratio to the
-monodepth2 ResNet-18 depth network measured in the same run, the baseline of the driving branch.
+Times are the best of ``--repeats`` rounds after one warm-up, in train mode (forward+backward of the
+mean of all outputs) and in eval mode under no_grad (forward). Each round times every network once
+(round robin), so that load from other processes on a shared machine hits all of them alike. The
+last column is the ratio to the monodepth2 ResNet-18 depth network measured in the same run, the
+baseline of the driving branch.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -46,50 +47,48 @@ def _run(net: nn.Module, x: torch.Tensor, pair: bool, train: bool) -> None:
         sum(o.float().mean() for o in outs).backward()
 
 
-def time_network(net: nn.Module, x: torch.Tensor, pair: bool, repeats: int) -> tuple[float, float]:
-    """(forward+backward seconds in train mode, forward seconds in eval mode), medians."""
-    result = []
-    for train in (True, False):
-        net.train(train)
-        times = []
-        for k in range(repeats + 1):
-            net.zero_grad(set_to_none=True)
-            _sync(x.device)
-            t0 = time.perf_counter()
-            with torch.set_grad_enabled(train):
-                _run(net, x, pair, train)
-            _sync(x.device)
-            if k:  # the first run is a warm-up
-                times.append(time.perf_counter() - t0)
-        result.append(statistics.median(times))
-    return result[0], result[1]
+def time_once(net: nn.Module, x: torch.Tensor, pair: bool, train: bool) -> float:
+    """Seconds of one forward (+ backward in train mode) pass."""
+    net.train(train)
+    net.zero_grad(set_to_none=True)
+    _sync(x.device)
+    t0 = time.perf_counter()
+    with torch.set_grad_enabled(train):
+        _run(net, x, pair, train)
+    _sync(x.device)
+    return time.perf_counter() - t0
 
 
 def main(height: int, width: int, batch: int, repeats: int, devices: list[str], threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
-    print(f"input {batch}x3x{height}x{width}, median of {repeats} runs, torch {torch.__version__}, "
+    print(f"input {batch}x3x{height}x{width}, best of {repeats} rounds, torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
     for dev in devices:
         if dev == "cuda" and not torch.cuda.is_available():
             print("\n(no CUDA device: GPU timings skipped)")
             continue
         device = torch.device(dev)
+        torch.manual_seed(0)
+        nets = {label: make().to(device) for label, make in NETWORKS.items()}
+        x = torch.rand(batch, 3, height, width, device=device)
+        best = {(label, train): float("inf") for label in nets for train in (True, False)}
+        for k in range(repeats + 1):
+            for label, net in nets.items():
+                for train in (True, False):
+                    t = time_once(net, x, isinstance(net, PoseNet), train)
+                    if k:  # round 0 is a warm-up
+                        best[label, train] = min(best[label, train], t)
         name = torch.cuda.get_device_name(device) if dev == "cuda" else "CPU"
         print(f"\n### {name}\n")
         print("| network | parameters | fwd+bwd (s) | fwd no_grad (s) | fwd+bwd / baseline |")
         print("|---|---:|---:|---:|---:|")
-        rows = {}
-        for label, make in NETWORKS.items():
-            torch.manual_seed(0)
-            net = make().to(device)
-            x = torch.rand(batch, 3, height, width, device=device)
-            rows[label] = (sum(p.numel() for p in net.parameters()),
-                           *time_network(net, x, isinstance(net, PoseNet), repeats))
-            del net
-            base = rows[BASELINE][1]
-            n, tb, tf = rows[label]
-            print(f"| {label} | {n:,} | {tb:.3f} | {tf:.3f} | {tb / base:.2f} |", flush=True)
+        base = best[BASELINE, True]
+        for label, net in nets.items():
+            n = sum(p.numel() for p in net.parameters())
+            tb, tf = best[label, True], best[label, False]
+            print(f"| {label} | {n:,} | {tb:.3f} | {tf:.3f} | {tb / base:.2f} |")
+        del nets
 
 
 if __name__ == "__main__":
