@@ -6,6 +6,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/demo.smk"
+include: "rules/endoscopy.smk"
 
 
 rule all:
