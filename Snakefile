@@ -1,7 +1,8 @@
 # The self-supervised depth workflow: includes and target rules only.
 # Logic lives in workflow_scripts/ (non-torch) and models/ (torch); see README.md.
 
-configfile: "config.yaml"
+# The default (demo) config beside this Snakefile, also when run with --directory elsewhere.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"

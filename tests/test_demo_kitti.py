@@ -1,0 +1,199 @@
+"""The demo KITTI drives are exact: formats, LiDAR vs depth, stereo and temporal warps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from workflow_scripts.demo import kitti_demo
+from workflow_scripts.kitti import calib as kc
+from workflow_scripts.kitti import raw
+
+
+def _drive(demo, date="2011_01_01", drive="0001") -> Path:
+    return raw.drive_dir(demo["root"], date, drive)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+
+
+def _gt_depth(drive: Path, cam: int, i: int) -> np.ndarray:
+    png = cv2.imread(str(drive / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{raw.frame_name(i)}.png"),
+                     cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint16
+    return png.astype(np.float64) / kitti_demo.DEPTH_PNG_SCALE
+
+
+def test_layout_and_file_formats(kitti_demo_small):
+    root = kitti_demo_small["root"]
+    for date, (h, w) in kitti_demo_small["config"].dates.items():
+        for name in (kc.CAM_TO_CAM, kc.VELO_TO_CAM, kc.IMU_TO_VELO):
+            assert (root / date / name).is_file()
+        c2c = kc.read_calib_file(root / date / kc.CAM_TO_CAM)
+        for key in ("S_rect_02", "R_rect_00", "P_rect_02", "P_rect_03", "K_02", "D_02", "T_03"):
+            assert isinstance(c2c[key], np.ndarray), key
+        assert kc.load_rig(root / date).image_size[2] == (h, w)
+    for d in kitti_demo_small["config"].drives:
+        drive = raw.drive_dir(root, d.date, d.drive)
+        h, w = kitti_demo_small["config"].dates[d.date]
+        for sub in ("image_02", "image_03"):
+            names = sorted(p.name for p in (drive / sub / "data").iterdir())
+            assert names == [f"{i:010d}.png" for i in range(d.frames)]
+            img = cv2.imread(str(drive / sub / "data" / names[0]), cv2.IMREAD_UNCHANGED)
+            assert img.shape == (h, w, 3) and img.dtype == np.uint8
+        scans = sorted((drive / "velodyne_points" / "data").iterdir())
+        assert [p.name for p in scans] == [f"{i:010d}.bin" for i in range(d.frames)]
+        assert all(p.stat().st_size % 16 == 0 and p.stat().st_size > 16 * 10000 for p in scans)
+        for sub in ("image_02", "image_03", "velodyne_points"):
+            lines = (drive / sub / "timestamps.txt").read_text().splitlines()
+            assert len(lines) == d.frames
+            assert re.fullmatch(r"2011-01-01 \d\d:\d\d:\d\d\.\d{9}", lines[0])
+        np.testing.assert_allclose(np.diff(raw.read_timestamps(drive / "image_02" / "timestamps.txt")), 0.1,
+                                   atol=1e-6)
+        poses = np.load(drive / "demo_gt" / "poses.npz")
+        assert poses["cam2_from_world"].shape == (d.frames, 4, 4)
+
+
+def test_stereo_rig_matches_config(kitti_demo_small):
+    for date in kitti_demo_small["config"].dates:
+        rig = kc.load_rig(kitti_demo_small["root"] / date)
+        assert rig.baseline() == pytest.approx(0.54, abs=1e-6)
+        np.testing.assert_allclose(rig.cam_offset(2), [0.06, 0, 0], atol=1e-7)
+        assert rig.P_rect[2][0, 0] == pytest.approx(721.5377 * rig.image_size[2][1] / 1242, rel=1e-6)
+    poses = np.load(_drive(kitti_demo_small) / "demo_gt" / "poses.npz")
+    right_from_left = poses["cam3_from_world"][0] @ np.linalg.inv(poses["cam2_from_world"][0])
+    np.testing.assert_allclose(right_from_left, np.diag([1.0, 1, 1, 1]) + np.eye(4, k=3) * -0.54, atol=1e-6)
+
+
+def _lidar_vs_depth(drive: Path, rig: kc.KittiRig, i: int, pixel_offset: float = 1.0,
+                    rect: bool = True) -> np.ndarray:
+    """Errors (m) between LiDAR camera-z and the GT depth at the projected position, for points
+    whose 2x2 depth neighbourhood is one smooth surface (inverse depth is bilinear on planes)."""
+    pts = raw.read_velodyne(raw.velodyne_path(drive, i))
+    X = np.c_[pts[:, :3], np.ones(len(pts))]
+    X = X[X[:, 0] >= 0]
+    P = rig.velo_to_image(2) if rect else rig.P_rect[2] @ rig.velo_to_cam
+    p = X @ P.T
+    u, v, z = p[:, 0] / p[:, 2] - pixel_offset, p[:, 1] / p[:, 2] - pixel_offset, p[:, 2]
+    gt = _gt_depth(drive, 2, i)
+    h, w = gt.shape
+    m = (u >= 0) & (v >= 0) & (u < w - 1) & (v < h - 1)
+    u, v, z = u[m], v[m], z[m]
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = u - u0, v - v0
+    q = np.stack([gt[v0, u0], gt[v0, u0 + 1], gt[v0 + 1, u0], gt[v0 + 1, u0 + 1]])
+    smooth = (q.min(0) > 0) & (q.max(0) / np.maximum(q.min(0), 1e-9) < 1.05)
+    inv = 1.0 / np.where(q > 0, q, 1.0)
+    inv_d = inv[0] * (1 - fu) * (1 - fv) + inv[1] * fu * (1 - fv) + inv[2] * (1 - fu) * fv + inv[3] * fu * fv
+    return np.abs(1.0 / inv_d - z)[smooth]
+
+
+def test_lidar_lands_on_ground_truth_depth(kitti_demo_small):
+    drive = _drive(kitti_demo_small)
+    rig = kc.load_rig(kitti_demo_small["root"] / "2011_01_01")
+    for i in (0, 4):
+        err = _lidar_vs_depth(drive, rig, i)
+        assert err.size > 5000
+        # the rest are points the camera cannot see (the LiDAR sits 27 cm behind and 8 cm above)
+        assert np.mean(err < 0.01) > 0.97
+        assert np.median(err) < 0.002  # the depth PNG quantum is 1/256 m
+    # a wrong convention (0-based pixels) or a missing rectification is clearly detected
+    assert np.median(_lidar_vs_depth(drive, rig, 0, pixel_offset=0.0)) > 5 * np.median(_lidar_vs_depth(drive, rig, 0))
+    assert np.mean(_lidar_vs_depth(drive, rig, 0, rect=False) < 0.01) < 0.5
+
+
+def _warp(src: np.ndarray, depth_tgt: np.ndarray, K: np.ndarray, src_from_tgt: np.ndarray):
+    """Inverse-warp ``src`` into the target view; returns the warped image, the projected
+    source pixel coordinates and the depth of the target points in the source camera."""
+    h, w = depth_tgt.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T
+    X = rays * depth_tgt[..., None]
+    Xs = X @ src_from_tgt[:3, :3].T + src_from_tgt[:3, 3]
+    z = Xs[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        us = np.where(z > 0.1, K[0, 0] * Xs[..., 0] / z + K[0, 2], -1e4)
+        vs = np.where(z > 0.1, K[1, 1] * Xs[..., 1] / z + K[1, 2], -1e4)
+    us, vs = np.clip(us, -1e4, 1e4).astype(np.float32), np.clip(vs, -1e4, 1e4).astype(np.float32)
+    warped = cv2.remap(src, us, vs, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
+    return warped, us, vs, z
+
+
+def _covisible(depth_tgt, depth_src, K, src_from_tgt) -> np.ndarray:
+    """Target pixels whose true 3-D point is visible in the source view (GT depth, GT pose)."""
+    warped, us, vs, z = _warp(np.zeros(depth_tgt.shape + (3,), np.float32), depth_tgt, K, src_from_tgt)
+    d_src = cv2.remap(depth_src.astype(np.float32), us, vs, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    visible = (warped[..., 0] >= 0) & (depth_tgt > 0) & (np.abs(d_src - z) < 0.02 * z)
+    assert visible.mean() > 0.4
+    return visible
+
+
+def _photometric(tgt, src, depth_tgt, K, src_from_tgt, mask) -> float:
+    """Mean |I_t - warp(I_s)| over ``mask`` (pixels falling outside the source count as 1)."""
+    warped, *_ = _warp(src, depth_tgt, K, src_from_tgt)
+    err = np.where(warped >= 0, np.abs(warped - tgt), 1.0)
+    return float(err[mask].mean())
+
+
+def test_right_image_warped_with_gt_depth_reproduces_left(kitti_demo_small):
+    drive = _drive(kitti_demo_small)
+    rig = kc.load_rig(kitti_demo_small["root"] / "2011_01_01")
+    K = rig.K(2)
+    left, right = _rgb(raw.image_path(drive, 2, 2)), _rgb(raw.image_path(drive, 3, 2))
+    d_left, d_right = _gt_depth(drive, 2, 2), _gt_depth(drive, 3, 2)
+    right_from_left = np.eye(4)
+    right_from_left[0, 3] = -rig.baseline()
+    mask = _covisible(d_left, d_right, K, right_from_left)
+    good = _photometric(left, right, d_left, K, right_from_left, mask)
+    wrong = [_photometric(left, right, d_left * s, K, right_from_left, mask) for s in (0.9, 1.1)]
+    assert good < 0.012  # sensor noise of both images (1 level) + interpolation
+    assert min(wrong) > 3 * good
+
+
+def test_next_frame_warped_with_gt_pose_reproduces_frame(kitti_demo_small):
+    drive = _drive(kitti_demo_small)
+    K = kc.load_rig(kitti_demo_small["root"] / "2011_01_01").K(2)
+    poses = np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"]
+    tgt, src = _rgb(raw.image_path(drive, 2, 2)), _rgb(raw.image_path(drive, 2, 3))
+    d_tgt, d_src = _gt_depth(drive, 2, 2), _gt_depth(drive, 2, 3)
+    src_from_tgt = poses[3] @ np.linalg.inv(poses[2])
+    assert np.linalg.norm(src_from_tgt[:3, 3]) > 0.5  # the car moved
+    mask = _covisible(d_tgt, d_src, K, src_from_tgt)
+    good = _photometric(tgt, src, d_tgt, K, src_from_tgt, mask)
+    bumped = src_from_tgt.copy()
+    bumped[:3, 3] += [0.05, 0.0, 0.15]
+    assert good < 0.02
+    assert _photometric(tgt, src, d_tgt, K, bumped, mask) > 2.5 * good
+
+
+def test_generation_is_deterministic(tmp_path, kitti_demo_small):
+    """Same config and seed -> byte-identical files, whatever the number of workers."""
+    tiny = kitti_demo.KittiDemoConfig(dates={"2011_01_02": (370, 1226)},
+                                      drives=(kitti_demo.DemoDrive("2011_01_02", "0003", 2, 9.0, False),),
+                                      lidar_azimuth_steps=kitti_demo_small["config"].lidar_azimuth_steps)
+    kitti_demo.generate(tmp_path / "a", tiny, seed=5, workers=1)
+    kitti_demo.generate(tmp_path / "b", tiny, seed=5, workers=2)
+    a, b = (raw.drive_dir(tmp_path / x, "2011_01_02", "0003") for x in "ab")
+    for rel in ("image_02/data/0000000001.png", "velodyne_points/data/0000000001.bin",
+                "proj_depth/groundtruth/image_03/0000000000.png", "demo_gt/poses.npz"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    # the calibration depends only on the date's image size
+    assert (a.parent / kc.CAM_TO_CAM).read_text() == \
+        (kitti_demo_small["root"] / "2011_01_02" / kc.CAM_TO_CAM).read_text()
+    kitti_demo.generate(tmp_path / "c", tiny, seed=6, workers=1)
+    c = raw.drive_dir(tmp_path / "c", "2011_01_02", "0003")
+    assert (a / "image_02/data/0000000001.png").read_bytes() != (c / "image_02/data/0000000001.png").read_bytes()
+
+
+def test_stop_drive_stands_still():
+    from workflow_scripts.demo.kitti_scene import trajectory
+
+    poses, _ = trajectory(np.random.default_rng(0), 60, 7.0, stop=True)
+    step = np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1)
+    assert (step < 1e-9).sum() >= 8  # about a second standing still
+    assert step[:5].min() > 0.5 and step[-5:].min() > 0.5

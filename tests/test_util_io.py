@@ -1,0 +1,39 @@
+"""Atomic outputs: nothing half-written is left behind, finished outputs are replaced whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflow_scripts.util import InputDataError, atomic_dir, atomic_file, write_text_atomic
+
+
+def test_atomic_file_keeps_suffix_and_cleans_up_on_error(tmp_path):
+    target = tmp_path / "sub" / "out.npy"
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            assert tmp.suffix == ".npy" and tmp.parent == target.parent
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("killed")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_file(target) as tmp:
+        tmp.write_bytes(b"done")
+    assert target.read_bytes() == b"done" and len(list(target.parent.iterdir())) == 1
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "tree"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(ValueError):
+        with atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise ValueError
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]
+
+
+def test_write_text_atomic_and_error_message(tmp_path):
+    write_text_atomic(tmp_path / "x.txt", "hello")
+    assert (tmp_path / "x.txt").read_text() == "hello"
+    err = InputDataError(tmp_path / "x.txt", "is empty", "regenerate it")
+    assert str(err) == f"{tmp_path / 'x.txt'}: is empty. regenerate it"

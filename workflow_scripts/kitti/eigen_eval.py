@@ -1,0 +1,131 @@
+"""Eigen-protocol depth evaluation (monodepth2 ``evaluate_depth.py``; seed_methods §7.1, §7.3).
+
+Per image: the predicted (scaled) disparity is resized bilinearly to the ground-truth size,
+inverted to depth, masked to ``min_depth < gt < max_depth`` (and the Garg crop on the eigen
+split), scaled (per-image median ratio, or a fixed factor such as 5.4 for stereo models trained
+with a 0.1 baseline), clamped to [min_depth, max_depth], and scored with the 7 Eigen metrics plus
+log10. Split metrics are means over images (as the references report them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
+GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)  # rows, cols as fractions
+STEREO_SCALE = 5.4  # KITTI baseline 0.54 m / training baseline 0.1 "stereo units"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How predictions are compared with ground truth.
+
+    Attributes:
+        min_depth, max_depth: valid ground-truth range and clamp range (m); monodepth2 uses
+            1e-3 / 80, SC-Depth 0.1 / 80.
+        crop: "garg" (eigen split) or "none" (eigen_benchmark and other splits: gt > 0 only).
+        scaling: "median" (per-image median ratio, monocular models) or "fixed".
+        fixed_scale: factor applied to the predicted depth when ``scaling == "fixed"``
+            (5.4 for stereo-trained models, 1.0 for metric predictions).
+    """
+
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    crop: str = "garg"
+    scaling: str = "median"
+    fixed_scale: float = STEREO_SCALE
+
+    def __post_init__(self) -> None:
+        if self.crop not in ("garg", "none"):
+            raise ValueError(f"crop must be 'garg' or 'none', got {self.crop!r}")
+        if self.scaling not in ("median", "fixed"):
+            raise ValueError(f"scaling must be 'median' or 'fixed', got {self.scaling!r}")
+
+
+def garg_crop(height: int, width: int) -> tuple[int, int, int, int]:
+    """Row/column bounds ``(top, bottom, left, right)`` of the Garg/Eigen crop, truncated with
+    ``int()`` as the reference does (375x1242 -> rows 153:371, cols 44:1197)."""
+    r0, r1, c0, c1 = GARG_CROP
+    return int(r0 * height), int(r1 * height), int(c0 * width), int(c1 * width)
+
+
+def valid_mask(gt: np.ndarray, opts: EvalOptions) -> np.ndarray:
+    """(H, W) bool: pixels that take part in the evaluation."""
+    if opts.crop == "none":
+        return gt > 0
+    mask = (gt > opts.min_depth) & (gt < opts.max_depth)
+    top, bottom, left, right = garg_crop(*gt.shape)
+    crop = np.zeros_like(mask)
+    crop[top:bottom, left:right] = True
+    return mask & crop
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The Eigen metrics between matching 1-D arrays of positive depths (m)."""
+    thresh = np.maximum(gt / pred, pred / gt)
+    return {
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
+        "log10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+    }
+
+
+def evaluate_image(gt: np.ndarray, disp: np.ndarray, opts: EvalOptions) -> tuple[dict[str, float], float]:
+    """Score one prediction.
+
+    Args:
+        gt: (H, W) ground-truth depth in metres, 0 = no measurement.
+        disp: (h, w) predicted disparity (any resolution; inverse of depth up to scale).
+    Returns:
+        metrics and the scale ratio applied (median ratio, or the fixed factor).
+    """
+    h, w = gt.shape
+    disp = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    depth = 1.0 / np.maximum(disp.astype(np.float64), 1e-12)
+    mask = valid_mask(gt, opts)
+    if not mask.any():
+        raise ValueError("no valid ground-truth pixel in this image")
+    g, p = gt[mask], depth[mask]
+    ratio = float(np.median(g) / np.median(p)) if opts.scaling == "median" else opts.fixed_scale
+    p = np.clip(p * ratio, opts.min_depth, opts.max_depth)
+    return compute_errors(g, p), ratio
+
+
+def evaluate_split(gts: list[np.ndarray], disps: np.ndarray | list[np.ndarray],
+                   opts: EvalOptions) -> tuple[dict[str, float], np.ndarray]:
+    """Mean metrics over images and the per-image scale ratios (N,)."""
+    if len(gts) != len(disps):
+        raise ValueError(f"{len(disps)} predictions for {len(gts)} ground-truth images")
+    rows, ratios = [], []
+    for gt, disp in zip(gts, disps, strict=True):
+        errors, ratio = evaluate_image(gt, disp, opts)
+        rows.append([errors[m] for m in METRICS])
+        ratios.append(ratio)
+    means = np.mean(np.array(rows), axis=0)
+    return dict(zip(METRICS, means.tolist(), strict=True)), np.array(ratios)
+
+
+def post_process_disparity(disp: np.ndarray, disp_flipped: np.ndarray) -> np.ndarray:
+    """monodepth2's flip post-processing.
+
+    Args:
+        disp: (N, H, W) disparity of the images; disp_flipped: (N, H, W) disparity predicted
+            for the horizontally flipped images (NOT flipped back).
+    Returns:
+        (N, H, W): the two blended, each side's border taken from the prediction that saw it.
+    """
+    _, h, w = disp.shape
+    r = disp_flipped[:, :, ::-1]
+    m = 0.5 * (disp + r)
+    grid = np.linspace(0.0, 1.0, w)[None, :].repeat(h, 0)
+    l_mask = (1.0 - np.clip(20.0 * (grid - 0.05), 0.0, 1.0))[None]
+    r_mask = l_mask[:, :, ::-1]
+    return r_mask * disp + l_mask * r + (1.0 - l_mask - r_mask) * m
