@@ -1,6 +1,5 @@
 """Rule run_sfm: COLMAP SfM (pycolmap) on the extracted frames (see workflow_scripts/endo/sfm.py)."""
 
-
 import logging
 import os
 import sys
@@ -21,8 +20,13 @@ def redirect_stderr(path: str) -> None:
 
 def main(frames_dir: Path, out_dir: Path, options: SfMOptions) -> dict:
     summary = run_sfm_on_frames(frames_dir, out_dir, options)
-    log.info("registered %d/%d frames, %d points, times %s", summary["registered"], summary["frames"],
-             summary["points3D"], summary["times"])
+    log.info(
+        "registered %d/%d frames, %d points, times %s",
+        summary["registered"],
+        summary["frames"],
+        summary["points3D"],
+        summary["times"],
+    )
     return summary
 
 
@@ -32,5 +36,8 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log.main)
     redirect_stderr(smk.log.colmap)  # COLMAP's own (glog) progress output
-    main(Path(smk.input.frames), Path(smk.output[0]),
-         SfMOptions.from_config(smk.params.sfm, seed=smk.params.seed, num_threads=smk.threads))
+    main(
+        Path(smk.input.frames),
+        Path(smk.output[0]),
+        SfMOptions.from_config(smk.params.sfm, seed=smk.params.seed, num_threads=smk.threads),
+    )

@@ -30,12 +30,25 @@ def endo_sfm_run(tmp_path_factory, default_config) -> dict:
     endo = copy.deepcopy(default_config["endoscopy"])
     endo["frames"]["stride"] = 1
     out = root.parent / "results"
-    extract_frames(root / "seqsfm.mp4", load_camera(root / "camera.yaml"), out / "frames",
-                   ExtractOptions.from_config(endo["frames"]))
+    extract_frames(
+        root / "seqsfm.mp4",
+        load_camera(root / "camera.yaml"),
+        out / "frames",
+        ExtractOptions.from_config(endo["frames"]),
+    )
     start = time.perf_counter()
-    summary = run_sfm_on_frames(out / "frames", out / "sfm", SfMOptions.from_config(endo["sfm"], default_config["seed"]))
+    summary = run_sfm_on_frames(
+        out / "frames", out / "sfm", SfMOptions.from_config(endo["sfm"], default_config["seed"])
+    )
     seconds = time.perf_counter() - start
     with np.load(root / "gt" / "seqsfm" / "poses.npz") as f:
         gt = {k: f[k] for k in f.files}
-    return {"root": root, "frames": out / "frames", "sfm": out / "sfm", "gt": gt, "summary": summary,
-            "sfm_seconds": seconds, "config": endo}
+    return {
+        "root": root,
+        "frames": out / "frames",
+        "sfm": out / "sfm",
+        "gt": gt,
+        "summary": summary,
+        "sfm_seconds": seconds,
+        "config": endo,
+    }

@@ -11,8 +11,9 @@ from scipy.spatial.transform import Rotation
 from workflow_scripts.endo.scene import SfMScene
 
 
-def synthetic_scene(folder: Path, n_views: int = 6, n_points: int = 200, seed: int = 0,
-                    size: tuple[int, int] = (120, 160)) -> SfMScene:
+def synthetic_scene(
+    folder: Path, n_views: int = 6, n_points: int = 200, seed: int = 0, size: tuple[int, int] = (120, 160)
+) -> SfMScene:
     """Cameras on a short forward path looking at points 3-6 units ahead; frames written as
     smooth random JPEGs ``<index:08d>.jpg`` into ``folder`` (indexes 100, 102, ...)."""
     rng = np.random.default_rng(seed)
@@ -36,6 +37,13 @@ def synthetic_scene(folder: Path, n_views: int = 6, n_points: int = 200, seed: i
         cv2.imwrite(str(folder / f"{int(i):08d}.jpg"), img)
     mask = np.zeros((h, w), np.uint8)
     cv2.circle(mask, (w // 2, h // 2), int(0.55 * w), 255, -1)
-    return SfMScene(K=K, frame_indexes=np.arange(100, 100 + 2 * n_views), view_indexes=view_indexes,
-                    cam_from_world=cam_from_world, points=points, visibility=visibility, mask=mask,
-                    frames_dir=folder)
+    return SfMScene(
+        K=K,
+        frame_indexes=np.arange(100, 100 + 2 * n_views),
+        view_indexes=view_indexes,
+        cam_from_world=cam_from_world,
+        points=points,
+        visibility=visibility,
+        mask=mask,
+        frames_dir=folder,
+    )

@@ -52,12 +52,15 @@ def test_video_frames_are_undistorted_and_named_by_index(demo, tmp_path):
     assert written[mask == 0].mean() < written[inside].mean() / 3  # the black border is outside
 
 
-@pytest.mark.parametrize(("selection", "expected"), [
-    ({"start": 3, "end": 9, "stride": 2}, [3, 5, 7]),
-    ({"fps": 10.0}, [0, 3, 6, 9]),  # 30 fps video -> every 3rd frame
-    ({"start": 10}, [10, 11]),
-    ({"end": 12, "stride": 5}, [0, 5, 10]),
-])
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        ({"start": 3, "end": 9, "stride": 2}, [3, 5, 7]),
+        ({"fps": 10.0}, [0, 3, 6, 9]),  # 30 fps video -> every 3rd frame
+        ({"start": 10}, [10, 11]),
+        ({"end": 12, "stride": 5}, [0, 5, 10]),
+    ],
+)
 def test_frame_selection(demo, tmp_path, selection, expected):
     out = tmp_path / "frames"
     extract_frames(demo["video"], demo["camera"], out, options(**selection))
@@ -117,15 +120,23 @@ def test_frame_folder_input_keeps_file_numbers_and_uses_its_mask(demo, tmp_path)
     src.mkdir()
     rng = np.random.default_rng(1)
     for i in range(4584, 4590):
-        cv2.imwrite(str(src / f"{i:08d}.png"), cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (0, 0), 2))
+        cv2.imwrite(
+            str(src / f"{i:08d}.png"),
+            cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (0, 0), 2),
+        )
     mask = np.zeros((48, 64), np.uint8)
     mask[8:40, 10:50] = 255
     cv2.imwrite(str(src / "mask.png"), mask)
+    cv2.imwrite(str(src / "undistorted_mask.jpg"), mask)  # a preview beside numbered frames: not a frame
     K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
     cam = type(demo["camera"])(K=K, dist=np.zeros(5), size=(48, 64), fps=25.0, aperture=None)
     out = tmp_path / "frames"
-    summary = extract_frames(src, cam, out, ExtractOptions(selection=FrameSelection(start=4585, stride=2),
-                                                           mask_erode_px=2, jpeg_quality=100))
+    summary = extract_frames(
+        src,
+        cam,
+        out,
+        ExtractOptions(selection=FrameSelection(start=4585, stride=2), mask_erode_px=2, jpeg_quality=100),
+    )
     assert [int(r["index"]) for r in manifest(out)] == [4585, 4587, 4589]
     assert json.loads((out / "camera.json").read_text())["frames"] == summary["frames"] == 3
     written = cv2.imread(str(out / "mask.png"), cv2.IMREAD_GRAYSCALE)

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from endo_synthetic import synthetic_scene
 from scipy.spatial.transform import Rotation
 
-from endo_synthetic import synthetic_scene
 from workflow_scripts.endo.liu_format import read_liu_folder, write_liu_folder
 from workflow_scripts.endo.sfm_data import project_points
 from workflow_scripts.endo.trajectory import camera_centres
@@ -61,7 +61,8 @@ def test_hand_written_pose_is_inverted_and_projects(tmp_path):
     (folder / "motion.yaml").write_text(
         "header: \n  seq: 0\n  stamp: 0.000000000\n  frame_id: \nposes[]:\n  poses[0]: \n"
         "    position: \n      x: 1\n      y: 2\n      z: 3\n"
-        f"    orientation: \n      x: 0\n      y: 0\n      z: {s}\n      w: {s}\n")
+        f"    orientation: \n      x: 0\n      y: 0\n      z: {s}\n      w: {s}\n"
+    )
     T = read_liu_folder(folder).cam_from_world[0]
     assert np.allclose(T[:3, :3], Rotation.from_euler("z", -90, degrees=True).as_matrix())
     uv, z = project_points(scene.K, T, np.array([[1.0, 2.0, 8.0], [2.0, 2.0, 3.0]]))
@@ -86,15 +87,22 @@ def test_old_three_number_intrinsics(written):
     assert np.allclose(K, [[90.5, 0, 70.25], [0, 90.5, 60.75], [0, 0, 1]])
 
 
-@pytest.mark.parametrize(("name", "content", "problem"), [
-    ("view_indexes_per_point", "-1\n100\n-1\n999\n", "frame 999"),
-    ("view_indexes_per_point", "-1\n100\n", "lists 1 points"),
-    ("motion.yaml", "header: {seq: 0}\nposes[]:\n  poses[0]: {position: {x: 0, y: 0, z: 0}}\n", "poses[0]"),
-    ("motion.yaml", "just text", "poses[]"),
-    ("visible_view_indexes", "104\n102\n", "ascending"),
-    ("structure.ply", "ply\nformat ascii 1.0\nelement face 0\nend_header\n", "vertex"),
-    ("camera_intrinsics_per_view", "1\n2\n", "need fx, fy, cx, cy"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("view_indexes_per_point", "-1\n100\n-1\n999\n", "frame 999"),
+        ("view_indexes_per_point", "-1\n100\n", "lists 1 points"),
+        (
+            "motion.yaml",
+            "header: {seq: 0}\nposes[]:\n  poses[0]: {position: {x: 0, y: 0, z: 0}}\n",
+            "poses[0]",
+        ),
+        ("motion.yaml", "just text", "poses[]"),
+        ("visible_view_indexes", "104\n102\n", "ascending"),
+        ("structure.ply", "ply\nformat ascii 1.0\nelement face 0\nend_header\n", "vertex"),
+        ("camera_intrinsics_per_view", "1\n2\n", "need fx, fy, cx, cy"),
+    ],
+)
 def test_bad_files_name_the_file(written, name, content, problem):
     _, folder = written
     (folder / name).write_text(content)

@@ -54,8 +54,12 @@ class ExtractOptions:
 
     @classmethod
     def from_config(cls, section: dict) -> ExtractOptions:
-        return cls(selection=FrameSelection.from_config(section), focal_scale=float(section["focal_scale"]),
-                   mask_erode_px=int(section["mask_erode_px"]), jpeg_quality=int(section["jpeg_quality"]))
+        return cls(
+            selection=FrameSelection.from_config(section),
+            focal_scale=float(section["focal_scale"]),
+            mask_erode_px=int(section["mask_erode_px"]),
+            jpeg_quality=int(section["jpeg_quality"]),
+        )
 
 
 def _source_mask(source: Path) -> np.ndarray | None:
@@ -72,8 +76,9 @@ def _source_mask(source: Path) -> np.ndarray | None:
     return None
 
 
-def extract_frames(source: str | Path, camera: EndoCamera, out_dir: str | Path,
-                   options: ExtractOptions | None = None) -> dict:
+def extract_frames(
+    source: str | Path, camera: EndoCamera, out_dir: str | Path, options: ExtractOptions | None = None
+) -> dict:
     """Decode ``source`` (a video file or a folder of frames), undistort, write ``out_dir``.
 
     Returns:
@@ -87,37 +92,57 @@ def extract_frames(source: str | Path, camera: EndoCamera, out_dir: str | Path,
     source, out_dir = Path(source), Path(out_dir)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     if not is_video and not source.is_dir():
-        raise InputDataError(source, "is neither a video file nor a frame folder",
-                             f"give <seq>{'/'.join(VIDEO_SUFFIXES[:2])} or a <seq>/ folder of frames")
+        raise InputDataError(
+            source,
+            "is neither a video file nor a frame folder",
+            f"give <seq>{'/'.join(VIDEO_SUFFIXES[:2])} or a <seq>/ folder of frames",
+        )
     und = make_undistorter(camera, options.focal_scale, options.mask_erode_px, _source_mask(source))
-    frames = (iter_video_frames(source, options.selection) if is_video
-              else iter_folder_frames(source, options.selection, camera.fps))
+    frames = (
+        iter_video_frames(source, options.selection)
+        if is_video
+        else iter_folder_frames(source, options.selection, camera.fps)
+    )
     rows: list[tuple[int, str, float]] = []
     with atomic_dir(out_dir) as tmp:
         for index, bgr in frames:
             if bgr.shape[:2] != camera.size:
-                raise InputDataError(source, f"frame {index} is {bgr.shape[1]}x{bgr.shape[0]} but camera.yaml "
-                                             f"says {camera.size[1]}x{camera.size[0]}",
-                                     "fix image_width/image_height in camera.yaml")
+                raise InputDataError(
+                    source,
+                    f"frame {index} is {bgr.shape[1]}x{bgr.shape[0]} but camera.yaml "
+                    f"says {camera.size[1]}x{camera.size[0]}",
+                    "fix image_width/image_height in camera.yaml",
+                )
             name = f"{index:08d}.jpg"
-            if not cv2.imwrite(str(tmp / name), und.undistort(bgr), [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]):
+            if not cv2.imwrite(
+                str(tmp / name), und.undistort(bgr), [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+            ):
                 raise OSError(f"cannot write {tmp / name}")
             rows.append((index, name, index / camera.fps))
         if len(rows) < options.min_frames:
-            raise InputDataError(source, f"the frame selection keeps {len(rows)} frame(s)",
-                                 f"keep at least {options.min_frames}: widen endoscopy.frames start/end or "
-                                 "lower stride")
+            raise InputDataError(
+                source,
+                f"the frame selection keeps {len(rows)} frame(s)",
+                f"keep at least {options.min_frames}: widen endoscopy.frames start/end or lower stride",
+            )
         cv2.imwrite(str(tmp / "mask.png"), und.mask)
         with open(tmp / "frames.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["index", "file", "time_s"])
             writer.writerows((i, n, f"{t:.6f}") for i, n, t in rows)
         summary = {
-            "source": str(source), "frames": len(rows), "first": rows[0][0], "last": rows[-1][0],
-            "step": options.selection.step(camera.fps), "size_hw": list(camera.size),
-            "K": und.K.tolist(), "pixel_convention": "opencv: centre of the top-left pixel = (0, 0)",
-            "mask_fraction": float((und.mask == 255).mean()), "fps": camera.fps,
-            "selection": asdict(options.selection), "focal_scale": options.focal_scale,
+            "source": str(source),
+            "frames": len(rows),
+            "first": rows[0][0],
+            "last": rows[-1][0],
+            "step": options.selection.step(camera.fps),
+            "size_hw": list(camera.size),
+            "K": und.K.tolist(),
+            "pixel_convention": "opencv: centre of the top-left pixel = (0, 0)",
+            "mask_fraction": float((und.mask == 255).mean()),
+            "fps": camera.fps,
+            "selection": asdict(options.selection),
+            "focal_scale": options.focal_scale,
         }
         (tmp / "camera.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("extracted %d frames (%d..%d) of %s to %s", len(rows), rows[0][0], rows[-1][0], source, out_dir)

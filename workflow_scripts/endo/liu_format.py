@@ -34,8 +34,15 @@ from workflow_scripts.util import InputDataError, write_text_atomic
 
 __all__ = ["LIU_FILES", "pose_from_yaml_entry", "read_liu_folder", "write_liu_folder"]
 
-LIU_FILES = ("camera_intrinsics_per_view", "motion.yaml", "structure.ply", "view_indexes_per_point",
-             "visible_view_indexes", "selected_indexes", "undistorted_mask.bmp")
+LIU_FILES = (
+    "camera_intrinsics_per_view",
+    "motion.yaml",
+    "structure.ply",
+    "view_indexes_per_point",
+    "visible_view_indexes",
+    "selected_indexes",
+    "undistorted_mask.bmp",
+)
 _FIX = "see seed_methods §1.3 for the format (or re-export it from COLMAP)"
 
 
@@ -90,8 +97,11 @@ def _read_motion(path: Path, n_views: int) -> np.ndarray:
             raise InputDataError(path, f"entry poses[{k}] is missing or malformed ({err!r})", _FIX) from err
         out[k] = np.linalg.inv(world_from_cam)
     if len(poses) != n_views:
-        raise InputDataError(path, f"holds {len(poses)} poses but visible_view_indexes lists {n_views} views",
-                             "give one pose per registered view")
+        raise InputDataError(
+            path,
+            f"holds {len(poses)} poses but visible_view_indexes lists {n_views} views",
+            "give one pose per registered view",
+        )
     return out
 
 
@@ -141,10 +151,21 @@ def read_liu_folder(folder: str | Path) -> SfMScene:
         raise InputDataError(folder / "undistorted_mask.bmp", "missing or unreadable", _FIX)
     missing = [int(i) for i in view_indexes if not (folder / f"{int(i):08d}.jpg").is_file()]
     if missing:
-        raise InputDataError(folder, f"frames {missing[:5]}{'...' if len(missing) > 5 else ''} are missing "
-                                     "(<index:08d>.jpg)", "put the undistorted frames beside the SfM files")
-    return SfMScene(K=K, frame_indexes=frame_indexes, view_indexes=view_indexes, cam_from_world=cam_from_world,
-                    points=points, visibility=visibility, mask=mask, frames_dir=folder)
+        raise InputDataError(
+            folder,
+            f"frames {missing[:5]}{'...' if len(missing) > 5 else ''} are missing (<index:08d>.jpg)",
+            "put the undistorted frames beside the SfM files",
+        )
+    return SfMScene(
+        K=K,
+        frame_indexes=frame_indexes,
+        view_indexes=view_indexes,
+        cam_from_world=cam_from_world,
+        points=points,
+        visibility=visibility,
+        mask=mask,
+        frames_dir=folder,
+    )
 
 
 def _motion_yaml(cam_from_world: np.ndarray) -> str:
@@ -153,8 +174,10 @@ def _motion_yaml(cam_from_world: np.ndarray) -> str:
         world_from_cam = np.linalg.inv(T)
         qx, qy, qz, qw = Rotation.from_matrix(world_from_cam[:3, :3]).as_quat()
         x, y, z = world_from_cam[:3, 3]
-        poses[f"poses[{k}]"] = {"position": {"x": float(x), "y": float(y), "z": float(z)},
-                                "orientation": {"x": float(qx), "y": float(qy), "z": float(qz), "w": float(qw)}}
+        poses[f"poses[{k}]"] = {
+            "position": {"x": float(x), "y": float(y), "z": float(z)},
+            "orientation": {"x": float(qx), "y": float(qy), "z": float(qz), "w": float(qw)},
+        }
     doc = {"header": {"seq": 0, "stamp": 0.0, "frame_id": None}, "poses[]": poses}
     return yaml.safe_dump(doc, sort_keys=False)
 
@@ -164,8 +187,10 @@ def write_liu_folder(scene: SfMScene, folder: str | Path, copy_frames: bool = Tr
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fx, fy, cx, cy = scene.K[0, 0], scene.K[1, 1], scene.K[0, 2], scene.K[1, 2]
-    write_text_atomic(folder / "camera_intrinsics_per_view",
-                      "".join(f"{fx:.9g}\n{fy:.9g}\n{cx:.9g}\n{cy:.9g}\n" for _ in scene.view_indexes))
+    write_text_atomic(
+        folder / "camera_intrinsics_per_view",
+        "".join(f"{fx:.9g}\n{fy:.9g}\n{cx:.9g}\n{cy:.9g}\n" for _ in scene.view_indexes),
+    )
     write_text_atomic(folder / "motion.yaml", _motion_yaml(scene.cam_from_world))
     vertex = np.empty(len(scene.points), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
     for d, c in enumerate("xyz"):

@@ -53,8 +53,10 @@ class SfMScene:
         if self.cam_from_world.shape != (V, 4, 4):
             raise ValueError(f"cam_from_world must be ({V}, 4, 4), got {self.cam_from_world.shape}")
         if self.points.shape != (P, 3) or self.visibility.shape != (P, V):
-            raise ValueError(f"points {self.points.shape} / visibility {self.visibility.shape} "
-                             f"do not match {P} points x {V} views")
+            raise ValueError(
+                f"points {self.points.shape} / visibility {self.visibility.shape} "
+                f"do not match {P} points x {V} views"
+            )
         if np.any(np.diff(self.view_indexes) <= 0):
             raise ValueError("view_indexes must be strictly ascending")
 
@@ -79,8 +81,11 @@ def read_frame_indexes(frames_dir: str | Path) -> np.ndarray:
 def _frame_index(name: str, model_dir: Path) -> int:
     stem = Path(name).stem
     if not stem.isdigit():
-        raise InputDataError(model_dir, f"image name {name!r} is not <frame index>.jpg",
-                             "reconstruct the frames written by extract_frames")
+        raise InputDataError(
+            model_dir,
+            f"image name {name!r} is not <frame index>.jpg",
+            "reconstruct the frames written by extract_frames",
+        )
     return int(stem)
 
 
@@ -99,15 +104,19 @@ def scene_from_colmap(model_dir: str | Path, frames_dir: str | Path, K: np.ndarr
     if not model_dir.is_dir():
         raise InputDataError(model_dir, "COLMAP model folder not found", "run run_sfm for this sequence")
     rec = pycolmap.Reconstruction(str(model_dir))
-    images = sorted(((_frame_index(im.name, model_dir), im) for im in rec.images.values() if im.has_pose),
-                    key=lambda x: x[0])
+    images = sorted(
+        ((_frame_index(im.name, model_dir), im) for im in rec.images.values() if im.has_pose),
+        key=lambda x: x[0],
+    )
     if not images:
         raise InputDataError(model_dir, "model has no registered image", "re-run run_sfm")
     if K is None:
         K = opencv_K(rec.cameras[images[0][1].camera_id])
     view_indexes = np.array([i for i, _ in images], dtype=np.int64)
     cam_from_world = np.stack([im.cam_from_world().matrix() for _, im in images])
-    cam_from_world = np.concatenate([cam_from_world, np.tile([[[0, 0, 0, 1.0]]], (len(images), 1, 1))], axis=1)
+    cam_from_world = np.concatenate(
+        [cam_from_world, np.tile([[[0, 0, 0, 1.0]]], (len(images), 1, 1))], axis=1
+    )
     column = {im.image_id: v for v, (_, im) in enumerate(images)}
     point_ids = sorted(rec.point3D_ids())
     points = np.array([rec.points3D[p].xyz for p in point_ids], dtype=np.float64).reshape(-1, 3)
@@ -119,6 +128,13 @@ def scene_from_colmap(model_dir: str | Path, frames_dir: str | Path, K: np.ndarr
     mask = cv2.imread(str(frames_dir / "mask.png"), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise InputDataError(frames_dir / "mask.png", "missing or unreadable", "re-run extract_frames")
-    return SfMScene(K=np.asarray(K, np.float64), frame_indexes=read_frame_indexes(frames_dir),
-                    view_indexes=view_indexes, cam_from_world=cam_from_world, points=points,
-                    visibility=visibility, mask=mask, frames_dir=frames_dir)
+    return SfMScene(
+        K=np.asarray(K, np.float64),
+        frame_indexes=read_frame_indexes(frames_dir),
+        view_indexes=view_indexes,
+        cam_from_world=cam_from_world,
+        points=points,
+        visibility=visibility,
+        mask=mask,
+        frames_dir=frames_dir,
+    )

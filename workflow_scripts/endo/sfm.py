@@ -33,7 +33,15 @@ from workflow_scripts.endo.extract import read_frames_camera
 from workflow_scripts.endo.scene import read_frame_indexes
 from workflow_scripts.util import InputDataError, atomic_dir
 
-__all__ = ["SfMOptions", "colmap_params", "largest_model", "opencv_K", "run_sfm", "run_sfm_on_frames", "summarize"]
+__all__ = [
+    "SfMOptions",
+    "colmap_params",
+    "largest_model",
+    "opencv_K",
+    "run_sfm",
+    "run_sfm_on_frames",
+    "summarize",
+]
 log = logging.getLogger(__name__)
 
 
@@ -69,8 +77,15 @@ class SfMOptions:
 
     @classmethod
     def from_config(cls, section: dict, seed: int, num_threads: int = -1) -> SfMOptions:
-        keys = ("max_image_size", "max_num_features", "matcher", "overlap", "min_registered_fraction",
-                "init_max_forward_motion", "init_min_tri_angle")
+        keys = (
+            "max_image_size",
+            "max_num_features",
+            "matcher",
+            "overlap",
+            "min_registered_fraction",
+            "init_max_forward_motion",
+            "init_min_tri_angle",
+        )
         return cls(**{k: section[k] for k in keys}, seed=seed, num_threads=num_threads)
 
 
@@ -133,15 +148,27 @@ def _match(database: Path, options: SfMOptions) -> None:
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = options.overlap
         pairing.quadratic_overlap = False
-        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing,
-                                  verification_options=verification, device=pycolmap.Device.cpu)
+        pycolmap.match_sequential(
+            database,
+            matching_options=matching,
+            pairing_options=pairing,
+            verification_options=verification,
+            device=pycolmap.Device.cpu,
+        )
     else:
-        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification,
-                                  device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(
+            database, matching_options=matching, verification_options=verification, device=pycolmap.Device.cpu
+        )
 
 
-def run_sfm(image_dir: str | Path, image_names: list[str], K: np.ndarray, mask_path: str | Path | None,
-            out_dir: str | Path, options: SfMOptions | None = None) -> dict:
+def run_sfm(
+    image_dir: str | Path,
+    image_names: list[str],
+    K: np.ndarray,
+    mask_path: str | Path | None,
+    out_dir: str | Path,
+    options: SfMOptions | None = None,
+) -> dict:
     """Reconstruct ``image_names`` (in ``image_dir``) and write the largest model to ``out_dir``.
 
     Args:
@@ -159,7 +186,9 @@ def run_sfm(image_dir: str | Path, image_names: list[str], K: np.ndarray, mask_p
     image_dir, out_dir = Path(image_dir), Path(out_dir)
     pycolmap.set_random_seed(options.seed)
     times: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.work.", dir=out_dir.parent if out_dir.parent.exists() else None) as ws:
+    with tempfile.TemporaryDirectory(
+        prefix=f".{out_dir.name}.work.", dir=out_dir.parent if out_dir.parent.exists() else None
+    ) as ws:
         ws = Path(ws)
         database = ws / "database.db"
         reader = pycolmap.ImageReaderOptions()
@@ -172,9 +201,15 @@ def run_sfm(image_dir: str | Path, image_names: list[str], K: np.ndarray, mask_p
         extraction.num_threads = options.num_threads
         extraction.sift.max_num_features = options.max_num_features
         t = time.perf_counter()
-        pycolmap.extract_features(database, image_dir, image_names=image_names,
-                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  extraction_options=extraction, device=pycolmap.Device.cpu)
+        pycolmap.extract_features(
+            database,
+            image_dir,
+            image_names=image_names,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
+        )
         times["extract_s"] = time.perf_counter() - t
         t = time.perf_counter()
         _match(database, options)
@@ -187,22 +222,35 @@ def run_sfm(image_dir: str | Path, image_names: list[str], K: np.ndarray, mask_p
         n = len(image_names)
         registered = rec.num_reg_images() if rec is not None else 0
         if registered < options.min_registered_fraction * n:
-            raise InputDataError(image_dir, f"SfM registered {registered} of {n} frames "
-                                            f"(< {options.min_registered_fraction:.0%}; models: "
-                                            f"{sorted(r.num_reg_images() for r in models.values())})",
-                                 "extract more frames (lower endoscopy.frames.stride), raise "
-                                 "endoscopy.sfm.overlap / max_num_features, or check the mask and camera.yaml")
+            raise InputDataError(
+                image_dir,
+                f"SfM registered {registered} of {n} frames "
+                f"(< {options.min_registered_fraction:.0%}; models: "
+                f"{sorted(r.num_reg_images() for r in models.values())})",
+                "extract more frames (lower endoscopy.frames.stride), raise "
+                "endoscopy.sfm.overlap / max_num_features, or check the mask and camera.yaml",
+            )
         summary = summarize(rec, n)
-        summary.update(models=sorted((r.num_reg_images() for r in models.values()), reverse=True),
-                       times=times, options=asdict(options), K=opencv_K(rec.cameras[next(iter(rec.cameras))]).tolist(),
-                       pycolmap=pycolmap.__version__)
+        summary.update(
+            models=sorted((r.num_reg_images() for r in models.values()), reverse=True),
+            times=times,
+            options=asdict(options),
+            K=opencv_K(rec.cameras[next(iter(rec.cameras))]).tolist(),
+            pycolmap=pycolmap.__version__,
+        )
         with atomic_dir(out_dir) as tmp:
             (tmp / "model").mkdir()
             rec.write_binary(str(tmp / "model"))
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("SfM: %d/%d frames registered, %d points, reprojection %.3f px, track %.2f; %s",
-             summary["registered"], n, summary["points3D"], summary["mean_reprojection_error_px"],
-             summary["mean_track_length"], {k: round(v, 1) for k, v in times.items()})
+    log.info(
+        "SfM: %d/%d frames registered, %d points, reprojection %.3f px, track %.2f; %s",
+        summary["registered"],
+        n,
+        summary["points3D"],
+        summary["mean_reprojection_error_px"],
+        summary["mean_track_length"],
+        {k: round(v, 1) for k, v in times.items()},
+    )
     return summary
 
 

@@ -24,9 +24,19 @@ import numpy as np
 from workflow_scripts.endo.scene import SfMScene
 from workflow_scripts.util import InputDataError
 
-__all__ = ["SfMDataOptions", "clean_point_mask", "crop_intrinsics", "downsample_and_crop_mask", "frame_sparse_points",
-           "global_scale", "load_network_image", "prepare", "project_points", "sanity_thresholds",
-           "smooth_visibility"]
+__all__ = [
+    "SfMDataOptions",
+    "clean_point_mask",
+    "crop_intrinsics",
+    "downsample_and_crop_mask",
+    "frame_sparse_points",
+    "global_scale",
+    "load_network_image",
+    "prepare",
+    "project_points",
+    "sanity_thresholds",
+    "smooth_visibility",
+]
 log = logging.getLogger(__name__)
 
 
@@ -53,9 +63,13 @@ class SfMDataOptions:
     @classmethod
     def from_config(cls, section: dict) -> SfMDataOptions:
         crop = section.get("crop_size") or None
-        return cls(downsampling=float(section["downsampling"]), network_downsampling=int(section["network_downsampling"]),
-                   inlier_percentage=float(section["inlier_percentage"]),
-                   visibility_overlap=int(section["visibility_overlap"]), crop_size=tuple(crop) if crop else None)
+        return cls(
+            downsampling=float(section["downsampling"]),
+            network_downsampling=int(section["network_downsampling"]),
+            inlier_percentage=float(section["inlier_percentage"]),
+            visibility_overlap=int(section["visibility_overlap"]),
+            crop_size=tuple(crop) if crop else None,
+        )
 
 
 def _axis_crop(lo: int, hi: int, full: int, divide: int, suggested: int | None) -> tuple[int, int]:
@@ -81,8 +95,9 @@ def _axis_crop(lo: int, hi: int, full: int, divide: int, suggested: int | None) 
     return int(start), int(end)
 
 
-def downsample_and_crop_mask(mask: np.ndarray, downsampling: float, divide: int,
-                             suggested_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def downsample_and_crop_mask(
+    mask: np.ndarray, downsampling: float, divide: int, suggested_hw: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Resize the FOV mask by 1/downsampling (bilinear), crop to a size divisible by
     ``divide`` around the region == 255, erode (5x5 ones, once).
 
@@ -118,7 +133,7 @@ def load_network_image(path, downsampling: float, crop: tuple[int, int, int, int
     if image is None:
         raise InputDataError(path, "missing or unreadable frame", "re-run extract_frames for this sequence")
     small = cv2.resize(image, (0, 0), fx=1.0 / downsampling, fy=1.0 / downsampling)
-    return small[crop[0]:crop[1], crop[2]:crop[3]]
+    return small[crop[0] : crop[1], crop[2] : crop[3]]
 
 
 def smooth_visibility(visibility: np.ndarray, overlap: int) -> np.ndarray:
@@ -146,7 +161,9 @@ def global_scale(cam_from_world: np.ndarray, points: np.ndarray) -> float:
     return max(1.0, norm_t, norm_p)
 
 
-def project_points(K: np.ndarray, cam_from_world: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_points(
+    K: np.ndarray, cam_from_world: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (P, 2) (not rounded) and camera z (P,) of world points (P, 3)."""
     Xc = points @ cam_from_world[:3, :3].T + cam_from_world[:3, 3]
     p = Xc @ K[:3, :3].T
@@ -185,8 +202,15 @@ def _brightness(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(filtered, cv2.COLOR_BGR2HSV_FULL)[..., 2]
 
 
-def clean_point_mask(images: list[np.ndarray], points: np.ndarray, visible: np.ndarray, mask: np.ndarray,
-                     K: np.ndarray, cam_from_world: np.ndarray, inlier_percentage: float) -> np.ndarray:
+def clean_point_mask(
+    images: list[np.ndarray],
+    points: np.ndarray,
+    visible: np.ndarray,
+    mask: np.ndarray,
+    K: np.ndarray,
+    cam_from_world: np.ndarray,
+    inlier_percentage: float,
+) -> np.ndarray:
     """SfM outlier rejection by the lighting model (brightness ~ 1 / depth^2), seed_methods §1.5.5.
 
     Args:
@@ -219,8 +243,9 @@ def clean_point_mask(images: list[np.ndarray], points: np.ndarray, visible: np.n
     return contamination < appearance / 2
 
 
-def frame_sparse_points(K: np.ndarray, cam_from_world: np.ndarray, points: np.ndarray, usable: np.ndarray,
-                        mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def frame_sparse_points(
+    K: np.ndarray, cam_from_world: np.ndarray, points: np.ndarray, usable: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sparse points of one frame, as the reference's training loader selects them:
     usable (visible and clean), rounded pixel inside the image, z > 0, mask == 255 there;
     when several points round to one pixel the last in point order wins (no z-buffer).
@@ -247,17 +272,22 @@ def prepare(scene: SfMScene, options: SfMDataOptions) -> dict:
     """Run the whole preprocessing on ``scene``; returns the arrays of sfm_data.npz
     (documented in ``workflow_scripts.endo.sparse.SFM_DATA_KEYS``)."""
     try:
-        mask, crop = downsample_and_crop_mask(scene.mask, options.downsampling, options.network_downsampling,
-                                              options.crop_size)
+        mask, crop = downsample_and_crop_mask(
+            scene.mask, options.downsampling, options.network_downsampling, options.crop_size
+        )
     except ValueError as err:
-        raise InputDataError(scene.frames_dir, f"cannot crop the field-of-view mask ({err})",
-                             "check the mask, endoscopy.sfm_data.downsampling / network_downsampling / "
-                             "crop_size") from err
+        raise InputDataError(
+            scene.frames_dir,
+            f"cannot crop the field-of-view mask ({err})",
+            "check the mask, endoscopy.sfm_data.downsampling / network_downsampling / crop_size",
+        ) from err
     K = crop_intrinsics(scene.K, options.downsampling, crop)
     visible = smooth_visibility(scene.visibility, options.visibility_overlap) > 0.5
     scale = global_scale(scene.cam_from_world, scene.points)
     images = [load_network_image(scene.frame_path(i), options.downsampling, crop) for i in scene.view_indexes]
-    clean = clean_point_mask(images, scene.points, visible, mask, K, scene.cam_from_world, options.inlier_percentage)
+    clean = clean_point_mask(
+        images, scene.points, visible, mask, K, scene.cam_from_world, options.inlier_percentage
+    )
     views, pids, pixels, zs = [], [], [], []
     for v in range(len(scene.view_indexes)):
         p, xy, z = frame_sparse_points(K, scene.cam_from_world[v], scene.points, visible[:, v] & clean, mask)
@@ -265,19 +295,38 @@ def prepare(scene: SfMScene, options: SfMDataOptions) -> dict:
         pids.append(p.astype(np.int32))
         pixels.append(xy)
         zs.append(z)
-    log.info("crop %s -> %dx%d, K' f=%.4f c=(%.4f, %.4f), scale %.6g, %d/%d points clean, %.1f sparse points/frame",
-             list(crop), mask.shape[0], mask.shape[1], K[0, 0], K[0, 2], K[1, 2], scale, int(clean.sum()),
-             len(clean), sum(len(p) for p in pids) / max(len(pids), 1))
+    log.info(
+        "crop %s -> %dx%d, K' f=%.4f c=(%.4f, %.4f), scale %.6g, %d/%d points clean, %.1f samples/frame",
+        list(crop),
+        mask.shape[0],
+        mask.shape[1],
+        K[0, 0],
+        K[0, 2],
+        K[1, 2],
+        scale,
+        int(clean.sum()),
+        len(clean),
+        sum(len(p) for p in pids) / max(len(pids), 1),
+    )
     return {
-        "K": K, "K_full": np.asarray(scene.K, np.float64), "crop": np.array(crop, np.int32),
+        "K": K,
+        "K_full": np.asarray(scene.K, np.float64),
+        "crop": np.array(crop, np.int32),
         "downsampling": np.float64(options.downsampling),
         "network_downsampling": np.int32(options.network_downsampling),
-        "image_size": np.array(scene.image_size, np.int32), "input_size": np.array(mask.shape, np.int32),
-        "mask": mask, "frame_indexes": np.asarray(scene.frame_indexes, np.int64),
+        "image_size": np.array(scene.image_size, np.int32),
+        "input_size": np.array(mask.shape, np.int32),
+        "mask": mask,
+        "frame_indexes": np.asarray(scene.frame_indexes, np.int64),
         "view_indexes": np.asarray(scene.view_indexes, np.int64),
-        "cam_from_world": np.asarray(scene.cam_from_world, np.float64), "points": np.asarray(scene.points, np.float64),
-        "visibility": np.asarray(scene.visibility, np.uint8), "visibility_overlap": np.int32(options.visibility_overlap),
-        "clean": clean, "global_scale": np.float64(scale),
-        "sparse_view": np.concatenate(views), "sparse_point": np.concatenate(pids),
-        "sparse_xy": np.concatenate(pixels).reshape(-1, 2), "sparse_z": np.concatenate(zs),
+        "cam_from_world": np.asarray(scene.cam_from_world, np.float64),
+        "points": np.asarray(scene.points, np.float64),
+        "visibility": np.asarray(scene.visibility, np.uint8),
+        "visibility_overlap": np.int32(options.visibility_overlap),
+        "clean": clean,
+        "global_scale": np.float64(scale),
+        "sparse_view": np.concatenate(views),
+        "sparse_point": np.concatenate(pids),
+        "sparse_xy": np.concatenate(pixels).reshape(-1, 2),
+        "sparse_z": np.concatenate(zs),
     }

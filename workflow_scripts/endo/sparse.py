@@ -16,8 +16,15 @@ import numpy as np
 from workflow_scripts.endo.sfm_data import project_points
 from workflow_scripts.util import InputDataError, atomic_file, write_text_atomic
 
-__all__ = ["SFM_DATA_KEYS", "load_sfm_data", "relative_motion", "save_sfm_data", "sparse_depth", "sparse_flow",
-           "write_sfm_data"]
+__all__ = [
+    "SFM_DATA_KEYS",
+    "load_sfm_data",
+    "relative_motion",
+    "save_sfm_data",
+    "sparse_depth",
+    "sparse_flow",
+    "write_sfm_data",
+]
 
 # Key -> meaning (shapes: V registered views, P points, M sparse samples).
 SFM_DATA_KEYS = {
@@ -44,7 +51,9 @@ SFM_DATA_KEYS = {
 }
 
 
-def save_sfm_data(arrays: dict, npz_path: str | Path, json_path: str | Path, extra: dict | None = None) -> dict:
+def save_sfm_data(
+    arrays: dict, npz_path: str | Path, json_path: str | Path, extra: dict | None = None
+) -> dict:
     """Write the arrays (npz, compressed) and a JSON summary, each atomically; returns the summary."""
     missing = set(SFM_DATA_KEYS) - set(arrays)
     if missing:
@@ -54,16 +63,20 @@ def save_sfm_data(arrays: dict, npz_path: str | Path, json_path: str | Path, ext
     K = arrays["K"]
     n_views = len(arrays["view_indexes"])
     summary = {
-        "views": n_views, "frames": int(len(arrays["frame_indexes"])), "points": int(len(arrays["points"])),
+        "views": n_views,
+        "frames": int(len(arrays["frame_indexes"])),
+        "points": int(len(arrays["points"])),
         "clean_points": int(np.sum(arrays["clean"])),
         "removed_points": np.flatnonzero(~np.asarray(arrays["clean"], bool)).tolist(),
         "sparse_points_per_view": float(len(arrays["sparse_view"]) / max(n_views, 1)),
-        "crop": [int(c) for c in arrays["crop"]], "input_size": [int(s) for s in arrays["input_size"]],
+        "crop": [int(c) for c in arrays["crop"]],
+        "input_size": [int(s) for s in arrays["input_size"]],
         "K": {"fx": float(K[0, 0]), "fy": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2])},
         "global_scale": float(arrays["global_scale"]),
         "mask_valid_fraction": float(np.mean(arrays["mask"] == 255)),
         "pose_convention": "cam_from_world (world -> camera); the reference's motion.yaml is its inverse",
-        "keys": SFM_DATA_KEYS, **(extra or {}),
+        "keys": SFM_DATA_KEYS,
+        **(extra or {}),
     }
     write_text_atomic(json_path, json.dumps(summary, indent=2) + "\n")
     return summary
@@ -132,7 +145,9 @@ def relative_motion(data: dict, view_a: int, view_b: int) -> tuple[np.ndarray, n
     return a_from_b, np.linalg.inv(a_from_b)
 
 
-def write_sfm_data(scene, options, npz_path: str | Path, json_path: str | Path, extra: dict | None = None) -> dict:
+def write_sfm_data(
+    scene, options, npz_path: str | Path, json_path: str | Path, extra: dict | None = None
+) -> dict:
     """prepare_sfm_data on an ``SfMScene`` with ``SfMDataOptions``: preprocess, then save."""
     from workflow_scripts.endo.sfm_data import prepare
 

@@ -66,6 +66,15 @@ def trajectory_error(est_centres: np.ndarray, ref_centres: np.ndarray) -> dict:
     def pct(x: float, ref: float) -> float:
         return 100 * x / ref if ref > 0 else float("nan")
 
-    return {"n": len(err), "scale": s, "rmse": rmse, "mean": float(err.mean()), "max": float(err.max()),
-            "length": length, "extent": extent, "rmse_pct": pct(rmse, length), "max_pct": pct(float(err.max()), length),
-            "rmse_extent_pct": pct(rmse, extent)}
+    return {
+        "n": len(err),
+        "scale": s,
+        "rmse": rmse,
+        "mean": float(err.mean()),
+        "max": float(err.max()),
+        "length": length,
+        "extent": extent,
+        "rmse_pct": pct(rmse, length),
+        "max_pct": pct(float(err.max()), length),
+        "rmse_extent_pct": pct(rmse, extent),
+    }

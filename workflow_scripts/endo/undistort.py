@@ -39,10 +39,12 @@ class Undistorter:
     def undistort(self, image: np.ndarray) -> np.ndarray:
         """Undistort a source frame (H, W[, C]) uint8; pixels outside the source become 0."""
         if image.shape[:2] != self.size:
-            raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, camera.yaml says "
-                             f"{self.size[1]}x{self.size[0]}")
-        return cv2.remap(image, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0)
+            raise ValueError(
+                f"frame is {image.shape[1]}x{image.shape[0]}, camera.yaml says {self.size[1]}x{self.size[0]}"
+            )
+        return cv2.remap(
+            image, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
 
 
 def max_monotonic_radius(dist: np.ndarray, r_max: float = 10.0) -> float:
@@ -63,8 +65,9 @@ def max_monotonic_radius(dist: np.ndarray, r_max: float = 10.0) -> float:
     return float(r[bad[0]]) if bad.size else float(r_max)
 
 
-def make_undistorter(camera: EndoCamera, focal_scale: float = 1.0, erode_px: int = 3,
-                     source_mask: np.ndarray | None = None) -> Undistorter:
+def make_undistorter(
+    camera: EndoCamera, focal_scale: float = 1.0, erode_px: int = 3, source_mask: np.ndarray | None = None
+) -> Undistorter:
     """Build the undistortion maps and the field-of-view mask for ``camera``.
 
     Valid pixels: the undistorted ray lies where the distortion model is one-to-one, lands
@@ -90,12 +93,15 @@ def make_undistorter(camera: EndoCamera, focal_scale: float = 1.0, erode_px: int
         src_valid[(xx - cx) ** 2 + (yy - cy) ** 2 > radius**2] = 0
     if source_mask is not None:
         if source_mask.shape[:2] != (h, w):
-            raise ValueError(f"source mask is {source_mask.shape[1]}x{source_mask.shape[0]}, "
-                             f"frames are {w}x{h}")
+            raise ValueError(
+                f"source mask is {source_mask.shape[1]}x{source_mask.shape[0]}, frames are {w}x{h}"
+            )
         src_valid[source_mask.reshape(h, w) == 0] = 0
     # Bilinear remap of the 0/255 mask is 255 only where all four source neighbours are valid.
-    valid = cv2.remap(src_valid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                      borderValue=0) == 255
+    valid = (
+        cv2.remap(src_valid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        == 255
+    )
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     r_u = np.hypot((xx - K_new[0, 2]) / K_new[0, 0], (yy - K_new[1, 2]) / K_new[1, 1])
     valid &= r_u < max_monotonic_radius(camera.dist)

@@ -2,7 +2,7 @@
 
 Both yield ``(index, bgr)`` with ``index`` the ORIGINAL frame number (video: 0-based decode
 order; folder: the integer file stem, e.g. ``00004584.jpg`` -> 4584, or the sorted position
-when the stems are not all integers). The selection (range, stride or target fps) is applied
+when no stem is an integer). The selection (range, stride or target fps) is applied
 to that numbering, so the frames we write keep the names the reference expects
 (``<index:08d>.jpg``, seed_methods §1.1).
 """
@@ -19,8 +19,15 @@ import numpy as np
 
 from workflow_scripts.util import InputDataError
 
-__all__ = ["FrameSelection", "IMAGE_SUFFIXES", "MASK_NAMES", "VIDEO_SUFFIXES", "iter_folder_frames", "iter_video_frames",
-           "list_folder_frames"]
+__all__ = [
+    "FrameSelection",
+    "IMAGE_SUFFIXES",
+    "MASK_NAMES",
+    "VIDEO_SUFFIXES",
+    "iter_folder_frames",
+    "iter_video_frames",
+    "list_folder_frames",
+]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -54,8 +61,12 @@ class FrameSelection:
     def from_config(cls, section: dict) -> FrameSelection:
         end = section.get("end", -1)
         fps = section.get("fps", 0)
-        return cls(start=int(section.get("start", 0)), end=None if end is None or end < 0 else int(end),
-                   stride=int(section.get("stride", 1)), fps=float(fps) if fps else None)
+        return cls(
+            start=int(section.get("start", 0)),
+            end=None if end is None or end < 0 else int(end),
+            stride=int(section.get("stride", 1)),
+            fps=float(fps) if fps else None,
+        )
 
     def step(self, source_fps: float) -> int:
         """Frame step for a source at ``source_fps`` frames per second."""
@@ -72,9 +83,11 @@ class FrameSelection:
         """Raise if the selection reaches past the source's frames ``first..last`` (inclusive)."""
         if self.start > last or (self.end is not None and self.end > last + 1):
             end = "the end" if self.end is None else self.end
-            raise InputDataError(path, f"frame range [{self.start}, {end}) is past the source's frames "
-                                       f"{first}..{last}",
-                                 "lower endoscopy.frames.start/end (end is exclusive; -1 = to the end)")
+            raise InputDataError(
+                path,
+                f"frame range [{self.start}, {end}) is past the source's frames {first}..{last}",
+                "lower endoscopy.frames.start/end (end is exclusive; -1 = to the end)",
+            )
 
 
 def iter_video_frames(path: str | Path, selection: FrameSelection) -> Iterator[tuple[int, np.ndarray]]:
@@ -91,8 +104,11 @@ def iter_video_frames(path: str | Path, selection: FrameSelection) -> Iterator[t
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise InputDataError(path, "cannot be opened as a video (undecodable or not a video)",
-                                 "re-encode it (e.g. ffmpeg -i in -c:v libx264 out.mp4) or give a frame folder")
+            raise InputDataError(
+                path,
+                "cannot be opened as a video (undecodable or not a video)",
+                "re-encode it (e.g. ffmpeg -i in -c:v libx264 out.mp4) or give a frame folder",
+            )
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         fps = fps if math.isfinite(fps) and fps > 0 else 30.0
         stated = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -111,35 +127,43 @@ def iter_video_frames(path: str | Path, selection: FrameSelection) -> Iterator[t
                     raise InputDataError(path, f"frame {index} cannot be decoded", "re-encode the video")
                 yield index, frame
         if index < 0:
-            raise InputDataError(path, "holds no decodable frame (empty or corrupt video)",
-                                 "check the file (ffprobe) or re-encode it")
+            raise InputDataError(
+                path,
+                "holds no decodable frame (empty or corrupt video)",
+                "check the file (ffprobe) or re-encode it",
+            )
         selection.check_range(path, 0, index)
     finally:
         cap.release()
 
 
 def list_folder_frames(folder: str | Path) -> list[tuple[int, Path]]:
-    """Frames of a folder as sorted ``(index, path)``; index = integer stem when all stems are
-    integers, else the position in name order."""
+    """Frames of a folder as sorted ``(index, path)``. When some images have integer stems
+    (``00004584.jpg``), those are the frames, index = the integer, and other images (e.g. a
+    mask preview) are ignored; otherwise every image is a frame, index = position in name order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputDataError(folder, "frame folder not found", "check endoscopy.root and the sequence name")
-    files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in MASK_NAMES and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in MASK_NAMES and not p.name.startswith(".")
+    )
     if not files:
-        raise InputDataError(folder, "holds no frame images (.jpg/.png/...)", "put the frames of the sequence there")
-    if all(p.stem.isdigit() for p in files):
-        frames = sorted((int(p.stem), p) for p in files)
-    else:
-        frames = list(enumerate(files))
+        raise InputDataError(
+            folder, "holds no frame images (.jpg/.png/...)", "put the frames of the sequence there"
+        )
+    numbered = [p for p in files if p.stem.isdigit()]
+    frames = sorted((int(p.stem), p) for p in numbered) if numbered else list(enumerate(files))
     indexes = [i for i, _ in frames]
     if len(set(indexes)) != len(indexes):
         raise InputDataError(folder, "two frame files have the same frame number", "keep one file per frame")
     return frames
 
 
-def iter_folder_frames(folder: str | Path, selection: FrameSelection,
-                       source_fps: float) -> Iterator[tuple[int, np.ndarray]]:
+def iter_folder_frames(
+    folder: str | Path, selection: FrameSelection, source_fps: float
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the selected ``(index, bgr uint8)`` of a frame folder (see ``list_folder_frames``)."""
     folder = Path(folder)
     frames = list_folder_frames(folder)
