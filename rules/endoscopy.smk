@@ -37,7 +37,7 @@ rule run_sfm:
     params:
         sfm=config["endoscopy"]["sfm"],
         seed=config["seed"],
-    threads: 4
+    threads: config["endoscopy"]["sfm"]["threads"]
     conda:
         "../envs/depth-workflow.yaml"
     log:

@@ -53,33 +53,38 @@ class SfMOptions:
         max_image_size: SIFT runs on frames downscaled so that the longer side is at most this
             (keypoints are scaled back; -1 = full resolution).
         max_num_features: SIFT features kept per frame.
+        first_octave: SIFT's first octave; -1 (COLMAP's default) doubles the image first: more
+            small-scale features, about twice the time of 0.
         matcher: "sequential" (each frame with the next ``overlap`` frames) or "exhaustive".
         overlap: sequential matching window (frames).
         min_registered_fraction: fewer registered frames than this fraction is an error.
         init_max_forward_motion, init_min_tri_angle: mapper initialisation (forward motion).
         seed: random seed of COLMAP's RANSAC and mapper.
-        num_threads: threads (-1 = all).
+        num_threads: threads (-1 = all). Only 1 thread gives bit-identical results from run to
+            run (COLMAP's multi-threaded matching and bundle adjustment are not reproducible).
     """
 
     max_image_size: int = 640
     max_num_features: int = 4096
+    first_octave: int = -1
     matcher: str = "sequential"
     overlap: int = 10
     min_registered_fraction: float = 0.9
     init_max_forward_motion: float = 1.0
     init_min_tri_angle: float = 2.0
     seed: int = 0
-    num_threads: int = -1
+    num_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.matcher not in ("sequential", "exhaustive"):
             raise ValueError(f"matcher must be 'sequential' or 'exhaustive', got {self.matcher!r}")
 
     @classmethod
-    def from_config(cls, section: dict, seed: int, num_threads: int = -1) -> SfMOptions:
+    def from_config(cls, section: dict, seed: int, num_threads: int = 1) -> SfMOptions:
         keys = (
             "max_image_size",
             "max_num_features",
+            "first_octave",
             "matcher",
             "overlap",
             "min_registered_fraction",
@@ -200,6 +205,7 @@ def run_sfm(
         extraction.max_image_size = options.max_image_size
         extraction.num_threads = options.num_threads
         extraction.sift.max_num_features = options.max_num_features
+        extraction.sift.first_octave = options.first_octave
         t = time.perf_counter()
         pycolmap.extract_features(
             database,
