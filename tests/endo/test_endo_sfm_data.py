@@ -64,6 +64,10 @@ def test_crop_never_leaves_the_image():
     mask = np.full((480, 640), 255, np.uint8)
     cropped, crop = downsample_and_crop_mask(mask, 2.5, 64)
     assert crop == (0, 192, 0, 256) and cropped.shape == (192, 256)
+    low = np.zeros((240, 320), np.uint8)
+    low[150:236, 100:200] = 255  # extent 85 -> 128 rows, which would end at 150 - 21 + 128 = 257
+    _, crop = downsample_and_crop_mask(low, 1.0, 64)
+    assert crop[:2] == (240 - 128, 240)  # shifted inside, same size
     assert cropped[0].min() == 255  # OpenCV's erode pads with the maximum: the frame edge stays valid
 
 

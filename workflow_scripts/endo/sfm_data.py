@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,10 +87,11 @@ def _axis_crop(lo: int, hi: int, full: int, divide: int, suggested: int | None) 
             start = max(start - (suggested - target) // 2, 0)
             end = min(suggested + start, full)
             start = end - suggested
-    elif end > full:  # deviation: keep the crop inside the image, centred on the mask
-        target = (full // divide) * divide
-        if target == 0:
-            raise ValueError(f"downsampled image ({full}) is smaller than network_downsampling {divide}")
+    elif end > full:  # deviation: keep the crop inside the image (shifted; shrunk if too large)
+        if target > full:
+            target = (full // divide) * divide
+            if target == 0:
+                raise ValueError(f"downsampled image ({full}) is smaller than network_downsampling {divide}")
         start = min(max((lo + hi) // 2 - target // 2, 0), full - target)
         end = start + target
     return int(start), int(end)
@@ -127,7 +129,7 @@ def crop_intrinsics(K: np.ndarray, downsampling: float, crop: tuple[int, int, in
     return out
 
 
-def load_network_image(path, downsampling: float, crop: tuple[int, int, int, int]) -> np.ndarray:
+def load_network_image(path: str | Path, downsampling: float, crop: tuple[int, int, int, int]) -> np.ndarray:
     """Frame as the reference feeds it: imread (BGR) -> resize 1/d (bilinear) -> crop. (h, w, 3) uint8."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.endo.sfm_data import project_points
+from workflow_scripts.endo.scene import SfMScene
+from workflow_scripts.endo.sfm_data import SfMDataOptions, prepare, project_points
 from workflow_scripts.util import InputDataError, atomic_file, write_text_atomic
 
 __all__ = [
@@ -146,11 +147,13 @@ def relative_motion(data: dict, view_a: int, view_b: int) -> tuple[np.ndarray, n
 
 
 def write_sfm_data(
-    scene, options, npz_path: str | Path, json_path: str | Path, extra: dict | None = None
+    scene: SfMScene,
+    options: SfMDataOptions,
+    npz_path: str | Path,
+    json_path: str | Path,
+    extra: dict | None = None,
 ) -> dict:
     """prepare_sfm_data on an ``SfMScene`` with ``SfMDataOptions``: preprocess, then save."""
-    from workflow_scripts.endo.sfm_data import prepare
-
     arrays = prepare(scene, options)
     info = {"frames_dir": str(scene.frames_dir), "options": {k: v for k, v in vars(options).items()}}
     return save_sfm_data(arrays, npz_path, json_path, {**info, **(extra or {})})
