@@ -6,7 +6,9 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/common_endo.smk"
 include: "rules/demo.smk"
+include: "rules/endoscopy.smk"
 
 
 rule all:

@@ -38,4 +38,5 @@ def final_targets():
         targets.append(kitti_root())
     if USE_DEMO_ENDO:
         targets.append(endo_root())
+    targets += endo_prep_targets()  # rules/endoscopy.smk
     return targets

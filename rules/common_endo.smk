@@ -1,0 +1,72 @@
+# Helpers of the endoscopy rules (rules/endoscopy.smk): sequence list and input functions.
+from pathlib import Path
+
+ENDO_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+ENDO_FORMAT = config["endoscopy"]["format"]
+
+if ENDO_FORMAT == "liu" and USE_DEMO_ENDO:
+    raise ValueError(
+        "endoscopy.format 'liu' needs endoscopy.root (the demo data are videos)"
+    )
+
+
+def endo_sequences():
+    """Sequence names: endoscopy.sequences, else the demo's, else what endoscopy.root holds
+    (<seq>.<video> files and <seq>/ folders; with format 'liu', folders with motion.yaml)."""
+    if config["endoscopy"]["sequences"]:
+        return list(config["endoscopy"]["sequences"])
+    if USE_DEMO_ENDO:
+        return [s["name"] for s in config["demo"]["endoscopy"]["sequences"]]
+    root = Path(endo_root())
+    if not root.is_dir():
+        return []
+    names = set()
+    for p in root.iterdir():
+        if p.name.startswith("."):
+            continue
+        if ENDO_FORMAT == "liu":
+            if (p / "motion.yaml").is_file():
+                names.add(p.name)
+        elif p.is_file() and p.suffix.lower() in ENDO_VIDEO_SUFFIXES:
+            names.add(p.stem)
+        elif p.is_dir() and any(f.suffix.lower() in (".jpg", ".png") for f in p.iterdir()):
+            names.add(p.name)
+    return sorted(names)
+
+
+def endo_source(wildcards):
+    """The video (<root>/<seq>.<ext>) or frame folder (<root>/<seq>/) of a sequence."""
+    root = Path(endo_root())
+    if USE_DEMO_ENDO:
+        return str(root / f"{wildcards.seq}.mp4")
+    for suffix in ENDO_VIDEO_SUFFIXES:
+        video = root / f"{wildcards.seq}{suffix}"
+        if video.is_file():
+            return str(video)
+    return str(root / wildcards.seq)
+
+
+def endo_camera(wildcards):
+    return str(Path(endo_root()) / "camera.yaml")
+
+
+def extract_frames_input(wildcards):
+    """The demo folder (built by make_demo_endoscopy) or the sequence's source + camera.yaml."""
+    if USE_DEMO_ENDO:
+        return {"data": endo_root()}
+    return {"source": endo_source(wildcards), "camera": endo_camera(wildcards)}
+
+
+def prepare_sfm_data_input(wildcards):
+    """run_sfm's model and frames, or the sequence's folder in the reference's format."""
+    if ENDO_FORMAT == "liu":
+        return {"liu": str(Path(endo_root()) / wildcards.seq)}
+    return {
+        "frames": f"results/endo/{wildcards.seq}/frames",
+        "sfm": f"results/endo/{wildcards.seq}/sfm",
+    }
+
+
+def endo_prep_targets():
+    """sfm_data of every sequence (the end of the data preparation)."""
+    return expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())

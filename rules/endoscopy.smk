@@ -1,0 +1,69 @@
+# Endoscopy branch, data preparation: video -> frames -> COLMAP SfM -> sparse supervision.
+# One job per sequence; helpers in rules/common_endo.smk, library code in workflow_scripts/endo/.
+
+
+wildcard_constraints:
+    seq="[A-Za-z0-9_.-]+",
+
+
+rule extract_frames:
+    """Decode (or read) the frames, undistort with camera.yaml, write the FOV mask and
+    frames.csv; frames keep their original index as name."""
+    input:
+        unpack(extract_frames_input),
+    output:
+        directory("results/endo/{seq}/frames"),
+    params:
+        source=endo_source,
+        camera=endo_camera,
+        frames=config["endoscopy"]["frames"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/extract_frames/{seq}.log",
+    benchmark:
+        "benchmarks/extract_frames/{seq}.tsv"
+    script:
+        "../workflow_scripts/extract_frames.py"
+
+
+rule run_sfm:
+    """COLMAP SfM with pycolmap: SIFT (known PINHOLE K, masked), sequential matching,
+    incremental mapping; keeps the largest model (binary) and a summary."""
+    input:
+        frames="results/endo/{seq}/frames",
+    output:
+        directory("results/endo/{seq}/sfm"),
+    params:
+        sfm=config["endoscopy"]["sfm"],
+        seed=config["seed"],
+    threads: config["endoscopy"]["sfm"]["threads"]
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        main="logs/run_sfm/{seq}.log",
+        colmap="logs/run_sfm/{seq}.colmap.log",
+    benchmark:
+        "benchmarks/run_sfm/{seq}.tsv"
+    script:
+        "../workflow_scripts/run_sfm.py"
+
+
+rule prepare_sfm_data:
+    """Crop/downsample, adjusted K, global scale, outlier cleaning, visibility window and
+    per-frame sparse points: the training supervision of the endoscopy reference."""
+    input:
+        unpack(prepare_sfm_data_input),
+    output:
+        npz="results/endo/{seq}/sfm_data.npz",
+        json="results/endo/{seq}/sfm_data.json",
+    params:
+        sfm_data=config["endoscopy"]["sfm_data"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/prepare_sfm_data/{seq}.log",
+    benchmark:
+        "benchmarks/prepare_sfm_data/{seq}.tsv"
+    script:
+        "../workflow_scripts/prepare_sfm_data.py"

@@ -1,0 +1,43 @@
+"""Rule run_sfm: COLMAP SfM (pycolmap) on the extracted frames (see workflow_scripts/endo/sfm.py)."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from workflow_scripts.endo.sfm import SfMOptions, run_sfm_on_frames
+
+log = logging.getLogger("run_sfm")
+
+
+def redirect_stderr(path: str) -> None:
+    """Send file descriptor 2 (where pycolmap's C++ logging writes) to ``path``."""
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def main(frames_dir: Path, out_dir: Path, options: SfMOptions) -> dict:
+    summary = run_sfm_on_frames(frames_dir, out_dir, options)
+    log.info(
+        "registered %d/%d frames, %d points, times %s",
+        summary["registered"],
+        summary["frames"],
+        summary["points3D"],
+        summary["times"],
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    from workflow_scripts.util.smk import setup_logging
+
+    smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
+    setup_logging(smk.log.main)
+    redirect_stderr(smk.log.colmap)  # COLMAP's own (glog) progress output
+    main(
+        Path(smk.input.frames),
+        Path(smk.output[0]),
+        SfMOptions.from_config(smk.params.sfm, seed=smk.params.seed, num_threads=smk.threads),
+    )
