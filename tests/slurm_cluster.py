@@ -41,7 +41,7 @@ PARTITION = "debug"
 
 
 class ClusterBusy(RuntimeError):
-    """Another test session on this machine runs its local SLURM right now."""
+    """SLURM already runs here (another test session's, or not ours): the test skips."""
 
 
 def _run(cmd: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProcess:
@@ -94,8 +94,6 @@ def slurm_skip_reason() -> str | None:
             return f"`apt-get install {' '.join(PACKAGES)}` failed:\n{error}"
         if _missing_tools():
             return f"still missing after apt-get install: {', '.join(_missing_tools())}"
-    if busy := _running_daemons():
-        return f"SLURM daemons already run on this machine ({', '.join(busy)}); not touching them"
     if (ETC / "slurm.conf").exists() and MARKER not in os.path.realpath(ETC / "slurm.conf"):
         return f"{ETC / 'slurm.conf'} belongs to a real SLURM installation; not replacing it"
     return None
@@ -166,7 +164,9 @@ class LocalSlurm:
 
     @classmethod
     def start(cls, folder: Path, wait_lock_s: float = 600) -> LocalSlurm:
-        """Start the daemons; raises RuntimeError (with the daemon logs) when one fails."""
+        """Start the daemons. Waits up to ``wait_lock_s`` for another test session's cluster;
+        raises ClusterBusy when SLURM daemons already run, RuntimeError (with the daemon logs)
+        when one of ours fails."""
         folder = Path(folder) / MARKER
         (folder / "state").mkdir(parents=True)
         (folder / "spool").mkdir()
@@ -174,6 +174,10 @@ class LocalSlurm:
                       max(_mem_mb() - 512, 1024))
         try:
             cluster._lock(wait_lock_s)
+            if busy := _running_daemons():
+                raise ClusterBusy(f"SLURM daemons already run on this machine ({', '.join(busy)}); "
+                                  "not touching them (if an interrupted test left them, stop them "
+                                  "by PID)")
             cluster._configure()
             cluster._start_munge()
             cluster._start_daemons()

@@ -29,8 +29,9 @@ How the devices are chosen (first match wins):
    ``fcntl.flock`` on ``<lock_dir>/gpu<id>.lock``; when all are taken the job waits for one
    (``timeout`` seconds at most; ``None`` waits for ever). ``CUDA_VISIBLE_DEVICES`` is set to
    the chosen ids (and ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` when the ids come from
-   ``nvidia-smi``, so that they mean what it shows) and both are restored on exit. The operating system drops a lock when
-   its process dies, so a crashed or killed job never keeps a GPU.
+   ``nvidia-smi``, so that they mean what it shows) and both are restored on exit. The
+   operating system drops a lock when its process dies, so a crashed or killed job never
+   keeps a GPU.
 
 The default lock folder is shared by all workflows of the user on the machine
 (``$DEPTH_WORKFLOW_GPU_LOCKS`` or ``<tmp>/depth-workflow-gpu-locks-<uid>``): a GPU is a machine
