@@ -1,0 +1,203 @@
+"""GPU ids for local jobs (workflow_scripts/util/gpu.py) on simulated machines: distinct ids for
+concurrent holders (threads and processes), released locks of crashed holders, an existing
+CUDA_VISIBLE_DEVICES restriction, SLURM's own assignment, and machines without a GPU."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from workflow_scripts.util.gpu import assign_gpu, count_nvidia_gpus
+
+from tests.conftest import ROOT
+
+
+def test_distinct_ids_then_wait_then_reuse(tmp_path):
+    env: dict[str, str] = {}
+    with assign_gpu(device_count=2, lock_dir=tmp_path, env=env) as first:
+        assert first.devices == ("0",) and first.source == "lock"
+        assert env == {"CUDA_VISIBLE_DEVICES": "0", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        env2: dict[str, str] = {}
+        with assign_gpu(device_count=2, lock_dir=tmp_path, env=env2) as second:
+            assert second.devices == ("1",) and env2["CUDA_VISIBLE_DEVICES"] == "1"
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError, match="no 1 free GPU"):
+                with assign_gpu(device_count=2, lock_dir=tmp_path, env={}, timeout=0.3, poll=0.05):
+                    pass
+            assert time.monotonic() - t0 >= 0.3
+        assert env2 == {}  # restored: the variables were not set before
+    assert env == {}
+    with assign_gpu(device_count=2, lock_dir=tmp_path, env={}) as again:
+        assert again.devices == ("0",)  # released on exit
+
+
+def test_several_gpus_per_job_and_impossible_requests(tmp_path):
+    env = {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
+    with assign_gpu(2, device_count=3, lock_dir=tmp_path, env=env) as pair:
+        assert pair.devices == ("0", "1") and env["CUDA_VISIBLE_DEVICES"] == "0,1"
+        assert env["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"  # a user's choice is kept
+        with pytest.raises(TimeoutError):  # only GPU 2 is left: never half an allocation
+            with assign_gpu(2, device_count=3, lock_dir=tmp_path, env={}, timeout=0.1, poll=0.02):
+                pass
+        with assign_gpu(1, device_count=3, lock_dir=tmp_path, env={}) as one:
+            assert one.devices == ("2",)
+    with pytest.raises(ValueError, match="asks for 4 GPUs"):
+        with assign_gpu(4, device_count=3, lock_dir=tmp_path, env={}):
+            pass
+    with assign_gpu(0, device_count=3, lock_dir=tmp_path, env=env) as none:
+        assert none.devices == () and "CUDA_VISIBLE_DEVICES" not in env
+
+
+def _hold_in_thread(lock_dir, holders: Counter, seen: list, guard: threading.Lock) -> None:
+    env: dict[str, str] = {}
+    with assign_gpu(device_count=2, lock_dir=lock_dir, env=env, poll=0.01) as got:
+        (device,) = got.devices
+        with guard:
+            holders[device] += 1
+            seen.append((device, holders[device], sum(holders.values())))
+        time.sleep(0.05)
+        with guard:
+            holders[device] -= 1
+
+
+def test_threads_never_share_a_device(tmp_path):
+    """8 jobs on 2 simulated GPUs: at most one holder per id and 2 in total, all jobs run."""
+    holders: Counter = Counter()
+    seen: list = []
+    guard = threading.Lock()
+    threads = [threading.Thread(target=_hold_in_thread, args=(tmp_path, holders, seen, guard))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(seen) == 8
+    assert all(per_device == 1 and total <= 2 for _, per_device, total in seen)
+    assert {device for device, _, _ in seen} == {"0", "1"}
+
+
+def _process_job(lock_dir: str, barrier, queue) -> None:
+    with assign_gpu(device_count=3, lock_dir=lock_dir, poll=0.01) as got:
+        queue.put((got.devices, os.environ["CUDA_VISIBLE_DEVICES"]))
+        barrier.wait(timeout=30)  # all three hold their GPU at the same time
+
+
+def test_processes_get_distinct_ids(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_process_job, args=(str(tmp_path), barrier, queue)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert sorted(devices for devices, _ in results) == [("0",), ("1",), ("2",)]
+    assert all(visible == devices[0] for devices, visible in results)
+
+
+HOLDER = """
+import sys, time
+from workflow_scripts.util.gpu import assign_gpu
+with assign_gpu(device_count=2, lock_dir=sys.argv[1]) as got:
+    print(got.devices[0], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_lock_of_a_killed_holder_is_released(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        with assign_gpu(device_count=2, lock_dir=tmp_path, env={}) as while_alive:
+            assert while_alive.devices == ("1",)
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: no context-manager exit runs
+        holder.wait(timeout=30)
+    with assign_gpu(device_count=2, lock_dir=tmp_path, env={}) as after:
+        assert after.devices == ("0",)
+
+
+def test_existing_cuda_visible_devices_restricts_the_choice(tmp_path):
+    outer = {"CUDA_VISIBLE_DEVICES": "2,3"}
+    with assign_gpu(device_count=4, lock_dir=tmp_path, env=outer) as a:
+        inner = {"CUDA_VISIBLE_DEVICES": "2,3"}
+        with assign_gpu(device_count=4, lock_dir=tmp_path, env=inner) as b:
+            assert (a.devices, b.devices) == (("2",), ("3",))
+            assert "CUDA_DEVICE_ORDER" not in inner  # the user's ids keep the user's order
+            with pytest.raises(TimeoutError):
+                with assign_gpu(device_count=4, lock_dir=tmp_path, timeout=0.1, poll=0.02,
+                                env={"CUDA_VISIBLE_DEVICES": "2,3"}):
+                    pass
+        assert inner == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    for hidden in ("", "-1"):
+        env = {"CUDA_VISIBLE_DEVICES": hidden}
+        with assign_gpu(device_count=4, lock_dir=tmp_path, env=env) as got:
+            assert got.devices == () and env == {"CUDA_VISIBLE_DEVICES": hidden}
+
+
+def test_no_gpu_changes_nothing_even_with_cuda_visible_devices(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "0"}
+    with assign_gpu(device_count=0, lock_dir=tmp_path / "locks", env=env) as got:
+        assert got.devices == () and got.source == "none"
+        assert env == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert not (tmp_path / "locks").exists()
+
+
+def test_slurm_assignment_is_kept(tmp_path):
+    env = {"SLURM_JOB_ID": "41", "SLURM_JOB_GPUS": "3", "CUDA_VISIBLE_DEVICES": "3"}
+    before = dict(env)
+    for _ in range(2):  # a second job on the same GPU id (another node or a cgroup) never waits
+        with assign_gpu(device_count=8, lock_dir=tmp_path, env=env) as got:
+            assert got.devices == ("3",) and got.source == "slurm" and env == before
+    # cgroup-constrained nodes renumber: CUDA sees GPU 0 although SLURM booked GPU 3
+    step = {"SLURM_JOB_ID": "42", "SLURM_STEP_GPUS": "3", "CUDA_VISIBLE_DEVICES": "0"}
+    with assign_gpu(device_count=lambda: pytest.fail("not asked inside SLURM"), lock_dir=tmp_path,
+                    env=step) as got:
+        assert got.devices == ("0",)
+    assert list(tmp_path.iterdir()) == []  # no lock was taken
+
+
+def test_slurm_job_without_gpu_is_cpu_even_with_cuda_visible_devices(tmp_path):
+    """SLURM sets CUDA_VISIBLE_DEVICES=0 in some jobs that have no GPU (environment.md)."""
+    env = {"SLURM_JOB_ID": "43", "CUDA_VISIBLE_DEVICES": "0"}
+    with assign_gpu(device_count=1, lock_dir=tmp_path, env=env) as got:
+        assert got.devices == () and got.source == "slurm" and env["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_local_jobs_inside_a_multi_gpu_slurm_allocation_share_it_out(tmp_path):
+    """`salloc --gpus=2` then `snakemake --cores 8 --resources gpu=2`: each job one of the two."""
+    def alloc_env() -> dict[str, str]:
+        return {"SLURM_JOB_ID": "44", "SLURM_JOB_GPUS": "5,7", "CUDA_VISIBLE_DEVICES": "5,7"}
+
+    with assign_gpu(device_count=8, lock_dir=tmp_path, env=alloc_env()) as a:
+        with assign_gpu(device_count=8, lock_dir=tmp_path, env=alloc_env()) as b:
+            assert {a.devices, b.devices} == {("5",), ("7",)} and a.source == "lock"
+    assert [p.name for p in tmp_path.iterdir()] == ["slurm-job-44"]  # locks private to the job
+
+
+def test_count_nvidia_gpus_reads_nvidia_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(textwrap.dedent("""\
+        #!/bin/sh
+        echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)"
+        echo "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb)"
+        """))
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert count_nvidia_gpus() == 2
+    fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    assert count_nvidia_gpus() == 0
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert count_nvidia_gpus() == 0
