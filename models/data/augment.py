@@ -50,7 +50,8 @@ def color_jitter(img: Tensor, j: Jitter) -> Tensor:
     out = gray + (out - gray) * j.saturation
     if j.hue:
         a = 2 * np.pi * j.hue
-        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]],
+                           dtype=torch.float32)
         m = (_YIQ2RGB @ rot @ _RGB2YIQ).to(out)
         out = torch.einsum("ij,...jhw->...ihw", m, out)
     return out.clamp(0.0, 1.0)

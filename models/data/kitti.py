@@ -92,6 +92,7 @@ class KittiRawDataset(Dataset):
     items: list[SplitItem]
     intrinsics: dict[str, tuple[np.ndarray, tuple[int, int]]]
     opts: KittiDataOptions
+    seed: int = 0
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -129,11 +130,13 @@ class KittiRawDataset(Dataset):
         K[0, 2], K[1, 2] = (K0[0, 2] + 0.5) * sx - 0.5, (K0[1, 2] + 0.5) * sy - 0.5
         return K
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
+        """``key`` = item index, or ``(draw, index)`` where ``draw`` seeds the augmentation
+        (the training loop passes the global step, so runs repeat exactly after a resume and
+        whatever the number of loader workers)."""
+        draw, index = key if isinstance(key, tuple) else (0, key)
         item = self.items[index]
-        # augmentation draws from torch's RNG: seeded from config in the main process, and per
-        # worker and epoch by the DataLoader, so runs repeat exactly and epochs differ
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        rng = np.random.default_rng([self.seed, draw, index])
         flip = self.opts.augment and rng.random() < 0.5
         cam = SIDE_CAM[item.side]
         frames = [self._image(item.folder, cam, item.frame + f) for f in self.opts.frame_ids]
@@ -147,7 +150,7 @@ class KittiRawDataset(Dataset):
         jitter = Jitter.draw(rng) if self.opts.augment and rng.random() < 0.5 else Jitter()
         out = {"color": color, "color_aug": color_jitter(color, jitter),
                "K": torch.from_numpy(K).float(), "inv_K": torch.from_numpy(np.linalg.inv(K)).float(),
-               "index": torch.tensor(index)}
+               "index": torch.tensor(index), "side": torch.tensor(cam)}
         side_sign = -1.0 if item.side == "l" else 1.0  # the other camera: right of 'l', left of 'r'
         stereo_T = torch.eye(4)
         stereo_T[0, 3] = side_sign * (-1.0 if flip else 1.0) * self.opts.stereo_baseline

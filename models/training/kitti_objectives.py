@@ -1,0 +1,227 @@
+"""Objectives of the driving branch: teacher (stereo + depth hints), student (distillation),
+fine-tune (video with a pose network, SC-Depth consistency). seed_methods §6.4-6.7.
+
+Batches come from :class:`models.data.kitti.KittiRawDataset`: ``color`` / ``color_aug``
+(B, F, 3, H, W) with the frames in ``frame_ids`` order and the stereo frame last.
+Depths are in training units (stereo baseline 0.1, so x5.4 is metric on KITTI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models import geometry as G
+from models import losses as L
+from models.networks import full_resolution
+
+
+@dataclass(frozen=True)
+class PhotoOptions:
+    """Shared photometric settings.
+
+    Attributes:
+        frame_ids: temporal frames of the item, 0 first (monodepth2 ``--frame_ids``).
+        stereo: the item's last frame is the other camera (``--use_stereo``).
+        automask: monodepth2 auto-masking with identity losses.
+        smoothness: weight of the edge-aware smoothness (divided by 2^scale).
+        min_depth, max_depth: range of ``disp_to_depth``.
+        convention: sampling convention of the warps (models.geometry).
+    """
+
+    frame_ids: tuple[int, ...] = (0,)
+    stereo: bool = True
+    automask: bool = True
+    smoothness: float = 1e-3
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    convention: str = "exact"
+
+
+def depths_full(disps: list[Tensor], hw: tuple[int, int], opts: PhotoOptions) -> list[Tensor]:
+    """Depths (B, 1, H, W) of every scale, upsampled to full resolution first (monodepth2)."""
+    return [G.disp_to_depth(d, opts.min_depth, opts.max_depth)[1] for d in full_resolution(disps, hw)]
+
+
+def source_poses(batch: dict[str, Tensor], nets: nn.ModuleDict, opts: PhotoOptions) -> list[Tensor]:
+    """``src_from_tgt`` (B, 4, 4) of every source frame: the pose network for temporal frames
+    (pairs in temporal order, inverted for past frames, as monodepth2), ``stereo_T`` for the
+    stereo frame."""
+    poses = []
+    color = batch["color_aug"]
+    for i, fid in enumerate(opts.frame_ids[1:], 1):
+        if fid < 0:
+            vec = nets["pose"](color[:, i], color[:, 0])
+            poses.append(nets["pose"].to_matrix(vec, invert=True))
+        else:
+            vec = nets["pose"](color[:, 0], color[:, i])
+            poses.append(nets["pose"].to_matrix(vec))
+    if opts.stereo:
+        poses.append(batch["stereo_T"])
+    return poses
+
+
+def _warp_errors(target: Tensor, sources: list[Tensor], depth: Tensor, K: Tensor, poses: list[Tensor],
+                 opts: PhotoOptions) -> tuple[Tensor, list[G.Warp]]:
+    warps = [G.warp(s, depth, K, T, convention=opts.convention) for s, T in zip(sources, poses, strict=True)]
+    return torch.cat([L.photometric_error(w.image, target) for w in warps], 1), warps
+
+
+def _f(x: Tensor | float) -> float:
+    """A loss term as a float for the logs (detached)."""
+    return float(x.detach()) if isinstance(x, Tensor) else float(x)
+
+
+def _smooth(disp: Tensor, target: Tensor) -> Tensor:
+    image = F.interpolate(target, size=disp.shape[-2:], mode="area")
+    return L.edge_aware_smoothness(disp, image)
+
+
+@dataclass(frozen=True)
+class TeacherOptions:
+    """Teacher (Depth Hints / EPCDepth): stereo (+ optional monocular neighbours) with hints.
+
+    Attributes:
+        hints: use the precomputed SGM depth hints (the batch has ``hint``).
+        hint_variant: "depth_hints" or "epcdepth" (see models.losses.hints).
+        data_graft: EPCDepth's data grafting of the batch.
+        self_distillation: EPCDepth's self-distillation (weight 1) over the scales.
+    """
+
+    photo: PhotoOptions = PhotoOptions()
+    hints: bool = True
+    hint_variant: str = "depth_hints"
+    data_graft: bool = False
+    self_distillation: bool = False
+
+
+class TeacherObjective:
+    """Per scale: min reprojection over sources + identity auto-mask + hint selection;
+    ``loss = mean_s (reprojection_s + hint_s + smoothness / 2^s)`` (+ self-distillation)."""
+
+    def __init__(self, opts: TeacherOptions) -> None:
+        self.opts = opts
+
+    def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
+        o, p = self.opts, self.opts.photo
+        if o.data_graft:
+            batch = dict(batch)
+            grafted = L.data_graft({"color": batch["color"].flatten(1, 2), "color_aug": batch["color_aug"].flatten(1, 2),
+                                    **({"hint": batch["hint"]} if o.hints else {})}, batch["side"])
+            for key in ("color", "color_aug"):
+                batch[key] = grafted[key].view_as(batch[key])
+            if o.hints:
+                batch["hint"] = grafted["hint"]
+        color, K = batch["color"], batch["K"]
+        target, sources = color[:, 0], list(color[:, 1:].unbind(1))
+        hw = target.shape[-2:]
+        disps = nets["depth"](batch["color_aug"][:, 0])
+        poses = source_poses(batch, nets, p)
+        identity = torch.cat([L.photometric_error(s, target) for s in sources], 1) if p.automask else None
+        hint_error = hint = None
+        if o.hints:
+            hint = batch["hint"]
+            w = G.warp(sources[-1], hint.clamp(min=1e-3), K, batch["stereo_T"], convention=p.convention)
+            hint_error = L.hint_reprojection_error(L.photometric_error(w.image, target), hint)
+        total, logs, errors = 0.0, {"reprojection": 0.0, "hint": 0.0, "smooth": 0.0}, []
+        depths = depths_full(disps, hw, p)
+        for s, (disp, depth) in enumerate(zip(disps, depths, strict=True)):
+            reproj, _ = _warp_errors(target, sources, depth, K, poses, p)
+            errors.append(reproj[:, -1:])  # the stereo warp, for self-distillation
+            terms = L.depth_hint_loss(reproj, identity, hint_error, depth, hint, variant=o.hint_variant)
+            smooth = _smooth(disp, target)
+            total = total + terms.reprojection + terms.hint + p.smoothness * smooth / 2**min(s, 3)
+            logs["reprojection"] += _f(terms.reprojection) / len(disps)
+            logs["hint"] += _f(terms.hint) / len(disps)
+            logs["smooth"] += _f(smooth) / len(disps)
+        loss = total / len(disps)
+        if o.self_distillation:
+            sd = L.self_distillation_loss(full_resolution(disps, hw), errors, split=min(5, len(disps)))
+            loss = loss + sd
+            logs["self_distillation"] = _f(sd)
+        return loss, logs
+
+
+class StudentObjective:
+    """The frozen teacher's depth on the clean image supervises the student's on the augmented
+    one through the scale-invariant loss (the endoscopy reference's "+" form, §6.2), at every
+    scale of the student (upsampled to full resolution)."""
+
+    def __init__(self, teacher: nn.Module, photo: PhotoOptions, eigen_lambda: float | None = None) -> None:
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.photo, self.eigen_lambda = photo, eigen_lambda
+
+    def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
+        target = batch["color"][:, 0]
+        hw = target.shape[-2:]
+        self.teacher.to(target.device)
+        with torch.no_grad():
+            goal = depths_full(self.teacher(target)[:1], hw, self.photo)[0]
+        preds = depths_full(nets["depth"](batch["color_aug"][:, 0]), hw, self.photo)
+        mask = torch.ones_like(goal)
+        losses = [L.scale_invariant_loss(d, goal, mask, eigen_lambda=self.eigen_lambda) for d in preds]
+        loss = sum(losses) / len(losses)
+        return loss, {"distill": _f(loss)}
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Fine-tune on video (monodepth2 min reprojection + SC-Depth consistency).
+
+    Attributes:
+        geometry_weight: weight of SC-Depth's geometry-consistency loss (0.1 in SC-Depth).
+        dynamic_mask: weight each photometric error by SC-Depth's self-discovered mask.
+    """
+
+    photo: PhotoOptions = PhotoOptions(frame_ids=(0, -1, 1), stereo=False)
+    geometry_weight: float = 0.1
+    dynamic_mask: bool = True
+
+
+class FinetuneObjective:
+    """Per scale: photometric errors of the warped neighbours (times the self-discovered mask
+    ``1 - D_diff`` of scale 0), monodepth2's per-pixel minimum with auto-masking, smoothness;
+    plus ``geometry_weight`` x the mean ``D_diff`` on the pixels the minimum selected."""
+
+    def __init__(self, opts: FinetuneOptions) -> None:
+        self.opts = opts
+
+    def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
+        o, p = self.opts, self.opts.photo
+        color, K = batch["color"], batch["K"]
+        target, sources = color[:, 0], list(color[:, 1:].unbind(1))
+        hw = target.shape[-2:]
+        n_src = len(sources)
+        aug = batch["color_aug"]
+        all_disps = nets["depth"](aug.flatten(0, 1))  # every frame: target + sources
+        b = target.shape[0]
+        disps = [d.view(b, -1, *d.shape[1:])[:, 0] for d in all_disps]
+        src_depth = G.disp_to_depth(full_resolution([all_disps[0]], hw)[0], p.min_depth, p.max_depth)[1]
+        src_depth = src_depth.view(b, -1, 1, *hw)[:, 1:]
+        poses = source_poses(batch, nets, p)
+        identity = torch.cat([L.photometric_error(s, target) for s in sources], 1) if p.automask else None
+        total, logs, geo = 0.0, {"reprojection": 0.0, "geometry": 0.0, "smooth": 0.0}, None
+        for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
+            reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
+            if s == 0:
+                projected = [G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")
+                             for j in range(n_src)]
+                geo = torch.cat([L.geometry_consistency(w.depth, q) for w, q in zip(warps, projected, strict=True)], 1)
+                geo = torch.where(torch.cat([w.valid for w in warps], 1), geo, torch.ones_like(geo))
+            if o.dynamic_mask:
+                reproj = reproj * L.self_discovered_mask(geo)
+            mr = L.min_reprojection_loss(reproj, identity)
+            smooth = _smooth(disp, target)
+            total = total + mr.loss + p.smoothness * smooth / 2**min(s, 3)
+            logs["reprojection"] += _f(mr.loss) / len(disps)
+            logs["smooth"] += _f(smooth) / len(disps)
+            if s == 0:
+                best = torch.argmin(reproj, dim=1, keepdim=True)
+                geo_sel = torch.gather(geo, 1, best)
+                geo_loss = L.mean_on_mask(geo_sel, mr.automask.to(geo_sel.dtype))
+        loss = total / len(disps) + o.geometry_weight * geo_loss
+        logs["geometry"] = _f(geo_loss)
+        return loss, logs
