@@ -1,0 +1,196 @@
+"""Eigen-protocol ground-truth depth from Velodyne scans, and annotated depth PNGs.
+
+Reproduces monodepth2's ``generate_depth_map`` / ``export_gt_depth.py`` (seed_methods.md
+§4.1-4.2), vectorised:
+
+* projection ``P_rect_0{cam} @ R_rect_00 @ velo_to_cam`` of the points with ``x >= 0``
+  (x = LiDAR forward), in float64 as the reference;
+* pixel = ``round(p / z) - 1`` (KITTI's 1-based calibration to 0-based array indices), kept when
+  inside the image whose size is read from ``S_rect_02`` (also for camera 3, as the reference);
+* depth = LiDAR forward x (``DepthSource.VELODYNE``, the reference's ``vel_depth=True`` used
+  for the eigen split) or camera z (``DepthSource.CAMERA``);
+* every point is written (the last write wins), then each group of points sharing a linear
+  index gets the minimum depth of the group, written at the location of the group's first
+  point. ``DuplicateIndex.REFERENCE`` (the default) uses the reference's index
+  ``v * (W - 1) + u - 1``, which also merges the pairs ``(v, W-1)`` and ``(v+1, 0)``;
+  published numbers were computed on that ground truth. ``DuplicateIndex.EXACT`` uses the
+  true index ``v * W + u`` (per-pixel minimum);
+* negative depths are set to 0 (0 = no ground truth).
+
+The eigen_benchmark split reads KITTI's annotated depth maps instead
+(``proj_depth/groundtruth/image_02/<frame>.png``, uint16 = metres x 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from workflow_scripts.kitti.calib import KittiRig
+from workflow_scripts.kitti.raw import read_velodyne
+from workflow_scripts.util import InputDataError
+
+__all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "RasterScratch", "lidar_depth_pixels",
+           "lidar_depth_map", "densify", "velodyne_gt", "png_depth_map", "groundtruth_png_path"]
+
+PNG_DEPTH_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
+
+
+class DepthSource(StrEnum):
+    VELODYNE = "velodyne"  # LiDAR forward distance x (the reference's vel_depth=True)
+    CAMERA = "camera"  # z in the rectified camera
+
+
+class DuplicateIndex(StrEnum):
+    REFERENCE = "reference"  # the reference's sub2ind: v * (W - 1) + u - 1
+    EXACT = "exact"  # v * W + u
+
+
+@dataclass(frozen=True, kw_only=True)
+class GtOptions:
+    """How ground truth is made from a Velodyne scan (defaults: the eigen split's reference)."""
+
+    depth: DepthSource = DepthSource.VELODYNE
+    duplicates: DuplicateIndex = DuplicateIndex.REFERENCE
+    cam: int = 2
+
+    @classmethod
+    def from_config(cls, section: dict) -> GtOptions:
+        """From the ``kitti.gt`` config section."""
+        return cls(depth=DepthSource(section["depth"]), duplicates=DuplicateIndex(section["duplicates"]))
+
+
+@dataclass
+class RasterScratch:
+    """Reusable buffers for one image size, so that a loop over frames touches no fresh
+    memory (page faults of new multi-megabyte arrays cost more than the projection itself).
+
+    All buffers are back to their initial state after every call that uses them.
+    """
+
+    image_hw: tuple[int, int]
+    depth: np.ndarray = field(init=False)  # (H*W,) float32, zeros
+    last: np.ndarray = field(init=False)  # (n_keys,) int32, garbage
+    repeated: np.ndarray = field(init=False)  # (n_keys,) bool, False
+
+    def __post_init__(self) -> None:
+        h, w = self.image_hw
+        n_keys = h * w + 1  # both index kinds stay below h * w + 1
+        self.depth = np.zeros(h * w, np.float32)
+        self.last = np.empty(n_keys, np.int32)
+        self.repeated = np.zeros(n_keys, bool)
+
+
+def _group_minimum(keys: np.ndarray, depth: np.ndarray, scratch: RasterScratch) -> tuple[np.ndarray, np.ndarray]:
+    """For every key that occurs more than once: the index of its first point and the
+    minimum depth of its points.
+
+    Args:
+        keys: (M,) int64 in [0, H*W]; depth: (M,).
+    Returns:
+        first: (G,) index into the points; minimum: (G,) depth, one entry per repeated key.
+    """
+    order = np.arange(keys.size, dtype=np.int32)
+    last, repeated = scratch.last, scratch.repeated
+    last[keys] = order  # the last point of each key (numpy assigns in order)
+    repeated[keys[last[keys] != order]] = True
+    members = np.flatnonzero(repeated[keys])  # all points of repeated keys, in scan order
+    repeated[keys[members]] = False
+    if members.size == 0:
+        return members, depth[:0]
+    by_key = members[np.argsort(keys[members], kind="stable")]  # stable: first point first
+    k = keys[by_key]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    return by_key[starts], np.minimum.reduceat(depth[by_key], starts)
+
+
+def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
+                       options: GtOptions = GtOptions(),
+                       scratch: RasterScratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth of one Velodyne scan, exactly as the reference export computes it, as
+    the list of its non-zero pixels.
+
+    Equals the reference's float64 map cast to float32 (as its export stores it): a negative
+    depth is clamped before the minimum and the cast after it, which commutes with both.
+
+    Args:
+        points: (N, 4) float32 Velodyne points (x fwd, y left, z up in metres, reflectance).
+        velo_to_image: (3, 4) float64 ``P_rect @ R_rect_00 @ velo_to_cam`` (1-based pixels).
+        image_hw: (height, width) of the map (the reference: ``S_rect_02``).
+        scratch: buffers of this image size to reuse across frames (made if None).
+    Returns:
+        index: (K,) int64 ascending linear pixel indices ``v * W + u``;
+        depth: (K,) float32 metres, all > 0.
+    """
+    if points.ndim != 2 or points.shape[1] != 4:
+        raise ValueError(f"points must be (N, 4), got {points.shape}")
+    scratch = scratch if scratch is not None else RasterScratch(image_hw)
+    if scratch.image_hw != tuple(image_hw):
+        raise ValueError(f"scratch is for {scratch.image_hw}, not {image_hw}")
+    h, w = image_hw
+    xyz1 = np.compress(points[:, 0] >= 0, points, axis=0).astype(np.float64)
+    xyz1[:, 3] = 1.0
+    p = np.dot(velo_to_image, xyz1.T)  # (3, M): the reference's product, bit for bit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.rint(p[0] / p[2])  # np.round: half to even; 1-based pixel
+        v = np.rint(p[1] / p[2])
+    keep = np.flatnonzero((u >= 1) & (v >= 1) & (u < w + 1) & (v < h + 1))  # round() - 1 in the image
+    u = u[keep].astype(np.int64) - 1
+    v = v[keep].astype(np.int64) - 1
+    z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2, keep], 0.0)
+    pixel = v * w + u
+    depth = scratch.depth
+    depth[pixel] = z  # the last point of a pixel wins, as in the reference
+    # the reference groups by v * (W - 1) + u - 1 (here + 2, to stay >= 0); exact: by pixel
+    keys = pixel + 1 - v if options.duplicates == DuplicateIndex.REFERENCE else pixel
+    first, minimum = _group_minimum(keys, z, scratch)
+    depth[pixel[first]] = minimum
+    index = np.flatnonzero(depth)
+    values = depth[index]
+    depth[index] = 0.0
+    return index, values
+
+
+def lidar_depth_map(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
+                    options: GtOptions = GtOptions()) -> np.ndarray:
+    """:func:`lidar_depth_pixels` as a dense (H, W) float32 map in metres (0 = no point)."""
+    index, values = lidar_depth_pixels(points, velo_to_image, image_hw, options)
+    return densify(index, values, image_hw)
+
+
+def densify(index: np.ndarray, values: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 map with ``values`` at the linear pixel ``index``, 0 elsewhere."""
+    out = np.zeros(image_hw[0] * image_hw[1], np.float32)
+    out[index] = values
+    return out.reshape(image_hw)
+
+
+def velodyne_gt(velo_path: str | Path, rig: KittiRig, options: GtOptions = GtOptions(),
+                scratch: RasterScratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth pixels of one frame from its Velodyne file, at the size of ``S_rect_02``
+    (see :func:`lidar_depth_pixels`)."""
+    return lidar_depth_pixels(read_velodyne(velo_path), rig.velo_to_image(options.cam), rig.image_size[2],
+                              options, scratch)
+
+
+def groundtruth_png_path(drive_path: Path, frame: int, cam: int = 2) -> Path:
+    """``<drive>/proj_depth/groundtruth/image_0{cam}/<frame:010d>.png`` (KITTI depth annotations)."""
+    return drive_path / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{frame:010d}.png"
+
+
+def png_depth_map(path: str | Path) -> np.ndarray:
+    """Annotated depth map (eigen_benchmark): (H, W) float32 metres = uint16 / 256, 0 = none."""
+    path = Path(path)
+    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if png is None:
+        raise InputDataError(path, "annotated depth map not found or unreadable",
+                             "eigen_benchmark needs KITTI's annotated depth maps (data_depth_annotated) "
+                             "merged into the raw tree as <drive>/proj_depth/groundtruth/image_02/")
+    if png.dtype != np.uint16 or png.ndim != 2:
+        raise InputDataError(path, f"expected a single-channel uint16 PNG, got {png.dtype} {png.shape}",
+                             "use the annotated depth maps exactly as KITTI ships them")
+    return png.astype(np.float32) / PNG_DEPTH_SCALE
