@@ -7,6 +7,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 include: "rules/common.smk"
 include: "rules/demo.smk"
+include: "rules/kitti.smk"
 
 
 rule all:
