@@ -23,7 +23,7 @@ The eigen_benchmark split reads KITTI's annotated depth maps instead
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from workflow_scripts.kitti.calib import KittiRig
 from workflow_scripts.kitti.raw import read_velodyne
 from workflow_scripts.util import InputDataError
 
-__all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "RasterScratch", "lidar_depth_pixels",
+__all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "lidar_depth_pixels",
            "lidar_depth_map", "densify", "velodyne_gt", "png_depth_map", "groundtruth_png_path"]
 
 PNG_DEPTH_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
@@ -64,53 +64,39 @@ class GtOptions:
         return cls(depth=DepthSource(section["depth"]), duplicates=DuplicateIndex(section["duplicates"]))
 
 
-@dataclass
-class RasterScratch:
-    """Reusable buffers for one image size, so that a loop over frames touches no fresh
-    memory (page faults of new multi-megabyte arrays cost more than the projection itself).
+def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
+                    duplicates: DuplicateIndex) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's rasterisation, from a stable sort instead of a dense map and a loop.
 
-    All buffers are back to their initial state after every call that uses them.
-    """
-
-    image_hw: tuple[int, int]
-    depth: np.ndarray = field(init=False)  # (H*W,) float32, zeros
-    last: np.ndarray = field(init=False)  # (n_keys,) int32, garbage
-    repeated: np.ndarray = field(init=False)  # (n_keys,) bool, False
-
-    def __post_init__(self) -> None:
-        h, w = self.image_hw
-        n_keys = h * w + 1  # both index kinds stay below h * w + 1
-        self.depth = np.zeros(h * w, np.float32)
-        self.last = np.empty(n_keys, np.int32)
-        self.repeated = np.zeros(n_keys, bool)
-
-
-def _group_minimum(keys: np.ndarray, depth: np.ndarray, scratch: RasterScratch) -> tuple[np.ndarray, np.ndarray]:
-    """For every key that occurs more than once: the index of its first point and the
-    minimum depth of its points.
+    Per pixel the last point (in scan order) is written; then every group of points sharing
+    the duplicate index gets its minimum at the pixel of its first point. The reference index
+    ``v * (W - 1) + u - 1 = pixel - v - 1`` never decreases with the pixel index, so both kinds
+    of groups are runs of the pixel-sorted points.
 
     Args:
-        keys: (M,) int64 in [0, H*W]; depth: (M,).
+        pixel: (M,) int64 linear pixel ``v * W + u`` of each point, in scan order; depth: (M,).
     Returns:
-        first: (G,) index into the points; minimum: (G,) depth, one entry per repeated key.
+        index: (K,) ascending unique pixels; values: (K,) their depth (may be <= 0).
     """
-    order = np.arange(keys.size, dtype=np.int32)
-    last, repeated = scratch.last, scratch.repeated
-    last[keys] = order  # the last point of each key (numpy assigns in order)
-    repeated[keys[last[keys] != order]] = True
-    members = np.flatnonzero(repeated[keys])  # all points of repeated keys, in scan order
-    repeated[keys[members]] = False
-    if members.size == 0:
-        return members, depth[:0]
-    by_key = members[np.argsort(keys[members], kind="stable")]  # stable: first point first
-    k = keys[by_key]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    return by_key[starts], np.minimum.reduceat(depth[by_key], starts)
+    order = np.argsort(pixel, kind="stable")  # fast: scans are nearly sorted already
+    pix, z = pixel[order], depth[order]
+    n = pix.size
+    if n == 0:
+        return pix, z
+    starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+    index, values = pix[starts], z[np.r_[starts[1:], n] - 1]  # the last point of a pixel wins
+    key = pix - pix // width if duplicates == DuplicateIndex.REFERENCE else pix
+    group = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    repeated = np.diff(np.r_[group, n]) > 1
+    if repeated.any():
+        minimum = np.minimum.reduceat(z, group)[repeated]
+        first = np.minimum.reduceat(order, group)[repeated]  # the group's first point in scan order
+        values[np.searchsorted(index, pixel[first])] = minimum
+    return index, values
 
 
 def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
-                       options: GtOptions = GtOptions(),
-                       scratch: RasterScratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       options: GtOptions = GtOptions()) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth of one Velodyne scan, exactly as the reference export computes it, as
     the list of its non-zero pixels.
 
@@ -121,16 +107,12 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
         points: (N, 4) float32 Velodyne points (x fwd, y left, z up in metres, reflectance).
         velo_to_image: (3, 4) float64 ``P_rect @ R_rect_00 @ velo_to_cam`` (1-based pixels).
         image_hw: (height, width) of the map (the reference: ``S_rect_02``).
-        scratch: buffers of this image size to reuse across frames (made if None).
     Returns:
         index: (K,) int64 ascending linear pixel indices ``v * W + u``;
         depth: (K,) float32 metres, all > 0.
     """
     if points.ndim != 2 or points.shape[1] != 4:
         raise ValueError(f"points must be (N, 4), got {points.shape}")
-    scratch = scratch if scratch is not None else RasterScratch(image_hw)
-    if scratch.image_hw != tuple(image_hw):
-        raise ValueError(f"scratch is for {scratch.image_hw}, not {image_hw}")
     h, w = image_hw
     xyz1 = np.compress(points[:, 0] >= 0, points, axis=0).astype(np.float64)
     xyz1[:, 3] = 1.0
@@ -139,20 +121,11 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
         u = np.rint(p[0] / p[2])  # np.round: half to even; 1-based pixel
         v = np.rint(p[1] / p[2])
     keep = np.flatnonzero((u >= 1) & (v >= 1) & (u < w + 1) & (v < h + 1))  # round() - 1 in the image
-    u = u[keep].astype(np.int64) - 1
-    v = v[keep].astype(np.int64) - 1
+    pixel = (v[keep].astype(np.int64) - 1) * w + (u[keep].astype(np.int64) - 1)
     z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2, keep], 0.0)
-    pixel = v * w + u
-    depth = scratch.depth
-    depth[pixel] = z  # the last point of a pixel wins, as in the reference
-    # the reference groups by v * (W - 1) + u - 1 (here + 2, to stay >= 0); exact: by pixel
-    keys = pixel + 1 - v if options.duplicates == DuplicateIndex.REFERENCE else pixel
-    first, minimum = _group_minimum(keys, z, scratch)
-    depth[pixel[first]] = minimum
-    index = np.flatnonzero(depth)
-    values = depth[index]
-    depth[index] = 0.0
-    return index, values
+    index, values = _resolve_pixels(pixel, z, w, options.duplicates)
+    positive = values > 0
+    return index[positive], values[positive].astype(np.float32)
 
 
 def lidar_depth_map(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
@@ -169,12 +142,10 @@ def densify(index: np.ndarray, values: np.ndarray, image_hw: tuple[int, int]) ->
     return out.reshape(image_hw)
 
 
-def velodyne_gt(velo_path: str | Path, rig: KittiRig, options: GtOptions = GtOptions(),
-                scratch: RasterScratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+def velodyne_gt(velo_path: str | Path, rig: KittiRig, options: GtOptions = GtOptions()) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth pixels of one frame from its Velodyne file, at the size of ``S_rect_02``
     (see :func:`lidar_depth_pixels`)."""
-    return lidar_depth_pixels(read_velodyne(velo_path), rig.velo_to_image(options.cam), rig.image_size[2],
-                              options, scratch)
+    return lidar_depth_pixels(read_velodyne(velo_path), rig.velo_to_image(options.cam), rig.image_size[2], options)
 
 
 def groundtruth_png_path(drive_path: Path, frame: int, cam: int = 2) -> Path:

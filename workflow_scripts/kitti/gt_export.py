@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.kitti.calib import KittiRig, load_rig
-from workflow_scripts.kitti.gt_depth import (DepthSource, GtOptions, RasterScratch, densify,
-                                             groundtruth_png_path, png_depth_map, velodyne_gt)
+from workflow_scripts.kitti.gt_depth import GtOptions, densify, groundtruth_png_path, png_depth_map, velodyne_gt
 from workflow_scripts.kitti.raw import velodyne_path
 from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError, atomic_file
@@ -65,7 +64,6 @@ def split_source(split: str) -> str:
 def _frames(lines: list[SplitLine], raw_root: Path, source: str,
             options: GtOptions) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
     rigs: dict[str, KittiRig] = {}
-    scratch: dict[tuple[int, int], RasterScratch] = {}
     for line in lines:
         drive = raw_root / line.folder
         if source == "png":
@@ -75,10 +73,8 @@ def _frames(lines: list[SplitLine], raw_root: Path, source: str,
             continue
         if line.date not in rigs:
             rigs[line.date] = load_rig(raw_root / line.date)
-        hw = rigs[line.date].image_size[2]
-        buffers = scratch.setdefault(hw, RasterScratch(hw))
-        index, depth = velodyne_gt(velodyne_path(drive, line.frame), rigs[line.date], options, buffers)
-        yield index, depth, hw
+        index, depth = velodyne_gt(velodyne_path(drive, line.frame), rigs[line.date], options)
+        yield index, depth, rigs[line.date].image_size[2]
 
 
 def export_split(lines: list[SplitLine], raw_root: str | Path, source: str,
