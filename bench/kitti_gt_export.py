@@ -24,7 +24,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kitti.reference_ports import md2_generate_depth_map  # noqa: E402
 from workflow_scripts.kitti import calib as kc  # noqa: E402
-from workflow_scripts.kitti import raw  # noqa: E402
 from workflow_scripts.kitti.gt_depth import GtOptions, densify, velodyne_gt  # noqa: E402
 
 

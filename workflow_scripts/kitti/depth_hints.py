@@ -53,15 +53,16 @@ class HintOptions:
 
 
 def load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB resized to ``size`` = (H, W) with Lanczos, as the reference."""
-    if not path.is_file():
-        raise InputDataError(path, "image not found (both images of a stereo pair are needed)",
+    """(H, W, 3) uint8 RGB resized to ``size`` = (H, W) with PIL's Lanczos, as the reference
+    (decoded by OpenCV, which is faster than PIL at the same pixels)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    if bgr is None:
+        raise InputDataError(path, "image not found or unreadable (both images of a stereo pair are needed)",
                              "check that image_02 and image_03 of the drive are complete")
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-        if rgb.size != (size[1], size[0]):
-            rgb = rgb.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-        return np.asarray(rgb)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.LANCZOS))
 
 
 def hint_path(out_dir: Path, cam: int, frame: int) -> Path:
@@ -134,7 +135,7 @@ def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequ
                                      "re-extract the drive, or drop the frame from the split")
     width = 0
     if frames:
-        with Image.open(image_path(image_drive, 2, frames[0], ext)) as img:
+        with Image.open(image_path(image_drive, 2, frames[0], ext)) as img:  # reads the header only
             width = img.size[0]
     fx, baseline = _focal_baseline(options, Path(raw_root) / folder.split("/")[0], width)
     with atomic_dir(out_dir) as tmp:
@@ -142,7 +143,8 @@ def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequ
             (tmp / f"image_0{cam}").mkdir()
         job = _DriveJob(image_drive, tmp, ext, options, fx, baseline)
         if workers > 1 and len(frames) > 1:
-            with mp.get_context("fork").Pool(workers, _init_worker, (job,)) as pool:
+            # spawn, not fork: a process forked while OpenCV's thread pool runs can deadlock
+            with mp.get_context("spawn").Pool(workers, _init_worker, (job,)) as pool:
                 for n, _ in enumerate(pool.imap_unordered(_run_frame, frames), 1):
                     if n % 20 == 0 or n == len(frames):
                         log.info("%s: hints for %d/%d frames", folder, n, len(frames))
