@@ -71,7 +71,8 @@ def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
     Per pixel the last point (in scan order) is written; then every group of points sharing
     the duplicate index gets its minimum at the pixel of its first point. The reference index
     ``v * (W - 1) + u - 1 = pixel - v - 1`` never decreases with the pixel index, so both kinds
-    of groups are runs of the pixel-sorted points.
+    of groups are runs of the pixel-sorted points (the reference's also join a run ending at
+    ``(v, W-1)`` with one starting at ``(v+1, 0)``).
 
     Args:
         pixel: (M,) int64 linear pixel ``v * W + u`` of each point, in scan order; depth: (M,).
@@ -80,18 +81,22 @@ def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
     """
     order = np.argsort(pixel, kind="stable")  # fast: scans are nearly sorted already
     pix, z = pixel[order], depth[order]
-    n = pix.size
-    if n == 0:
+    if pix.size == 0:
         return pix, z
-    starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
-    index, values = pix[starts], z[np.r_[starts[1:], n] - 1]  # the last point of a pixel wins
-    key = pix - pix // width if duplicates == DuplicateIndex.REFERENCE else pix
-    group = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    repeated = np.diff(np.r_[group, n]) > 1
-    if repeated.any():
-        minimum = np.minimum.reduceat(z, group)[repeated]
-        first = np.minimum.reduceat(order, group)[repeated]  # the group's first point in scan order
-        values[np.searchsorted(index, pixel[first])] = minimum
+    same_pixel = pix[1:] == pix[:-1]  # point i + 1 falls on the pixel of point i
+    last = np.flatnonzero(~np.append(same_pixel, False))
+    index, values = pix[last], z[last]  # the last point of a pixel wins
+    same_group = same_pixel
+    if duplicates == DuplicateIndex.REFERENCE:
+        same_group = same_pixel | ((pix[1:] - pix[:-1] == 1) & (pix[1:] % width == 0))
+    if not same_group.any():
+        return index, values
+    joined = np.append(same_group, False) | np.insert(same_group, 0, False)  # in a group of >= 2
+    members = np.flatnonzero(joined)  # few: compute minima over these points only
+    starts = np.flatnonzero(~np.insert(same_group, 0, False)[members])
+    minimum = np.minimum.reduceat(z[members], starts)
+    first = np.minimum.reduceat(order[members], starts)  # the group's first point in scan order
+    values[np.searchsorted(index, pixel[first])] = minimum
     return index, values
 
 
@@ -121,7 +126,7 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
         u = np.rint(p[0] / p[2])  # np.round: half to even; 1-based pixel
         v = np.rint(p[1] / p[2])
     keep = np.flatnonzero((u >= 1) & (v >= 1) & (u < w + 1) & (v < h + 1))  # round() - 1 in the image
-    pixel = (v[keep].astype(np.int64) - 1) * w + (u[keep].astype(np.int64) - 1)
+    pixel = (v[keep] * w + u[keep]).astype(np.int64) - (w + 1)  # exact: integers far below 2**53
     z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2, keep], 0.0)
     index, values = _resolve_pixels(pixel, z, w, options.duplicates)
     positive = values > 0
