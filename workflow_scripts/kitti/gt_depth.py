@@ -122,9 +122,12 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
     xyz1 = np.compress(points[:, 0] >= 0, points, axis=0).astype(np.float64)
     xyz1[:, 3] = 1.0
     p = np.dot(velo_to_image, xyz1.T)  # (3, M): the reference's product, bit for bit
+    u, v = p[0], p[1]  # in place: fresh multi-megabyte arrays cost page faults, more than the maths
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.rint(p[0] / p[2])  # np.round: half to even; 1-based pixel
-        v = np.rint(p[1] / p[2])
+        np.divide(u, p[2], out=u)
+        np.divide(v, p[2], out=v)
+    np.rint(u, out=u)  # np.round: half to even; 1-based pixel
+    np.rint(v, out=v)
     keep = np.flatnonzero((u >= 1) & (v >= 1) & (u < w + 1) & (v < h + 1))  # round() - 1 in the image
     pixel = (v[keep] * w + u[keep]).astype(np.int64) - (w + 1)  # exact: integers far below 2**53
     z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2, keep], 0.0)
