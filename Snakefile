@@ -8,6 +8,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "rules/common.smk"
 include: "rules/common_endo.smk"
 include: "rules/demo.smk"
+include: "rules/kitti.smk"
 include: "rules/endoscopy.smk"
 
 

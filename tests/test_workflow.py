@@ -48,5 +48,9 @@ def test_end_to_end_tiny_demo(tmp_path):
         assert (tmp_path / "logs" / rule / f"{rule}.log").stat().st_size > 0
         assert (tmp_path / "benchmarks" / rule / f"{rule}.tsv").is_file()
     assert not list(tmp_path.glob("resources/demo/.*tmp"))  # no half-written leftovers
+    hints = "results/kitti/depth_hints/2011_01_01/2011_01_01_drive_0001_sync"
+    for rel in ("results/kitti/gt/eigen.npz", "results/kitti/gt/eigen_benchmark.npz",
+                "results/kitti/splits/train_files.txt", f"{hints}/image_03/0000000001.npy"):
+        assert (tmp_path / rel).is_file(), rel
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -105,8 +105,12 @@ class KittiRig:
         return r @ self.velo_to_cam
 
     def velo_to_image(self, cam: int = 2) -> np.ndarray:
-        """(3, 4) ``P_rect_0{cam} @ R_rect_00 @ velo_to_cam`` (to 1-based pixels)."""
-        return self.P_rect[cam] @ self.rect_from_velo()
+        """(3, 4) ``P_rect_0{cam} @ R_rect_00 @ velo_to_cam`` (to 1-based pixels), multiplied
+        left to right as the reference (``np.dot(np.dot(P_rect, R_cam2rect), velo2cam)``), so
+        that it is bit-identical to it."""
+        r = np.eye(4)
+        r[:3, :3] = self.R_rect_00
+        return self.P_rect[cam] @ r @ self.velo_to_cam
 
     def K(self, cam: int = 2, zero_based: bool = True) -> np.ndarray:
         """(3, 3) intrinsics of rectified camera ``cam``.

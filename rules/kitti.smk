@@ -1,0 +1,151 @@
+# Driving branch, data preparation (DESIGN.md §2; README "Driving branch: data preparation"):
+# test splits and their ground truth, frame filtering, train/val lists, SGM depth hints, and
+# an optional PNG -> JPEG conversion. Input functions: rules/common.smk. Logic:
+# workflow_scripts/kitti/.
+
+
+rule convert_to_jpeg:
+    """Optional: a drive's PNGs as JPEG (quality 92, 4:2:0), as the references train on."""
+    input:
+        kitti_raw_data,
+    output:
+        directory(r"results/kitti/jpeg/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"),
+    params:
+        raw_root=kitti_raw_root,
+        quality=KITTI["jpeg"]["quality"],
+    threads: 4
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/convert_to_jpeg/{date}/{drive}.log",
+    benchmark:
+        "benchmarks/convert_to_jpeg/{date}/{drive}.tsv"
+    script:
+        "../workflow_scripts/convert_to_jpeg.py"
+
+
+rule make_test_split:
+    """Frames of a test split: the shipped list (real KITTI) or the demo's held-out drives."""
+    input:
+        kitti_raw_data,
+        kitti_jpeg_drives(kitti_test_drives()),
+    output:
+        "results/kitti/splits/{split,eigen|eigen_benchmark}/test_files.txt",
+    params:
+        raw_root=kitti_raw_root,
+        image_root=kitti_image_root,
+        ext=kitti_image_ext,
+        demo=USE_DEMO_KITTI,
+        demo_drives=KITTI["splits"]["demo_test_drives"],
+        demo_stride=KITTI["splits"]["demo_test_stride"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/make_test_split/{split}.log",
+    script:
+        "../workflow_scripts/make_test_split.py"
+
+
+rule export_gt_depth:
+    """Eigen-protocol ground truth of a test split (LiDAR, or annotated maps for *_benchmark)."""
+    input:
+        kitti_raw_data,
+        split="results/kitti/splits/{split}/test_files.txt",
+    output:
+        "results/kitti/gt/{split,eigen|eigen_benchmark}.npz",
+    params:
+        raw_root=kitti_raw_root,
+        gt=KITTI["gt"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/export_gt_depth/{split}.log",
+    benchmark:
+        "benchmarks/export_gt_depth/{split}.tsv"
+    script:
+        "../workflow_scripts/export_gt_depth.py"
+
+
+rule export_monodepth2_gt:
+    """Optional: the same ground truth as monodepth2's gt_depths.npz (object array)."""
+    input:
+        "results/kitti/gt/{split}.npz",
+    output:
+        "results/kitti/gt/{split,eigen|eigen_benchmark}_gt_depths.npz",
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/export_monodepth2_gt/{split}.log",
+    script:
+        "../workflow_scripts/export_monodepth2_gt.py"
+
+
+rule filter_frames:
+    """SC-Depth frame-index selection of one drive."""
+    input:
+        kitti_drive_images,
+    output:
+        r"results/kitti/frame_index/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}.txt",
+    params:
+        image_root=kitti_image_root,
+        ext=kitti_image_ext,
+        filter=KITTI["filter"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/filter_frames/{date}/{drive}.log",
+    script:
+        "../workflow_scripts/filter_frames.py"
+
+
+rule make_splits:
+    """Train/val lists: from the filtered frames, or the references' lists (real KITTI)."""
+    input:
+        kitti_raw_data,
+        kitti_jpeg_drives(kitti_train_drives()),
+        indices=(
+            expand("results/kitti/frame_index/{d}.txt", d=kitti_train_drives())
+            if kitti_split_source() == "filtered"
+            else []
+        ),
+        tests=expand("results/kitti/splits/{s}/test_files.txt", s=KITTI["gt"]["splits"]),
+    output:
+        train="results/kitti/splits/train_files.txt",
+        val="results/kitti/splits/val_files.txt",
+    params:
+        source=kitti_split_source(),
+        standard=KITTI["splits"]["standard"],
+        splits=KITTI["splits"],
+        image_root=kitti_image_root,
+        ext=kitti_image_ext,
+        seed=config["seed"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/make_splits/make_splits.log",
+    script:
+        "../workflow_scripts/make_splits.py"
+
+
+rule precompute_depth_hints:
+    """Fused SGM depth hints (12 SGBM settings) of one drive's train/val frames, both cameras."""
+    input:
+        kitti_drive_images,
+        train="results/kitti/splits/train_files.txt",
+        val="results/kitti/splits/val_files.txt",
+    output:
+        directory(r"results/kitti/depth_hints/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"),
+    params:
+        raw_root=kitti_raw_root,
+        image_root=kitti_image_root,
+        ext=kitti_image_ext,
+        hints=KITTI["depth_hints"],
+    threads: 8
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/precompute_depth_hints/{date}/{drive}.log",
+    benchmark:
+        "benchmarks/precompute_depth_hints/{date}/{drive}.tsv"
+    script:
+        "../workflow_scripts/precompute_depth_hints.py"

@@ -1,0 +1,53 @@
+"""Rule make_splits: train/val lists for the training stages (monodepth2 line format)."""
+
+
+import logging
+from pathlib import Path
+
+from workflow_scripts.kitti.frame_filter import read_frame_index
+from workflow_scripts.kitti.split_files import list_frames, read_split, write_split
+from workflow_scripts.kitti.splits import SplitOptions, SplitSource, filtered_train_val, standard_train_val
+from workflow_scripts.util import InputDataError
+
+log = logging.getLogger("make_splits")
+
+
+def _kept_frames(index_path: Path, image_root: Path, ext: str) -> tuple[str, list[int], list[int]]:
+    """(folder, kept frame numbers, frames with both images) of the drive of a frame_index file
+    ``.../frame_index/<date>/<drive>.txt``."""
+    folder = f"{index_path.parent.name}/{index_path.stem}"
+    frames = list_frames(image_root / folder, 2, ext)
+    kept_index = read_frame_index(index_path)
+    if kept_index and max(kept_index) >= len(frames):
+        raise InputDataError(index_path, f"index {max(kept_index)} beyond the drive's {len(frames)} frames",
+                             "re-run rule filter_frames (the drive changed)")
+    both = sorted(set(frames) & set(list_frames(image_root / folder, 3, ext)))
+    return folder, [frames[i] for i in kept_index], both
+
+
+def main(train_out: Path, val_out: Path, source: SplitSource, standard: str, index_files: list[Path],
+         test_files: list[Path], image_root: Path, ext: str, options: SplitOptions) -> tuple[list, list]:
+    test_lines = [line for path in test_files for line in read_split(path)]
+    if source == SplitSource.STANDARD:
+        train, val = standard_train_val(standard, image_root, ext, test_lines)
+    else:
+        kept, frames = {}, {}
+        for path in index_files:
+            folder, kept[folder], frames[folder] = _kept_frames(path, image_root, ext)
+        train, val = filtered_train_val(kept, frames, test_lines, options)
+    write_split(train_out, train)
+    write_split(val_out, val)
+    log.info("%s splits: %d train / %d val lines on %d drives", source, len(train), len(val),
+             len({line.folder for line in train + val}))
+    return train, val
+
+
+if __name__ == "__main__":
+    from workflow_scripts.util.smk import setup_logging
+
+    smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
+    setup_logging(smk.log[0])
+    p = smk.params
+    main(Path(smk.output.train), Path(smk.output.val), SplitSource(p.source), p.standard,
+         [Path(f) for f in smk.input.indices], [Path(f) for f in smk.input.tests], Path(p.image_root), p.ext,
+         SplitOptions(sides=tuple(p.splits["sides"]), val_fraction=p.splits["val_fraction"], seed=p.seed))

@@ -1,0 +1,33 @@
+"""Rule precompute_depth_hints: fused SGM depth hints of one drive's train/val frames."""
+
+
+import logging
+import time
+from pathlib import Path
+
+from workflow_scripts.kitti.depth_hints import HintOptions, precompute_drive
+from workflow_scripts.kitti.split_files import read_split
+
+log = logging.getLogger("precompute_depth_hints")
+
+
+def main(split_files: list[Path], folder: str, raw_root: Path, image_root: Path, ext: str, out: Path,
+         options: HintOptions, threads: int) -> int:
+    """Hints for both cameras of every frame of ``folder`` named in ``split_files``."""
+    frames = sorted({line.frame for path in split_files for line in read_split(path) if line.folder == folder})
+    start = time.perf_counter()
+    n = precompute_drive(raw_root, image_root, folder, frames, out, options, ext, workers=threads)
+    seconds = time.perf_counter() - start
+    log.info("%s: hints for %d frames x 2 cameras at %s in %.1f s (%.3f s per frame and side, %d workers)",
+             folder, n, options.size, seconds, seconds / max(2 * n, 1), threads)
+    return n
+
+
+if __name__ == "__main__":
+    from workflow_scripts.util.smk import setup_logging
+
+    smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
+    setup_logging(smk.log[0])
+    p, w = smk.params, smk.wildcards
+    main([Path(smk.input.train), Path(smk.input.val)], f"{w.date}/{w.drive}", Path(p.raw_root),
+         Path(p.image_root), p.ext, Path(smk.output[0]), HintOptions.from_config(p.hints), smk.threads)
