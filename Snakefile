@@ -10,6 +10,9 @@ include: "rules/common_endo.smk"
 include: "rules/demo.smk"
 include: "rules/kitti.smk"
 include: "rules/endoscopy.smk"
+include: "rules/common_train.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

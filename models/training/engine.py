@@ -198,10 +198,10 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
                 torch.nn.utils.clip_grad_norm_(params, schedule.clip_grad)
             opt.step()
         else:  # as the endoscopy reference: skip the update, keep counting steps
-            log.warning("step %d: non-finite loss %s, update skipped", step, float(loss))
+            log.warning("step %d: non-finite loss %s, update skipped", step, float(loss.detach()))
         done = step + 1
         if done % schedule.log_every == 0 or done == schedule.steps:
-            row = {"step": done, "loss": float(loss), "lr": schedule.lr_at(step),
+            row = {"step": done, "loss": float(loss.detach()), "lr": schedule.lr_at(step),
                    "seconds": round(time.perf_counter() - t0, 3), **logs}
             _append_history(files.history, row)
             for key, value in row.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pandas as pd
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
 GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)  # rows, cols as fractions
@@ -129,3 +130,31 @@ def post_process_disparity(disp: np.ndarray, disp_flipped: np.ndarray) -> np.nda
     l_mask = (1.0 - np.clip(20.0 * (grid - 0.05), 0.0, 1.0))[None]
     r_mask = l_mask[:, :, ::-1]
     return r_mask * disp + l_mask * r + (1.0 - l_mask - r_mask) * m
+
+
+NOMINAL_KITTI_BASELINE = 0.54  # metres: the references' x5.4 = 0.54 / 0.1
+
+
+def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: dict, stereo_baseline: float,
+                   source: str = "") -> pd.DataFrame:
+    """Rows of ``results/kitti_eval.csv`` for one stage: one per scaling in ``evaluate``.
+
+    Args:
+        evaluate: the ``kitti.evaluate`` config section (split, protocol, scalings).
+        stereo_baseline: training baseline of stereo pairs; the "stereo" scaling multiplies
+            depths by 0.54 / stereo_baseline (5.4 for the references' 0.1).
+    Columns: stage, scaling, n_frames, the metrics, the median and relative spread of the
+    applied per-image scale factors, and the prediction source.
+    """
+    min_depth = 0.1 if evaluate["protocol"] == "sc_depth" else 1e-3
+    crop = "garg" if evaluate["split"] == "eigen" else "none"
+    rows = []
+    for scaling in evaluate["scalings"]:
+        opts = EvalOptions(min_depth=min_depth, max_depth=80.0, crop=crop,
+                           scaling="median" if scaling == "median" else "fixed",
+                           fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline)
+        means, ratios = evaluate_split(gts, disps, opts)
+        med = float(np.median(ratios))
+        rows.append({"stage": stage, "scaling": scaling, "n_frames": len(gts), **means,
+                     "scale_median": med, "scale_std": float(np.std(ratios / med)), "source": source})
+    return pd.DataFrame(rows)

@@ -1,0 +1,59 @@
+# Prediction and evaluation of the driving branch (Eigen protocol) -> results/kitti_eval.csv.
+
+
+rule predict_depth:
+    """Disparities of a test split in monodepth2's layout: (N, H, W) float32 .npy."""
+    input:
+        kitti_raw_data,
+        model="results/kitti/train/{stage}/model.pt",
+        split="results/kitti/splits/{split}/test_files.txt",
+    output:
+        "results/kitti/pred/{stage,teacher|student|finetune}/{split,eigen|eigen_benchmark}_disps.npy",
+    params:
+        image_root=kitti_image_root,
+        raw_root=kitti_raw_root,
+        image_ext=kitti_image_ext,
+        post_process=KITTI["evaluate"]["post_process"],
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/predict_depth/{stage}_{split}.log",
+    benchmark:
+        "benchmarks/predict_depth/{stage}_{split}.tsv"
+    script:
+        "../workflow_scripts/predict_depth.py"
+
+
+rule evaluate_depth:
+    """Eigen metrics of one stage's (or the constant baseline's) disparities, per scaling."""
+    input:
+        gt=f"results/kitti/gt/{KITTI['evaluate']['split']}.npz",
+        disps=kitti_eval_disparities,
+    output:
+        "results/kitti/eval/{stage}.csv",
+    params:
+        evaluate=KITTI["evaluate"],
+        stereo_baseline=KITTI["train"]["common"]["stereo_baseline"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/evaluate_depth/{stage}.log",
+    script:
+        "../workflow_scripts/evaluate_depth.py"
+
+
+rule kitti_eval_table:
+    """results/kitti_eval.csv: one row per stage x scaling."""
+    input:
+        expand("results/kitti/eval/{stage}.csv", stage=kitti_eval_stages()),
+    output:
+        report("results/kitti_eval.csv", caption="report/kitti_eval.rst", category="Evaluation"),
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/kitti_eval_table/kitti_eval_table.log",
+    script:
+        "../workflow_scripts/kitti_eval_table.py"

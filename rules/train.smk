@@ -1,0 +1,78 @@
+# Training stages of both branches: teacher -> student -> fine-tune (DESIGN.md §2).
+# Logic: workflow_scripts/training/ (assembly) and models/training/ (loop, objectives).
+
+
+wildcard_constraints:
+    branch="kitti",
+
+
+rule train_teacher:
+    """Teacher: stereo + depth hints (driving)."""
+    input:
+        unpack(train_inputs("teacher")),
+    output:
+        model="results/{branch}/train/teacher/model.pt",
+        history="results/{branch}/train/teacher/history.csv",
+    params:
+        train=train_params("teacher"),
+        paths=train_paths,
+        seed=config["seed"],
+    threads: 8
+    resources:
+        gpu=1,
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/train_teacher/{branch}.log",
+    benchmark:
+        "benchmarks/train_teacher/{branch}.tsv"
+    script:
+        "../workflow_scripts/train_teacher.py"
+
+
+rule train_student:
+    """Student: learns the teacher's depth (distillation) on the filtered frames."""
+    input:
+        unpack(train_inputs("student")),
+    output:
+        model="results/{branch}/train/student/model.pt",
+        history="results/{branch}/train/student/history.csv",
+    params:
+        train=train_params("student"),
+        paths=train_paths,
+        seed=config["seed"],
+    threads: 8
+    resources:
+        gpu=1,
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/train_student/{branch}.log",
+    benchmark:
+        "benchmarks/train_student/{branch}.tsv"
+    script:
+        "../workflow_scripts/train_student.py"
+
+
+rule finetune:
+    """Fine-tune: the student self-supervised on video with a pose network."""
+    input:
+        unpack(train_inputs("finetune")),
+    output:
+        model="results/{branch}/train/finetune/model.pt",
+        history="results/{branch}/train/finetune/history.csv",
+    params:
+        train=train_params("finetune"),
+        paths=train_paths,
+        seed=config["seed"],
+    threads: 8
+    resources:
+        gpu=1,
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/finetune/{branch}.log",
+    benchmark:
+        "benchmarks/finetune/{branch}.tsv"
+    script:
+        "../workflow_scripts/finetune.py"

@@ -1,0 +1,37 @@
+"""Rule evaluate_depth: Eigen metrics of one stage's disparities, one CSV row per scaling."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.kitti.eigen_eval import METRICS, evaluate_stage
+from workflow_scripts.kitti.gt_export import load_gt
+from workflow_scripts.util import atomic_file
+
+log = logging.getLogger("evaluate_depth")
+
+
+def main(gt_path: Path, disps_path: Path | None, stage: str, evaluate: dict, stereo_baseline: float,
+         out: Path) -> pd.DataFrame:
+    gts = list(load_gt(gt_path).maps())
+    if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
+        disps = [np.ones((8, 24), np.float32) for _ in gts]
+    else:
+        disps = np.load(disps_path, allow_pickle=False)
+    table = evaluate_stage(gts, disps, stage, evaluate, stereo_baseline, source=str(disps_path or "constant"))
+    with atomic_file(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("%s:\n%s", stage, table[["scaling", "n_frames", *METRICS]].to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    from workflow_scripts.util.smk import setup_logging
+
+    smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
+    setup_logging(smk.log[0])
+    disps = Path(smk.input.disps) if smk.input.disps else None
+    main(Path(smk.input.gt), disps, smk.wildcards.stage, smk.params.evaluate, smk.params.stereo_baseline,
+         Path(smk.output[0]))

@@ -1,0 +1,6 @@
+"""Rule finetune: the finetune stage of a branch (assembly in workflow_scripts/training/)."""
+
+from workflow_scripts.training import main_from_snakemake
+
+if __name__ == "__main__":
+    main_from_snakemake(snakemake, "finetune")  # type: ignore[name-defined]  # noqa: F821

@@ -1,0 +1,6 @@
+"""Rule train_student: the student stage of a branch (assembly in workflow_scripts/training/)."""
+
+from workflow_scripts.training import main_from_snakemake
+
+if __name__ == "__main__":
+    main_from_snakemake(snakemake, "student")  # type: ignore[name-defined]  # noqa: F821
