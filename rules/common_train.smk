@@ -46,7 +46,11 @@ def train_params(stage):
 
     def params(wildcards):
         train = train_section(wildcards.branch)
-        return {"preset": train_preset(wildcards.branch), "section": train[stage], "common": train["common"]}
+        # only this stage's length and lr_step, so that changing another stage's does not
+        # re-run this one (params are rerun triggers)
+        preset = {k: ({stage: v.get(stage, 0)} if k in ("length", "lr_step") else v)
+                  for k, v in train_preset(wildcards.branch).items()}
+        return {"preset": preset, "section": train[stage], "common": train["common"]}
 
     return params
 

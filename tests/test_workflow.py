@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
@@ -52,5 +54,16 @@ def test_end_to_end_tiny_demo(tmp_path):
     for rel in ("results/kitti/gt/eigen.npz", "results/kitti/gt/eigen_benchmark.npz",
                 "results/kitti/splits/train_files.txt", f"{hints}/image_03/0000000001.npy"):
         assert (tmp_path / rel).is_file(), rel
+    table = pd.read_csv(tmp_path / "results" / "kitti_eval.csv")
+    assert list(zip(table.stage, table.scaling)) == [
+        (stage, scaling) for stage in ("teacher", "student", "finetune", "constant") for scaling in ("median", "stereo")]
+    assert (table.n_frames == 3).all()  # the held-out drive's 3 frames
+    assert np.isfinite(table[["abs_rel", "rmse", "a1"]].to_numpy()).all()
+    assert (table.loc[table.scaling == "stereo", "scale_median"] == 5.4).all()  # 0.54 m / 0.1
+    for stage in ("teacher", "student", "finetune"):
+        disps = np.load(tmp_path / "results" / "kitti" / "pred" / stage / "eigen_disps.npy")
+        assert disps.shape == (3, 32, 128) and disps.dtype == np.float32
+        history = pd.read_csv(tmp_path / "results" / "kitti" / "train" / stage / "history.csv")
+        assert history.step.iloc[-1] == {"teacher": 4, "student": 3, "finetune": 3}[stage]
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

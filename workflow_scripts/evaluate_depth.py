@@ -32,6 +32,6 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    disps = Path(smk.input.disps) if smk.input.disps else None
+    disps = Path(smk.input.disps[0]) if len(smk.input.disps) else None  # [] = constant baseline
     main(Path(smk.input.gt), disps, smk.wildcards.stage, smk.params.evaluate, smk.params.stereo_baseline,
          Path(smk.output[0]))

@@ -46,6 +46,11 @@ class Schedule:
         checkpoint_every: steps between checkpoints (also written at the end).
         log_every: steps between history rows.
         workers: DataLoader worker processes (0 = load in the training process).
+        lr_mult: ``(net name, factor)`` pairs: that network learns at ``factor`` x the rate
+            (e.g. a fresh pose network beside a pretrained depth network).
+        frozen_until: ``(net name, step)`` pairs: that network is neither updated nor in
+            training mode (batch-norm statistics kept) before optimiser step ``step`` (a warm-up
+            of the other networks, e.g. a fresh pose network on a pretrained depth network).
     """
 
     steps: int
@@ -60,6 +65,12 @@ class Schedule:
     checkpoint_every: int = 100
     log_every: int = 10
     workers: int = 0
+    lr_mult: tuple[tuple[str, float], ...] = ()
+    frozen_until: tuple[tuple[str, int], ...] = ()
+
+    def frozen_at(self, step: int) -> set[str]:
+        """Names of the networks frozen during optimiser step ``step``."""
+        return {name for name, until in self.frozen_until if step < until}
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step ``step`` (0-based)."""
@@ -140,13 +151,14 @@ class RunFiles:
 
 def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule: Schedule,
           out_dir: str | Path, *, seed: int, config: dict, device: torch.device | None = None,
-          progress: bool = True) -> RunFiles:
+          progress: bool = True, bf16: bool = True) -> RunFiles:
     """Optimise ``nets`` on ``objective`` for ``schedule.steps`` steps, resuming if possible.
 
     Args:
         nets: the trainable networks (frozen helpers such as a teacher live in the objective).
         objective: returns the scalar loss and floats to log, given a batch on ``device``.
         config: the stage configuration (JSON-able); its digest guards resumption.
+        bf16: on CUDA, run the objective under bfloat16 autocast (False = fp32 throughout).
     Returns:
         the run's files; the final checkpoint holds ``step == schedule.steps``.
     """
@@ -156,39 +168,51 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     nets.to(device)
     if device.type == "cuda":
         nets.to(memory_format=torch.channels_last)
-    params = [p for p in nets.parameters() if p.requires_grad]
+    mult = dict(schedule.lr_mult)
+    unknown = (set(mult) | {n for n, _ in schedule.frozen_until}) - set(nets.keys())
+    if unknown:
+        raise ValueError(f"schedule names networks {sorted(unknown)} that the stage does not train ({list(nets)})")
+    trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
+    params = [p for ps in trainable.values() for p in ps]
+    groups = [{"params": ps, "name": name, "lr_mult": mult.get(name, 1.0)} for name, ps in trainable.items() if ps]
     if schedule.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=schedule.lr)
+        opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=schedule.lr)
     elif schedule.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=schedule.lr, momentum=0.9)
+        opt = torch.optim.SGD(groups, lr=schedule.lr, momentum=0.9)
     else:
         raise ValueError(f"unknown optimizer {schedule.optimizer!r}")
 
-    digest, start = config_digest(config), 0
+    digest, start, rows = config_digest(config), 0, []
     if files.checkpoint.exists():
         state = load_checkpoint(files.checkpoint)
         if state.get("digest") == digest:
             nets.load_state_dict(state["nets"])
             opt.load_state_dict(state["optimizer"])
-            start = int(state["step"])
+            start, rows = int(state["step"]), list(state.get("history", []))
             log.info("resuming from %s at step %d", files.checkpoint, start)
         else:
             log.warning("ignoring %s: written for another configuration", files.checkpoint)
-    if start == 0 and files.history.exists():
-        files.history.unlink()
+    # history.csv restarts from the checkpoint's rows: rows an interrupted run logged after
+    # its last checkpoint are dropped (they are logged again), a deleted file is rewritten
+    _write_history(files.history, rows)
 
     writer = _tensorboard(files.out_dir / "tb")
     sampler = StepSampler(len(dataset), schedule.batch_size, seed, start, schedule.steps)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=schedule.workers,
                         persistent_workers=False, pin_memory=device.type == "cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else _nullcontext()
     bar = _progress(schedule.steps, start, progress)
     nets.train()
     t0, step = time.perf_counter(), start
     for step, batch in enumerate(loader, start):
         torch.manual_seed(seed * 1_000_003 + step)  # every draw inside the step (tie noise, ...)
+        frozen = schedule.frozen_at(step)
         for group in opt.param_groups:
-            group["lr"] = schedule.lr_at(step)
+            group["lr"] = schedule.lr_at(step) * group["lr_mult"]
+        for name, net in nets.items():  # frozen: no gradients (Adam skips them), BN statistics kept
+            net.train(name not in frozen)
+            for p in trainable[name]:
+                p.requires_grad_(name not in frozen)
         with autocast:
             loss, logs = objective(_to(batch, device), nets)
         opt.zero_grad(set_to_none=True)
@@ -203,19 +227,32 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
         if done % schedule.log_every == 0 or done == schedule.steps:
             row = {"step": done, "loss": float(loss.detach()), "lr": schedule.lr_at(step),
                    "seconds": round(time.perf_counter() - t0, 3), **logs}
+            rows.append(row)
             _append_history(files.history, row)
             for key, value in row.items():
                 if key != "step":
                     writer.add_scalar(key, value, done)
         if done % schedule.checkpoint_every == 0 or done == schedule.steps:
             save_atomic({"nets": nets.state_dict(), "optimizer": opt.state_dict(), "step": done,
-                         "digest": digest, "schedule": asdict(schedule)}, files.checkpoint)
+                         "digest": digest, "schedule": asdict(schedule), "history": rows}, files.checkpoint)
         bar.update(1)
+    for p in params:  # a stage shorter than a warm-up leaves nothing frozen behind
+        p.requires_grad_(True)
     bar.close()
     writer.close()
     if start >= schedule.steps:
         log.info("%s already holds the final step %d", files.checkpoint, start)
     return files
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    """Rewrite ``path`` atomically with ``rows`` (none: remove it)."""
+    path.unlink(missing_ok=True)
+    if rows:
+        tmp = path.with_name(f".{path.name}.tmp")
+        for row in rows:
+            _append_history(tmp, row)
+        os.replace(tmp, path)
 
 
 def _append_history(path: Path, row: dict) -> None:

@@ -224,4 +224,5 @@ class FinetuneObjective:
                 geo_loss = L.mean_on_mask(geo_sel, mr.automask.to(geo_sel.dtype))
         loss = total / len(disps) + o.geometry_weight * geo_loss
         logs["geometry"] = _f(geo_loss)
+        logs["translation"] = _f(torch.stack([q[:, :3, 3].norm(dim=-1) for q in poses]).mean())
         return loss, logs

@@ -85,3 +85,47 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     ref = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
     assert torch.equal(load_checkpoint(ckpt)["nets"]["lin.weight"], ref["nets"]["lin.weight"])
     assert not list((tmp_path / "k").glob(".*.tmp"))
+    # the history is the uninterrupted run's: rows logged after the last checkpoint are not doubled
+    resumed = pd.read_csv(tmp_path / "k" / "history.csv")
+    assert list(resumed["step"]) == list(range(1, 41))
+    assert resumed["mse"].tolist() == pd.read_csv(tmp_path / "ref" / "history.csv")["mse"].tolist()
+    # Snakemake deletes a job's outputs before re-running it: a finished checkpoint restores them
+    (tmp_path / "k" / "history.csv").unlink()
+    toy_run.main(str(tmp_path / "k"), 40)
+    assert list(pd.read_csv(tmp_path / "k" / "history.csv")["step"]) == list(range(1, 41))
+
+
+def test_frozen_network_keeps_weights_and_bn_statistics_then_learns_at_its_own_rate(tmp_path):
+    """frozen_until: no update and no batch-norm statistics before the step; lr_mult scales
+    that network's learning rate (SGD: the update is exactly lr x mult x gradient)."""
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from models.training.engine import train
+
+    class Data(Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, key):
+            g = torch.Generator().manual_seed(key[1])
+            return {"x": torch.randn(4, generator=g) * 3 + 1}
+
+    def objective(batch, nets):
+        y = nets["b"](nets["a"](batch["x"]))
+        return (y**2).mean(), {}
+
+    torch.manual_seed(0)
+    nets = nn.ModuleDict({"a": nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), "b": nn.Linear(4, 1)})
+    a0 = {k: v.clone() for k, v in nets["a"].state_dict().items()}
+    b0 = nets["b"].weight.detach().clone()
+    sched = Schedule(steps=3, batch_size=4, lr=0.01, optimizer="sgd", frozen_until=(("a", 3),),
+                     lr_mult=(("b", 10.0),), checkpoint_every=100)
+    train(nets, objective, Data(), sched, tmp_path / "frozen", seed=0, config={}, progress=False)
+    for key, value in nets["a"].state_dict().items():  # weights and running statistics untouched
+        assert torch.equal(value, a0[key]), key
+    assert not torch.equal(nets["b"].weight, b0)
+    assert all(p.requires_grad for p in nets.parameters())  # nothing left frozen afterwards
+    with pytest.raises(ValueError, match="pose"):
+        train(nets, objective, Data(), Schedule(steps=1, batch_size=4, frozen_until=(("pose", 1),)),
+              tmp_path / "bad", seed=0, config={}, progress=False)

@@ -65,6 +65,19 @@ def build_stage(cfg: StageConfig, common: dict, previous: Path | None) -> tuple[
     raise ValueError(f"unknown stage {cfg.stage!r}")
 
 
+def pose_schedule(cfg: StageConfig, n_items: int) -> dict:
+    """Schedule extras of the fine-tune: the fresh pose network's own learning rate and a
+    warm-up (a fraction of the stage's steps) with the pretrained depth network frozen, so the
+    pose network first learns translations in the depth network's scale instead of the depth
+    network shrinking to the untrained pose network's near-zero translations."""
+    opts = cfg.options
+    if cfg.stage != "finetune":
+        return {}
+    steps = cfg.schedule(n_items).steps
+    return {"lr_mult": (("pose", opts["pose_lr"] / cfg.lr),),
+            "frozen_until": (("depth", round(opts["pose_warmup"] * steps)),)}
+
+
 def run(cfg: StageConfig, common: dict, *, raw_root: Path, image_root: Path, image_ext: str,
         train_split: Path, hints_root: Path | None, previous: Path | None, out_model: Path,
         seed: int, threads: int) -> dict:
@@ -85,7 +98,7 @@ def run(cfg: StageConfig, common: dict, *, raw_root: Path, image_root: Path, ima
         stereo_baseline=common["stereo_baseline"], augment=True, image_ext=image_ext)
     dataset = KittiRawDataset(Path(image_root), items, intrinsics(raw_root, {i.date for i in items}), data_opts,
                               seed=seed)
-    schedule = cfg.schedule(len(items))
+    schedule = cfg.schedule(len(items), **pose_schedule(cfg, len(items)))
     device = pick_device()
     log.info("%s/%s: %d items, %d steps at %s on %s", cfg.branch, cfg.stage, len(items), schedule.steps,
              cfg.size, device)
