@@ -62,7 +62,7 @@ def test_end_to_end_tiny_demo(tmp_path):
     assert (table.loc[table.scaling == "stereo", "scale_median"] == 5.4).all()  # 0.54 m / 0.1
     for stage in ("teacher", "student", "finetune"):
         disps = np.load(tmp_path / "results" / "kitti" / "pred" / stage / "eigen_disps.npy")
-        assert disps.shape == (3, 32, 128) and disps.dtype == np.float32
+        assert disps.shape == (3, 64, 128) and disps.dtype == np.float32
         history = pd.read_csv(tmp_path / "results" / "kitti" / "train" / stage / "history.csv")
         assert history.step.iloc[-1] == {"teacher": 4, "student": 3, "finetune": 3}[stage]
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))

@@ -50,7 +50,7 @@ class StageConfig:
 
     Attributes:
         branch, stage: e.g. ("kitti", "teacher").
-        size: training resolution (height, width), multiples of 32.
+        size: training resolution (height, width), multiples of 32, each at least 64.
         batch_size, workers: loader settings.
         length, unit: training length in "steps" or "epochs" (of the training split).
         lr, lr_step: learning rate; multiplied by 0.1 after ``lr_step`` units (0 = never).
@@ -73,8 +73,9 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         h, w = self.size
-        if h % 32 or w % 32:
-            raise ValueError(f"{self.branch}.{self.stage}: training size {self.size} must be multiples of 32")
+        if h % 32 or w % 32 or min(h, w) < 64:
+            raise ValueError(f"{self.branch}.{self.stage}: training size {self.size} must be multiples of 32 "
+                             "and at least 64 (the encoder's 1/32 bottleneck needs 2 pixels for its padding)")
         if self.unit not in ("steps", "epochs"):
             raise ValueError(f"unit must be 'steps' or 'epochs', got {self.unit!r}")
 
