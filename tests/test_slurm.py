@@ -20,7 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 import yaml
 
 from tests.conftest import ROOT
@@ -55,13 +57,24 @@ def _without_timings(doc):
 
 def outputs(workdir: Path) -> dict[str, bytes]:
     """Every file under resources/ and results/ of a run, by relative path (JSON files
-    compared without their timing fields)."""
+    compared without their timing fields, histories without their seconds, checkpoints by their
+    weights; TensorBoard event files, whose names hold the time,
+    host and process id, only counted per folder)."""
     files = {}
     for top in ("resources", "results"):
         for path in sorted((workdir / top).rglob("*")):
             if path.is_file():
+                if path.name.startswith("events.out.tfevents."):
+                    key = str(path.parent.relative_to(workdir) / "<tensorboard events>")
+                    files[key] = str(int(files.get(key, b"0")) + 1).encode()
+                    continue
                 data = path.read_bytes()
-                if path.suffix == ".json":
+                if path.name == "history.csv":  # without the wall-clock column
+                    data = pd.read_csv(path).drop(columns="seconds").to_csv(index=False).encode()
+                elif path.name == "checkpoint.pt":  # the weights (the history inside has times)
+                    nets = torch.load(path, weights_only=True, map_location="cpu")["nets"]
+                    data = b"".join(k.encode() + v.numpy().tobytes() for k, v in sorted(nets.items()))
+                elif path.suffix == ".json":
                     data = json.dumps(_without_timings(json.loads(data)), sort_keys=True).encode()
                 files[str(path.relative_to(workdir))] = data
     return files

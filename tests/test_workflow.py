@@ -21,6 +21,19 @@ def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.Co
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of a dry run."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    jobs = {}
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
 def test_dry_run_plans_the_demo(tmp_path):
     run = snakemake("all", "-n", "--directory", str(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
@@ -67,3 +80,28 @@ def test_end_to_end_tiny_demo(tmp_path):
         assert history.step.iloc[-1] == {"teacher": 4, "student": 3, "finetune": 3}[stage]
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    check_rerun_recipes(tmp_path)
+
+
+def check_rerun_recipes(folder: Path) -> None:
+    """The README's re-run recipes, as dry runs on a finished run: each plans exactly the jobs it
+    promises."""
+
+    def plan(*args: str, configs: tuple[str, ...] = ()) -> dict[str, int]:
+        run = snakemake("all", "-n", *args, "--directory", str(folder), "--configfile", str(TINY), *configs)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        return planned_jobs(run.stdout + run.stderr)
+
+    # -R train_student: the stage and everything downstream of it, nothing upstream
+    jobs = plan("-R", "train_student")
+    assert {"train_student", "finetune", "kitti_eval_table"} <= set(jobs)
+    assert jobs["predict_depth"] == 2 and jobs["evaluate_depth"] == 2  # student, finetune
+    assert not {"train_teacher", "make_demo_kitti", "precompute_depth_hints"} & set(jobs)
+    # --until: stop after a stage
+    jobs = plan("-R", "train_teacher", "--until", "train_student")
+    assert set(jobs) == {"train_teacher", "train_student"}
+    # a changed parameter of one stage re-runs that stage and its dependents only
+    (folder / "finetune_lr.yaml").write_text("kitti:\n  train:\n    finetune:\n      lr: 3.0e-5\n")
+    jobs = plan(configs=(str(folder / "finetune_lr.yaml"),))  # merged over the tiny config
+    assert set(jobs) == {"all", "finetune", "predict_depth", "evaluate_depth", "kitti_eval_table"}, jobs
+    assert jobs["predict_depth"] == 1

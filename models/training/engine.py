@@ -113,6 +113,18 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_digest(path: str | Path | None) -> str | None:
+    """SHA-256 of a file's bytes (e.g. the previous stage's model, so that a checkpoint made
+    from another teacher is never resumed); None for no file."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename: a killed job never leaves a torn file."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -185,7 +197,10 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     digest, start, rows = config_digest(config), 0, []
     if files.checkpoint.exists():
         state = load_checkpoint(files.checkpoint)
-        if state.get("digest") == digest:
+        if int(state.get("step", 0)) >= schedule.steps:
+            # a finished run being run again: forced (-R), or its code or inputs changed
+            log.info("%s holds a finished run: training again from step 0", files.checkpoint)
+        elif state.get("digest") == digest:
             nets.load_state_dict(state["nets"])
             opt.load_state_dict(state["optimizer"])
             start, rows = int(state["step"]), list(state.get("history", []))

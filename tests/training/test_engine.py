@@ -89,10 +89,17 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     resumed = pd.read_csv(tmp_path / "k" / "history.csv")
     assert list(resumed["step"]) == list(range(1, 41))
     assert resumed["mse"].tolist() == pd.read_csv(tmp_path / "ref" / "history.csv")["mse"].tolist()
-    # Snakemake deletes a job's outputs before re-running it: a finished checkpoint restores them
-    (tmp_path / "k" / "history.csv").unlink()
+    # a finished run run again (-R, changed code or inputs) trains again from step 0: the
+    # same history, not one restored from the finished checkpoint
+    finished = load_checkpoint(ckpt)
+    finished["nets"]["lin.weight"].zero_()
+    finished["history"] = []
+    torch.save(finished, ckpt)  # a restore would keep these zero weights and no history
     toy_run.main(str(tmp_path / "k"), 40)
-    assert list(pd.read_csv(tmp_path / "k" / "history.csv")["step"]) == list(range(1, 41))
+    assert torch.equal(load_checkpoint(ckpt)["nets"]["lin.weight"], ref["nets"]["lin.weight"])
+    again = pd.read_csv(tmp_path / "k" / "history.csv")
+    assert list(again["step"]) == list(range(1, 41))
+    assert again["mse"].tolist() == resumed["mse"].tolist()
 
 
 def test_frozen_network_keeps_weights_and_bn_statistics_then_learns_at_its_own_rate(tmp_path):

@@ -15,7 +15,7 @@ from torch import nn
 
 from models.data.kitti import KittiDataOptions, KittiRawDataset, read_split
 from models.training import kitti_objectives as ko
-from models.training.engine import pick_device, train
+from models.training.engine import file_digest, pick_device, train
 from models.training.stage import StageConfig, build_pose_net, load_model, save_model
 from workflow_scripts.kitti.calib import load_rig
 from workflow_scripts.util import InputDataError
@@ -102,7 +102,8 @@ def run(cfg: StageConfig, common: dict, *, raw_root: Path, image_root: Path, ima
     device = pick_device()
     log.info("%s/%s: %d items, %d steps at %s on %s", cfg.branch, cfg.stage, len(items), schedule.steps,
              cfg.size, device)
-    config = {"stage": cfg.as_dict(), "common": common, "split": train_split.read_text()}
+    config = {"stage": cfg.as_dict(), "common": common, "split": train_split.read_text(),
+              "previous": file_digest(previous)}
     train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device)
     save_model(nets.cpu(), out_model, cfg, schedule.steps, min_depth=common["min_depth"],
                max_depth=common["max_depth"], depth_kind="disp", stereo_baseline=common["stereo_baseline"],
