@@ -53,7 +53,9 @@ def report_targets():
         targets += expand("results/endo/report/depth/{stage}/{seq}.png", stage=TRAIN_STAGES, seq=seqs)
     if "registration" in parts:
         targets += expand("results/endo/report/registration/{seq}_residuals.png", seq=seqs)
-        targets += expand("results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=TRAIN_STAGES, seq=seqs)
+        targets += expand(
+            "results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=TRAIN_STAGES, seq=seqs
+        )
         targets.append("results/endo/report/eval_metrics.png")
     return targets
 
@@ -91,4 +93,6 @@ def registration_view_inputs(wildcards):
 
 def registration_residuals(wildcards):
     """Residuals of every stage's registration of a sequence (plot_registration_residuals)."""
-    return expand("results/endo/registration/{stage}/{seq}_residuals.npy", stage=TRAIN_STAGES, seq=wildcards.seq)
+    return expand(
+        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=TRAIN_STAGES, seq=wildcards.seq
+    )

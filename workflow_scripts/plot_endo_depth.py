@@ -23,14 +23,15 @@ def read_depth_npz(path: Path) -> dict:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in DEPTH_KEYS if k not in npz.files]
             if missing:
-                raise InputDataError(path, f"keys {missing} missing (has {npz.files})", "re-run the prediction")
+                raise InputDataError(path, f"keys {missing} missing (has {npz.files})",
+                                     "re-run the prediction")
             data = {k: npz[k] for k in DEPTH_KEYS}
     except (OSError, ValueError) as err:
         raise InputDataError(path, f"cannot read ({err})", "re-run the prediction") from err
     depth, idx, mask = data["depth"], data["frame_indexes"], data["mask"]
     if depth.ndim != 3 or len(idx) != len(depth) or mask.shape != depth.shape[1:]:
-        raise InputDataError(path, f"depth {depth.shape}, frame_indexes {idx.shape}, mask {mask.shape} do not "
-                             "agree (expected (N, H, W), (N,), (H, W))", "re-run the prediction")
+        raise InputDataError(path, f"depth {depth.shape}, frame_indexes {idx.shape}, mask {mask.shape} "
+                             "do not agree (expected (N, H, W), (N,), (H, W))", "re-run the prediction")
     return data
 
 
@@ -56,9 +57,9 @@ def main(depth_path: Path, frames_dir: Path, sfm_data: Path, stage: str, seq: st
     mask = data["mask"].astype(np.float64)
     valid = mask > 0.5 * mask.max() if mask.max() > 0 else np.ones(mask.shape, bool)
     shape = data["depth"].shape[1:]
-    images = [network_frame(frames_dir / f"{int(data['frame_indexes'][r]):08d}.jpg", shape, downsampling, crop)
-              for r in rows]
-    fig = depth_grid(images, [data["depth"][r] for r in rows], [f"frame {int(data['frame_indexes'][r])}" for r in rows],
+    indexes = [int(data["frame_indexes"][r]) for r in rows]
+    images = [network_frame(frames_dir / f"{i:08d}.jpg", shape, downsampling, crop) for i in indexes]
+    fig = depth_grid(images, [data["depth"][r] for r in rows], [f"frame {i}" for i in indexes],
                      f"{seq}: {stage}", f"depth ({unit})", cmap="magma_r", valid=[valid] * len(rows),
                      percentiles=(2.0, 98.0), shared_scale=True, panel_width_in=3.2)
     save_png(fig, out)

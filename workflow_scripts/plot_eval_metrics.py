@@ -11,7 +11,8 @@ from workflow_scripts.report.metrics import metrics_figure, read_table
 log = logging.getLogger("plot_eval_metrics")
 
 
-def main(table_path: Path, metrics: list[str] | str, x: str, group: str | None, title: str, out: Path) -> None:
+def main(table_path: Path, metrics: list[str] | str, x: str, group: str | None, title: str,
+         out: Path) -> None:
     """``metrics``: column names, or "numeric" for every numeric column but ``x`` and ``group``."""
     keys = [x] + ([group] if group else [])
     table = read_table(table_path, keys if metrics == "numeric" else [*keys, *metrics])
@@ -27,4 +28,5 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     p = smk.params.plot
-    main(Path(smk.input[0]), p["metrics"] if isinstance(p["metrics"], str) else list(p["metrics"]), p["x"], p["group"], p["title"], Path(smk.output[0]))
+    metrics = p["metrics"] if isinstance(p["metrics"], str) else list(p["metrics"])
+    main(Path(smk.input[0]), metrics, p["x"], p["group"], p["title"], Path(smk.output[0]))

@@ -23,10 +23,11 @@ def main(disps_path: Path, split_path: Path, image_root: Path, image_ext: str, s
         raise InputDataError(disps_path, f"disparities of shape {disps.shape} for {len(lines)} frames of "
                              f"{split_path}", "re-run predict_depth for this stage")
     rows = select_frames(len(lines), n_frames).tolist()
-    images = [read_rgb(image_path(image_root / ln.folder, ln.cam, ln.frame, image_ext)) for ln in
-              (lines[r] for r in rows)]
-    titles = [f"{lines[r].drive.removesuffix('_sync')}  frame {lines[r].frame}  ({lines[r].side})" for r in rows]
-    fig = depth_grid(images, [disps[r] for r in rows], titles, f"KITTI {split_path.parent.name} test split: {stage}",
+    shown = [lines[r] for r in rows]
+    images = [read_rgb(image_path(image_root / ln.folder, ln.cam, ln.frame, image_ext)) for ln in shown]
+    titles = [f"{ln.drive.removesuffix('_sync')}  frame {ln.frame}  ({ln.side})" for ln in shown]
+    fig = depth_grid(images, [disps[r] for r in rows], titles,
+                     f"KITTI {split_path.parent.name} test split: {stage}",
                      "disparity (min .. 95th percentile)", cmap="magma", panel_width_in=5.0)
     save_png(fig, out)
     log.info("%s: frames %s of %s", out, rows, disps_path)

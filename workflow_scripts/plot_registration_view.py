@@ -15,8 +15,8 @@ def main(cloud_path: Path, residuals_path: Path, ct_path: Path, stage: str, seq:
     ct_verts, ct_tris, _ = read_ply(ct_path, need_faces=True)
     cloud, _, _ = read_ply(cloud_path)
     residuals = read_residuals(residuals_path, n_points=len(cloud))
-    fig = cloud_on_ct_figure(ct_verts, ct_tris, cloud, residuals, f"{seq}: {stage} cloud registered to the CT",
-                             seed=seed)
+    title = f"{seq}: {stage} cloud registered to the CT"
+    fig = cloud_on_ct_figure(ct_verts, ct_tris, cloud, residuals, title, seed=seed)
     save_png(fig, out)
     log.info("%s: %d points on %d CT triangles", out, len(cloud), len(ct_tris))
 

@@ -58,7 +58,8 @@ def read_ply(path: str | Path, need_faces: bool = False) -> tuple[np.ndarray, np
         try:
             ply = PlyData.read(str(path))
         except Exception as err:  # noqa: BLE001
-            raise InputDataError(path, f"cannot read as PLY ({err})", "re-run the rule that writes it") from err
+            raise InputDataError(path, f"cannot read as PLY ({err})",
+                                 "re-run the rule that writes it") from err
     names = [e.name for e in ply.elements]
     if "vertex" not in names:
         raise InputDataError(path, "PLY without a 'vertex' element", "write points as a vertex element")

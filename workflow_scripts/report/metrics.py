@@ -25,7 +25,8 @@ def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputDataError(path, f"cannot read the table ({err})", "re-run the rule that writes it") from err
+        raise InputDataError(path, f"cannot read the table ({err})",
+                             "re-run the rule that writes it") from err
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise InputDataError(path, f"columns {missing} missing (has {list(table.columns)})",

@@ -135,12 +135,14 @@ def cloud_on_ct_figure(ct_verts: np.ndarray, ct_tris: np.ndarray, cloud: np.ndar
     for ax, (name, h, v, depth_axis) in zip(axes[0], VIEWS, strict=True):
         facing = np.abs(normals[:, depth_axis])
         order = np.argsort(corners[:, :, depth_axis].mean(axis=1))  # far to near (painter's order)
-        shade = (0.55 + 0.4 * facing[order])[:, None] * np.ones((1, 3))
-        ax.add_collection(PolyCollection(corners[order][:, :, [h, v]], facecolors=np.c_[shade, np.full(len(order), 0.25)],
-                                         edgecolors="none"))
+        shade = np.repeat((0.45 + 0.4 * facing[order])[:, None], 3, axis=1)
+        rgba = np.c_[shade, np.full(len(order), 0.35)]
+        ax.add_collection(PolyCollection(corners[order][:, :, [h, v]], facecolors=rgba, edgecolors="none"))
+        # the vertices too: surfaces seen edge-on (a tube along the viewing axis) stay visible
+        ax.scatter(corners[:, :, h].ravel(), corners[:, :, v].ravel(), s=0.3, c="0.5", alpha=0.3, lw=0)
         if residuals is not None:
-            sc = ax.scatter(cloud[:, h], cloud[:, v], s=2, c=residuals, cmap="plasma", vmin=0, vmax=max(vmax, 1e-9),
-                            zorder=3)
+            sc = ax.scatter(cloud[:, h], cloud[:, v], s=2, c=residuals, cmap="plasma", vmin=0,
+                            vmax=max(vmax, 1e-9), zorder=3)
         else:
             sc = ax.scatter(cloud[:, h], cloud[:, v], s=2, c="tab:blue", zorder=3)
         ax.set_xlim(lo[h], hi[h])

@@ -106,7 +106,8 @@ def sfm_figure(seq: str, arrays: dict, row: dict, max_points: int = 20000, seed:
     for ax, (i, j), name in zip(axes[0, :2], [(0, 1), (0, 2)], ["top", "side"], strict=True):
         ax.scatter(pts_uv[clean, i], pts_uv[clean, j], s=1, c="0.6", label=f"points ({clean.sum()} clean)")
         if (~clean).any():
-            ax.scatter(pts_uv[~clean, i], pts_uv[~clean, j], s=3, c="tab:red", label=f"outliers ({(~clean).sum()})")
+            ax.scatter(pts_uv[~clean, i], pts_uv[~clean, j], s=3, c="tab:red",
+                       label=f"outliers ({(~clean).sum()})")
         sc = ax.scatter(cam_uv[:, i], cam_uv[:, j], s=8, c=views, cmap="viridis", zorder=3)
         ax.plot(cam_uv[:, i], cam_uv[:, j], lw=0.8, c="k", alpha=0.5, zorder=2)
         ax.set_aspect("equal", adjustable="datalim")
@@ -114,8 +115,8 @@ def sfm_figure(seq: str, arrays: dict, row: dict, max_points: int = 20000, seed:
         ax.legend(fontsize=7, loc="best", markerscale=4)
     fig.colorbar(sc, ax=axes[0, 1], fraction=0.04, label="frame index")
     counts = np.bincount(np.asarray(arrays["sparse_view"], np.int64), minlength=len(views))
-    axes[0, 2].bar(views, counts[: len(views)], width=max(1.0, float(np.median(np.diff(views))) if len(views) > 1 else 1.0),
-                   color="tab:blue")
+    spacing = float(np.median(np.diff(views))) if len(views) > 1 else 1.0
+    axes[0, 2].bar(views, counts[: len(views)], width=max(1.0, spacing), color="tab:blue")
     axes[0, 2].set_xlabel("frame index")
     axes[0, 2].set_ylabel("sparse depth samples")
     axes[0, 2].set_title("sparse supervision per registered view", fontsize=9)
