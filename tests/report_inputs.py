@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from plyfile import PlyData, PlyElement
 
+
 def write_mesh_ply(path: Path, verts: np.ndarray, tris: np.ndarray | None, extra: dict | None = None) -> None:
     """Binary PLY like the demo's ct_surface.ply (x, y, z float32 [+ extra], faces int32)."""
     extra = extra or {}
