@@ -1,0 +1,235 @@
+# Figures of the Snakemake report (`snakemake --report report.html`): matplotlib PNGs made by
+# rules, flagged with report() and captioned by rules/report/*.rst. Helpers in
+# rules/common_report.smk, library code in workflow_scripts/report/.
+
+
+rule plot_kitti_depth:
+    """A stage's disparities on the test split, colour-mapped, next to the input frames."""
+    input:
+        kitti_raw_data,
+        images=kitti_jpeg_drives(kitti_test_drives()),
+        disps=f"results/kitti/pred/{{stage}}/{KITTI['evaluate']['split']}_disps.npy",
+        split=f"results/kitti/splits/{KITTI['evaluate']['split']}/test_files.txt",
+    output:
+        report(
+            "results/kitti/report/depth/{stage,teacher|student|finetune}.png",
+            caption="report/kitti_depth.rst",
+            category="Driving (KITTI)",
+            subcategory="Depth",
+            labels={"stage": "{stage}"},
+        ),
+    params:
+        image_root=kitti_image_root,
+        image_ext=kitti_image_ext,
+        frames=REPORT["frames"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_kitti_depth/{stage}.log",
+    benchmark:
+        "benchmarks/plot_kitti_depth/{stage}.tsv"
+    script:
+        "../workflow_scripts/plot_kitti_depth.py"
+
+
+rule plot_training_curves:
+    """Loss curves of a branch's training stages (teacher, student, fine-tune)."""
+    input:
+        report_histories,
+    output:
+        report(
+            "results/{branch}/report/training_curves.png",
+            caption="report/training_curves.rst",
+            category="Training",
+            labels={"branch": "{branch}"},
+        ),
+    params:
+        stages=TRAIN_STAGES,
+        smooth=REPORT["curves_smooth"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_training_curves/{branch}.log",
+    benchmark:
+        "benchmarks/plot_training_curves/{branch}.tsv"
+    script:
+        "../workflow_scripts/plot_training_curves.py"
+
+
+rule plot_kitti_eval:
+    """Bar charts of results/kitti_eval.csv (the table itself is flagged by kitti_eval_table)."""
+    input:
+        "results/kitti_eval.csv",
+    output:
+        report(
+            "results/kitti/report/eval_metrics.png",
+            caption="report/eval_metrics.rst",
+            category="Evaluation",
+            labels={"branch": "kitti", "content": "bar charts"},
+        ),
+    params:
+        plot=EVAL_PLOTS["kitti"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_kitti_eval/plot_kitti_eval.log",
+    benchmark:
+        "benchmarks/plot_kitti_eval/plot_kitti_eval.tsv"
+    script:
+        "../workflow_scripts/plot_eval_metrics.py"
+
+
+rule plot_sfm_summary:
+    """Trajectory, sparse points and sparse supervision of one endoscopy sequence."""
+    input:
+        unpack(sfm_summary_inputs),
+    output:
+        png=report(
+            "results/endo/report/sfm/{seq}.png",
+            caption="report/sfm_summary.rst",
+            category="Endoscopy",
+            subcategory="SfM",
+            labels={"sequence": "{seq}", "content": "trajectory and points"},
+        ),
+        row="results/endo/report/sfm/{seq}.json",
+    params:
+        seed=config["seed"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_sfm_summary/{seq}.log",
+    benchmark:
+        "benchmarks/plot_sfm_summary/{seq}.tsv"
+    script:
+        "../workflow_scripts/plot_sfm_summary.py"
+
+
+rule sfm_summary_table:
+    """The sequences' SfM counts as one table."""
+    input:
+        expand("results/endo/report/sfm/{seq}.json", seq=endo_sequences()),
+    output:
+        report(
+            "results/endo/report/sfm_summary.csv",
+            caption="report/sfm_summary_table.rst",
+            category="Endoscopy",
+            subcategory="SfM",
+            labels={"sequence": "all", "content": "table"},
+        ),
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/sfm_summary_table/sfm_summary_table.log",
+    script:
+        "../workflow_scripts/sfm_summary_table.py"
+
+
+rule plot_endo_depth:
+    """A stage's depth maps of one sequence, colour-mapped, next to the network's frames."""
+    input:
+        depth="results/endo/pred/{stage}/{seq}/depth.npz",
+        frames="results/endo/{seq}/frames",
+        sfm_data="results/endo/{seq}/sfm_data.npz",
+    output:
+        report(
+            "results/endo/report/depth/{stage,teacher|student|finetune}/{seq}.png",
+            caption="report/endo_depth.rst",
+            category="Endoscopy",
+            subcategory="Depth",
+            labels={"stage": "{stage}", "sequence": "{seq}"},
+        ),
+    params:
+        frames=REPORT["frames"],
+        unit="mm",
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_endo_depth/{stage}_{seq}.log",
+    benchmark:
+        "benchmarks/plot_endo_depth/{stage}_{seq}.tsv"
+    script:
+        "../workflow_scripts/plot_endo_depth.py"
+
+
+rule plot_registration_residuals:
+    """Histograms of one sequence's residual distances to the CT, one curve per stage."""
+    input:
+        registration_residuals,
+    output:
+        report(
+            "results/endo/report/registration/{seq}_residuals.png",
+            caption="report/registration_residuals.rst",
+            category="Endoscopy",
+            subcategory="Registration to CT",
+            labels={"sequence": "{seq}", "stage": "all", "content": "residual histogram"},
+        ),
+    params:
+        stages=TRAIN_STAGES,
+        bins=REPORT["residual_bins"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_registration_residuals/{seq}.log",
+    benchmark:
+        "benchmarks/plot_registration_residuals/{seq}.tsv"
+    script:
+        "../workflow_scripts/plot_registration_residuals.py"
+
+
+rule plot_registration_view:
+    """A stage's registered cloud of one sequence on the CT surface (orthographic views)."""
+    input:
+        unpack(registration_view_inputs),
+    output:
+        report(
+            "results/endo/report/registration/{stage,teacher|student|finetune}/{seq}_on_ct.png",
+            caption="report/registration_view.rst",
+            category="Endoscopy",
+            subcategory="Registration to CT",
+            labels={"sequence": "{seq}", "stage": "{stage}", "content": "cloud on CT"},
+        ),
+    params:
+        ct=endo_ct_surface,
+        seed=config["seed"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_registration_view/{stage}_{seq}.log",
+    benchmark:
+        "benchmarks/plot_registration_view/{stage}_{seq}.tsv"
+    script:
+        "../workflow_scripts/plot_registration_view.py"
+
+
+rule plot_endo_eval:
+    """Bar charts of results/endo_eval.csv; also puts that table into the report."""
+    input:
+        report(
+            "results/endo_eval.csv",
+            caption="report/endo_eval.rst",
+            category="Evaluation",
+            labels={"branch": "endo", "content": "table"},
+        ),
+    output:
+        report(
+            "results/endo/report/eval_metrics.png",
+            caption="report/eval_metrics.rst",
+            category="Evaluation",
+            labels={"branch": "endo", "content": "bar charts"},
+        ),
+    params:
+        plot=EVAL_PLOTS["endo"],
+    conda:
+        "../envs/depth-workflow.yaml"
+    log:
+        "logs/plot_endo_eval/plot_endo_eval.log",
+    benchmark:
+        "benchmarks/plot_endo_eval/plot_endo_eval.tsv"
+    script:
+        "../workflow_scripts/plot_eval_metrics.py"
+
+
+rule report_figures:
+    """Every figure of the report for the configured data (also built by `all`)."""
+    input:
+        report_targets(),

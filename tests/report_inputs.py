@@ -1,0 +1,154 @@
+"""Synthetic inputs of the report rules (tests/test_report.py): KITTI-layout frames and
+disparities, endoscopy frames / sfm_data / depth predictions, a cylinder CT with registered
+clouds, training histories and evaluation tables, with known values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from plyfile import PlyData, PlyElement
+
+
+def write_mesh_ply(path: Path, verts: np.ndarray, tris: np.ndarray | None, extra: dict | None = None) -> None:
+    """Binary PLY like the demo's ct_surface.ply (x, y, z float32 [+ extra], faces int32)."""
+    extra = extra or {}
+    vdata = np.empty(len(verts), dtype=[(k, "f4") for k in ("x", "y", "z", *extra)])
+    for i, k in enumerate("xyz"):
+        vdata[k] = verts[:, i]
+    for k, v in extra.items():
+        vdata[k] = v
+    elements = [PlyElement.describe(vdata, "vertex")]
+    if tris is not None:
+        fdata = np.empty(len(tris), dtype=[("vertex_indices", "i4", (3,))])
+        fdata["vertex_indices"] = tris
+        elements.append(PlyElement.describe(fdata, "face"))
+    PlyData(elements, text=False, byte_order="<").write(str(path))
+
+
+def cylinder(radius: float = 5.0, length: float = 40.0, n_around: int = 48, n_along: int = 40):
+    """Triangle mesh of an open cylinder along z (mm): vertices (N, 3), triangles (M, 3)."""
+    a = np.linspace(0, 2 * np.pi, n_around, endpoint=False)
+    z = np.linspace(0, length, n_along)
+    aa, zz = np.meshgrid(a, z)
+    verts = np.stack([radius * np.cos(aa), radius * np.sin(aa), zz], -1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(n_along - 1), np.arange(n_around), indexing="ij")
+    v00, v01 = i * n_around + j, i * n_around + (j + 1) % n_around
+    v10, v11 = v00 + n_around, v01 + n_around
+    tris = np.concatenate([np.stack([v00, v01, v11], -1).reshape(-1, 3),
+                           np.stack([v00, v11, v10], -1).reshape(-1, 3)])
+    return verts, tris
+
+
+def make_endo_sequence(root: Path, n_frames: int = 5, full_hw: tuple[int, int] = (64, 96),
+                       sfm_arrays: dict | None = None) -> dict:
+    """Frames <index:08d>.jpg (a colour ramp, so that a wrong crop shows), sfm_data.npz with
+    downsampling 2 and a crop (+ ``sfm_arrays``), and a depth.npz at the cropped size with
+    depth = 10 + row (mm)."""
+    frames = root / "frames"
+    frames.mkdir(parents=True)
+    h, w = full_hw
+    yy, xx = np.mgrid[0:h, 0:w]
+    indexes = np.arange(n_frames) * 2 + 10
+    for k, idx in enumerate(indexes):
+        image = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full_like(xx, 40 * k)], -1)
+        image = image.astype(np.uint8)
+        cv2.imwrite(str(frames / f"{idx:08d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    crop = np.array([4, 28, 8, 40], np.int32)  # rows 4..28, cols 8..40 of the 32 x 48 downsampled frame
+    np.savez(root / "sfm_data.npz", **(sfm_arrays or {}), downsampling=np.float64(2.0), crop=crop)
+    ch, cw = crop[1] - crop[0], crop[3] - crop[2]
+    depth = np.broadcast_to(10.0 + np.arange(ch, dtype=np.float32)[:, None], (n_frames, ch, cw)).copy()
+    mask = np.zeros((ch, cw), np.uint8)
+    mask[2:-2, 2:-2] = 255
+    np.savez(root / "depth.npz", depth=depth, frame_indexes=indexes, K=np.eye(3), mask=mask)
+    return {"frames": frames, "indexes": indexes, "crop": crop}
+
+
+def make_sfm_inputs(root: Path, seq: str = "seqA", n_views: int = 6) -> dict:
+    """sfm_data.npz/.json and sfm/summary.json of a camera moving along z through points on a
+    tube (SfM units), as prepare_sfm_data and run_sfm write them."""
+    seq_dir = root / "results" / "endo" / seq
+    (seq_dir / "sfm").mkdir(parents=True)
+    cam_from_world = np.repeat(np.eye(4)[None], n_views, 0)
+    cam_from_world[:, 2, 3] = -np.arange(n_views) * 0.5  # centres at z = 0, 0.5, ...
+    a = np.linspace(0, 2 * np.pi, 200)
+    points = np.stack([np.cos(a), np.sin(a), np.linspace(0, 3, 200)], -1)
+    clean = np.ones(200, bool)
+    clean[:3] = False
+    sparse_view = np.repeat(np.arange(n_views), np.arange(1, n_views + 1)).astype(np.int32)
+    arrays = {"cam_from_world": cam_from_world, "points": points, "clean": clean,
+              "view_indexes": np.arange(n_views) * 2, "sparse_view": sparse_view}
+    np.savez(seq_dir / "sfm_data.npz", **arrays)
+    (seq_dir / "sfm_data.json").write_text(json.dumps(
+        {"views": n_views, "frames": 2 * n_views, "points": 200, "clean_points": 197,
+         "sparse_points_per_view": len(sparse_view) / n_views, "global_scale": 4.0}))
+    (seq_dir / "sfm" / "summary.json").write_text(json.dumps(
+        {"frames": 2 * n_views, "registered": n_views, "registered_fraction": 0.5, "points3D": 200,
+         "mean_reprojection_error_px": 0.6, "mean_track_length": 5.5}))
+    return {"dir": seq_dir, "arrays": arrays}
+
+
+KITTI_DRIVE = "2011_01_02/2011_01_02_drive_0003_sync"  # the demo's test drive
+
+
+def make_kitti_predictions(root: Path, n: int = 3, stages=("teacher", "student", "finetune")) -> None:
+    """KITTI-layout frames of the demo test drive, the eigen test list and, per stage,
+    disparities (N, 16, 48) that grow towards the bottom of the image (near road)."""
+    data = root / "resources" / "demo" / "kitti_raw" / KITTI_DRIVE / "image_02" / "data"
+    data.mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(data / f"{i:010d}.png"), np.full((40, 120, 3), 60 * i, np.uint8))
+    split = root / "results" / "kitti" / "splits" / "eigen" / "test_files.txt"
+    split.parent.mkdir(parents=True)
+    split.write_text("".join(f"{KITTI_DRIVE} {i} l\n" for i in range(n)))
+    for k, stage in enumerate(stages):
+        disp = np.broadcast_to(np.linspace(0.01, 0.3, 16, dtype=np.float32)[:, None] * (k + 1), (n, 16, 48))
+        out = root / "results" / "kitti" / "pred" / stage / "eigen_disps.npy"
+        out.parent.mkdir(parents=True)
+        np.save(out, disp.copy())
+
+
+def make_report_inputs(root: Path) -> list[str]:
+    """Every input of the report rules for one endoscopy sequence 'seqA' (what training,
+    prediction, evaluation and registration would write); returns the endoscopy figures to
+    request explicitly (their config sections do not exist yet)."""
+    make_kitti_predictions(root)
+    stages = ("teacher", "student", "finetune")
+    for k, stage in enumerate(stages):
+        train = root / "results" / "kitti" / "train" / stage
+        train.mkdir(parents=True)
+        pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.8, 0.7], "lr": 1e-4, "seconds": [1, 2, 3],
+                      "reprojection": [0.5, 0.4, 0.35]}).to_csv(train / "history.csv", index=False)
+    (root / "results" / "kitti" / "eval").mkdir(parents=True)
+    for k, stage in enumerate((*stages, "constant")):
+        rows = [{"stage": stage, "scaling": s, "n_frames": 3, "abs_rel": 0.2 + 0.01 * k, "sq_rel": 1.0,
+                 "rmse": 5.0, "rmse_log": 0.3, "log10": 0.1, "a1": 0.7, "a2": 0.9, "a3": 0.95}
+                for s in ("median", "stereo")]
+        pd.DataFrame(rows).to_csv(root / "results" / "kitti" / "eval" / f"{stage}.csv", index=False)
+    sfm = make_sfm_inputs(root, "seqA")
+    seq_dir = sfm["dir"]
+    make_endo_sequence(seq_dir, sfm_arrays=sfm["arrays"])  # frames/, sfm_data.npz (+ crop), depth.npz
+    pred = root / "results" / "endo" / "pred" / "teacher" / "seqA"
+    pred.mkdir(parents=True)
+    (seq_dir / "depth.npz").rename(pred / "depth.npz")
+    ct = root / "resources" / "demo" / "endoscopy"
+    ct.mkdir(parents=True)
+    verts, tris = cylinder()
+    write_mesh_ply(ct / "ct_surface.ply", verts, tris)
+    a = np.linspace(0, 2 * np.pi, 300)
+    for k, stage in enumerate(stages):
+        reg = root / "results" / "endo" / "registration" / stage
+        reg.mkdir(parents=True)
+        offset = np.abs(np.sin(7 * a)) / (k + 1)
+        cloud = np.stack([(5 + offset) * np.cos(a), (5 + offset) * np.sin(a), 10 + a], -1)
+        write_mesh_ply(reg / "seqA.ply", cloud, None)
+        np.save(reg / "seqA_residuals.npy", offset)
+    pd.DataFrame({"stage": stages, "sequence": "seqA", "rmse_mm": [0.7, 0.5, 0.3]}).to_csv(
+        root / "results" / "endo_eval.csv", index=False)
+    return ["results/endo/report/depth/teacher/seqA.png",
+            "results/endo/report/registration/seqA_residuals.png",
+            "results/endo/report/registration/teacher/seqA_on_ct.png",
+            "results/endo/report/eval_metrics.png"]

@@ -1,0 +1,314 @@
+"""Report figures (workflow_scripts/report/, plot_* scripts) on small synthetic inputs with
+known values, and the Snakemake report built from them (slow: a DAG run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.report_inputs import (
+    cylinder,
+    make_endo_sequence,
+    make_kitti_predictions,
+    make_report_inputs,
+    make_sfm_inputs,
+    write_mesh_ply,
+)
+from workflow_scripts import (
+    plot_endo_depth,
+    plot_eval_metrics,
+    plot_kitti_depth,
+    plot_registration_residuals,
+    plot_registration_view,
+    plot_sfm_summary,
+    plot_training_curves,
+    sfm_summary_table,
+)
+from workflow_scripts.report.curves import moving_average, read_history
+from workflow_scripts.report.depth import colorize, robust_range, select_frames
+from workflow_scripts.report.figure import plt, read_ply
+from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
+from workflow_scripts.report.sfm import camera_centres, principal_axes
+from workflow_scripts.util import InputDataError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a PNG file, checking that it is one."""
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    image = cv2.imread(str(path))
+    return image.shape[:2]
+
+
+# ------------------------------------------------------------------ library: exact values
+
+
+def test_select_frames_spreads_evenly_with_both_ends():
+    assert select_frames(10, 4).tolist() == [0, 3, 6, 9]
+    assert select_frames(3, 8).tolist() == [0, 1, 2]
+    assert select_frames(5, 1).tolist() == [0]
+    assert select_frames(0, 4).tolist() == []
+
+
+def test_robust_range_uses_valid_finite_values_only():
+    values = np.array([[0.0, 1.0, 2.0, 3.0], [4.0, np.nan, 100.0, -50.0]])
+    valid = np.array([[True, True, True, True], [True, True, False, False]])
+    assert robust_range(values, valid, (0, 100)) == (0.0, 4.0)
+    assert robust_range(values, valid, (0, 50)) == (0.0, 2.0)
+    lo, hi = robust_range(np.full((2, 2), 3.0))
+    assert lo == 3.0 and hi > 3.0  # a constant map still gets a non-empty range
+    assert robust_range(np.full((2, 2), np.nan)) == (0.0, 1.0)
+
+
+def test_colorize_maps_range_ends_and_blacks_out_invalid():
+    values = np.array([[0.0, 5.0, 10.0, 20.0]])
+    valid = np.array([[True, True, False, True]])
+    rgb = colorize(values, 0.0, 10.0, "gray", valid)
+    assert rgb.shape == (1, 4, 3)
+    np.testing.assert_allclose(rgb[0, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(rgb[0, 1], 0.5, atol=0.01)  # 256-level colour map
+    np.testing.assert_allclose(rgb[0, 2], 0.0)  # invalid
+    np.testing.assert_allclose(rgb[0, 3], 1.0, atol=1e-6)  # clipped at vmax
+    with pytest.raises(ValueError, match="expected an"):
+        colorize(np.zeros((1, 2, 3)), 0, 1)
+
+
+def test_moving_average_is_trailing_mean():
+    np.testing.assert_allclose(moving_average(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(moving_average(np.array([1.0, 3.0]), 1), [1.0, 3.0])
+
+
+def test_camera_centres_invert_world_to_camera_poses():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    R = q * np.sign(np.linalg.det(q))
+    centre = np.array([1.0, -2.0, 3.0])
+    cam_from_world = np.eye(4)
+    cam_from_world[:3, :3], cam_from_world[:3, 3] = R, -R @ centre
+    np.testing.assert_allclose(camera_centres(cam_from_world[None]), centre[None], atol=1e-12)
+
+
+def test_principal_axes_are_a_right_handed_frame_by_spread():
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(500, 3)) * [1.0, 10.0, 3.0]
+    mean, axes = principal_axes(points)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(3), atol=1e-9)
+    assert np.linalg.det(axes) == pytest.approx(1.0)
+    assert np.argmax(np.abs(axes[0])) == 1 and np.argmax(np.abs(axes[1])) == 2
+    np.testing.assert_allclose(mean, points.mean(0))
+
+
+def test_residual_stats_and_reader(tmp_path):
+    stats = residual_stats(np.array([1.0, 2.0, 2.0, 3.0]))
+    assert stats["n"] == 4 and stats["mean"] == 2.0 and stats["median"] == 2.0 and stats["max"] == 3.0
+    assert stats["rmse"] == pytest.approx(np.sqrt(18 / 4))
+    good = tmp_path / "r.npy"
+    np.save(good, np.array([0.5, 1.5], np.float32))
+    np.testing.assert_allclose(read_residuals(good, n_points=2), [0.5, 1.5])
+    with pytest.raises(InputDataError, match="2 residuals for a cloud of 3 points"):
+        read_residuals(good, n_points=3)
+    for bad in (np.zeros((2, 2)), np.array([1.0, -1.0]), np.array([np.nan])):
+        np.save(tmp_path / "bad.npy", bad)
+        with pytest.raises(InputDataError, match="bad.npy"):
+            read_residuals(tmp_path / "bad.npy")
+
+
+def test_crop_mesh_keeps_triangles_touching_the_box():
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 10, 10], [11, 10, 10], [10, 11, 10]], float)
+    tris = np.array([[0, 1, 2], [3, 4, 5], [2, 3, 4]])
+    kept = crop_mesh(verts, tris, np.array([-0.5, -0.5, -0.5]), np.array([0.5, 0.5, 0.5]))
+    assert kept.tolist() == [[0, 1, 2]]
+    kept = crop_mesh(verts, tris, np.array([-1.0] * 3), np.array([2.0] * 3))
+    assert kept.tolist() == [[0, 1, 2], [2, 3, 4]]
+
+
+# ------------------------------------------------------------------ figures on synthetic inputs
+
+
+def test_read_ply_round_trip_with_faces_and_properties(tmp_path):
+    verts, tris = cylinder(n_around=8, n_along=3)
+    write_mesh_ply(tmp_path / "ct.ply", verts, tris, {"nx": np.ones(len(verts))})
+    v, t, extra = read_ply(tmp_path / "ct.ply", need_faces=True)
+    np.testing.assert_allclose(v, verts.astype(np.float32))
+    assert t.tolist() == tris.tolist() and list(extra) == ["nx"]
+    write_mesh_ply(tmp_path / "cloud.ply", verts, None)
+    assert read_ply(tmp_path / "cloud.ply")[1] is None
+    with pytest.raises(InputDataError, match="no faces"):
+        read_ply(tmp_path / "cloud.ply", need_faces=True)
+    with pytest.raises(InputDataError, match="file not found"):
+        read_ply(tmp_path / "missing.ply")
+    (tmp_path / "junk.ply").write_text("not a ply")
+    with pytest.raises(InputDataError, match="cannot read as PLY"):
+        read_ply(tmp_path / "junk.ply")
+
+
+def test_registration_figures_on_a_cylinder(tmp_path):
+    """Points on a 5 mm cylinder pushed out by known distances: the stats log the exact
+    residuals and both figures are written."""
+    verts, tris = cylinder()
+    write_mesh_ply(tmp_path / "ct.ply", verts, tris)
+    rng = np.random.default_rng(0)
+    a, z = rng.uniform(0, 2 * np.pi, 400), rng.uniform(10, 30, 400)
+    offset = rng.uniform(0.0, 1.0, 400)
+    cloud = np.stack([(5 + offset) * np.cos(a), (5 + offset) * np.sin(a), z], -1)
+    write_mesh_ply(tmp_path / "seqA.ply", cloud, None)
+    np.save(tmp_path / "seqA_residuals.npy", offset.astype(np.float32))
+    plot_registration_view.main(tmp_path / "seqA.ply", tmp_path / "seqA_residuals.npy", tmp_path / "ct.ply",
+                                "teacher", "seqA", tmp_path / "view.png")
+    h, w = png_size(tmp_path / "view.png")
+    assert w > 600 and h > 250
+    np.save(tmp_path / "half.npy", (offset / 2).astype(np.float32))
+    stats = plot_registration_residuals.main([tmp_path / "seqA_residuals.npy", tmp_path / "half.npy"],
+                                             ["teacher", "student"], "seqA", tmp_path / "hist.png", bins=20)
+    assert stats["teacher"]["median"] == pytest.approx(np.median(offset), rel=1e-6)
+    assert stats["student"]["rmse"] == pytest.approx(stats["teacher"]["rmse"] / 2, rel=1e-6)
+    png_size(tmp_path / "hist.png")
+    np.save(tmp_path / "short.npy", offset[:10])
+    with pytest.raises(InputDataError, match="10 residuals for a cloud of 400 points"):
+        plot_registration_view.main(tmp_path / "seqA.ply", tmp_path / "short.npy", tmp_path / "ct.ply",
+                                    "teacher", "seqA", tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_endo_depth_shows_the_network_crop_of_each_frame(tmp_path):
+    seq = make_endo_sequence(tmp_path)
+    first = seq["frames"] / f"{seq['indexes'][0]:08d}.jpg"
+    decoded = cv2.imread(str(first))
+    small = cv2.resize(decoded, (0, 0), fx=0.5, fy=0.5)
+    c = seq["crop"]
+    expected = small[c[0]:c[1], c[2]:c[3], ::-1]  # RGB
+    shown = plot_endo_depth.network_frame(first, (24, 32), 2.0, c)
+    np.testing.assert_array_equal(shown, expected)
+    assert shown[0, 0, 2] > 30  # blue = x ramp: the crop starts at column 8 (16 at full size), not 0
+    rows = plot_endo_depth.main(tmp_path / "depth.npz", seq["frames"], tmp_path / "sfm_data.npz", "teacher",
+                                "seqA", tmp_path / "depth.png", n_frames=3, unit="mm")
+    assert rows == [0, 2, 4]
+    png_size(tmp_path / "depth.png")
+
+
+def test_endo_depth_rejects_inconsistent_predictions(tmp_path):
+    seq = make_endo_sequence(tmp_path)
+    np.savez(tmp_path / "bad.npz", depth=np.zeros((5, 24, 32), np.float32), frame_indexes=seq["indexes"][:3],
+             mask=np.ones((24, 32)))
+    with pytest.raises(InputDataError, match="do not agree"):
+        plot_endo_depth.main(tmp_path / "bad.npz", seq["frames"], tmp_path / "sfm_data.npz", "teacher",
+                             "seqA", tmp_path / "x.png", 3, "mm")
+    np.savez(tmp_path / "nokeys.npz", depth=np.zeros((5, 24, 32), np.float32))
+    with pytest.raises(InputDataError, match=r"keys \['frame_indexes', 'mask'\] missing"):
+        plot_endo_depth.read_depth_npz(tmp_path / "nokeys.npz")
+
+
+def test_sfm_summary_figure_and_table(tmp_path):
+    rows = []
+    for seq in ("seqA", "seqB"):
+        d = make_sfm_inputs(tmp_path, seq)["dir"]
+        row = plot_sfm_summary.main(seq, d / "sfm_data.npz", d / "sfm_data.json", d / "sfm" / "summary.json",
+                                    tmp_path / f"{seq}.png", tmp_path / f"{seq}.json")
+        png_size(tmp_path / f"{seq}.png")
+        rows.append(tmp_path / f"{seq}.json")
+    assert row["registered"] == 6 and row["clean_points"] == 197 and row["mean_track_length"] == 5.5
+    table = sfm_summary_table.main(rows, tmp_path / "sfm_summary.csv")
+    assert table.sequence.tolist() == ["seqA", "seqB"]
+    assert pd.read_csv(tmp_path / "sfm_summary.csv").sparse_points_per_view.tolist() == [3.5, 3.5]
+    # data in the reference's format have no run_sfm summary: those numbers are NaN, not errors
+    row = plot_sfm_summary.main("seqA", d / "sfm_data.npz", d / "sfm_data.json", None, tmp_path / "r.png",
+                                tmp_path / "r.json")
+    assert row["registered"] == 6 and np.isnan(row["mean_reprojection_error_px"])
+
+
+def test_training_curves_and_history_checks(tmp_path):
+    paths = []
+    for stage, n in (("teacher", 30), ("student", 20), ("finetune", 10)):
+        step = np.arange(1, n + 1)
+        table = pd.DataFrame({"step": step, "loss": 1.0 / step, "lr": 1e-4, "seconds": step * 0.5,
+                              "reprojection": 0.5 / step, "smooth": 0.01 + 0 * step})
+        paths.append(tmp_path / f"{stage}.csv")
+        table.to_csv(paths[-1], index=False)
+    plot_training_curves.main(paths, ["teacher", "student", "finetune"], "kitti", tmp_path / "curves.png",
+                              smooth=3)
+    h, w = png_size(tmp_path / "curves.png")
+    assert w > 2 * h  # three panels side by side
+    pd.DataFrame({"step": [1], "lr": [1e-4]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputDataError, match=r"columns \['loss'\] missing"):
+        read_history(tmp_path / "bad.csv")
+
+
+def test_eval_bars_with_numeric_columns(tmp_path):
+    table = pd.DataFrame({"stage": ["teacher", "teacher", "finetune", "finetune"], "sequence": ["a", "b"] * 2,
+                          "rmse_mm": [1.0, 2.0, 0.5, 0.7], "median_mm": [0.8, 1.5, 0.4, 0.5],
+                          "note": ["x"] * 4})
+    table.to_csv(tmp_path / "endo_eval.csv", index=False)
+    plot_eval_metrics.main(tmp_path / "endo_eval.csv", "numeric", "stage", "sequence", "endo",
+                           tmp_path / "e.png")
+    png_size(tmp_path / "e.png")
+    with pytest.raises(InputDataError, match=r"columns \['abs_rel'\] missing"):
+        plot_eval_metrics.main(tmp_path / "endo_eval.csv", ["abs_rel"], "stage", None, "x",
+                               tmp_path / "f.png")
+    plt.close("all")
+
+
+def test_kitti_depth_figure_and_count_check(tmp_path):
+    make_kitti_predictions(tmp_path)
+    raw = tmp_path / "resources" / "demo" / "kitti_raw"
+    split = tmp_path / "results" / "kitti" / "splits" / "eigen" / "test_files.txt"
+    pred = tmp_path / "results" / "kitti" / "pred" / "teacher" / "eigen_disps.npy"
+    assert plot_kitti_depth.main(pred, split, raw, "png", "teacher", tmp_path / "d.png", n_frames=2) == [0, 2]
+    png_size(tmp_path / "d.png")
+    np.save(pred, np.zeros((2, 16, 48), np.float32))
+    with pytest.raises(InputDataError, match="for 3 frames"):
+        plot_kitti_depth.main(pred, split, raw, "png", "teacher", tmp_path / "e.png", n_frames=2)
+
+
+REPORT_RULES = ["plot_kitti_depth", "plot_training_curves", "plot_kitti_eval", "kitti_eval_table",
+                "plot_sfm_summary", "sfm_summary_table", "plot_endo_depth", "plot_registration_residuals",
+                "plot_registration_view", "plot_endo_eval", "report_figures"]
+
+
+@pytest.mark.slow
+def test_snakemake_report_shows_the_figures(tmp_path):
+    """The report rules in the DAG on prepared inputs (only they may run), then
+    `snakemake --report`: the HTML embeds every figure and both tables; in Chromium it shows them."""
+    endo_targets = make_report_inputs(tmp_path)
+    sequence = {"name": "seqA", "frames": 10, "start": 6.0, "step": 0.3}
+    config = {"demo": {"endoscopy": {"sequences": [sequence]}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    common = ["--configfile", str(tmp_path / "config.yaml"), "--directory", str(tmp_path), "--snakefile",
+              str(ROOT / "Snakefile"), "--allowed-rules", *REPORT_RULES]
+    targets = ["report_figures", *endo_targets]
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", "2", *common],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--report", str(report), *common],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    html = report.read_text()
+    figures = [f"results/kitti/report/depth/{s}.png" for s in ("teacher", "student", "finetune")]
+    figures += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png",
+                "results/endo/report/sfm/seqA.png", *endo_targets]
+    tables = ["results/kitti_eval.csv", "results/endo_eval.csv", "results/endo/report/sfm_summary.csv"]
+    for name in [*figures, *tables]:
+        assert f'"{name}"' in html, name
+    assert html.count('"data:image/png;') >= len(figures)  # embedded, not linked
+    for name in ("Driving (KITTI)", "Endoscopy", "Registration to CT", "Evaluation", "Training"):
+        assert name in html
+
+    from tests.report_browser import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("chromium not installed: the HTML was checked, not its rendering")
+    shot = screenshot(report, tmp_path / "shot.png", "registration/seqA_residuals.png", "Endoscopy")
+    home = screenshot(report, tmp_path / "home.png")
+    shown, front = cv2.imread(str(shot)), cv2.imread(str(home))
+    assert shown.shape == front.shape == (1000, 1400, 3)
+    # the figure (white page, coloured curves) replaces the rule graph on the right
+    assert np.abs(shown.astype(int) - front.astype(int)).mean() > 2.0
