@@ -13,6 +13,7 @@ include: "rules/endoscopy.smk"
 include: "rules/common_train.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/endo_eval.smk"
 
 
 rule all:

@@ -125,4 +125,5 @@ def final_targets():
     if USE_DEMO_ENDO:
         targets.append(endo_root())
     targets += endo_prep_targets()  # rules/endoscopy.smk
+    targets.append("results/endo_eval.csv")  # rules/endo_eval.smk
     return targets

@@ -70,3 +70,41 @@ def prepare_sfm_data_input(wildcards):
 def endo_prep_targets():
     """sfm_data of every sequence (the end of the data preparation)."""
     return expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())
+
+
+# ------------------------------------------------ evaluation (rules/endo_eval.smk)
+ENDO_EVAL = config["endoscopy"]["evaluate"]
+
+
+def endo_ct_surface(wildcards=None):
+    """The CT surface (mm): endoscopy.ct_surface, else <root>/ct_surface.ply (demo: the
+    generated one)."""
+    return config["endoscopy"]["ct_surface"] or str(Path(endo_root()) / "ct_surface.ply")
+
+
+def endo_eval_stages():
+    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages; the trained stages only once
+    the endoscopy training is configured (endoscopy.train), the constant baseline always."""
+    trained = "train" in config["endoscopy"]
+    return [s for s in ENDO_EVAL["stages"] if s == "constant" or trained]
+
+
+def endo_eval_keys():
+    """stage/sequence pairs of the table, in row order."""
+    return [f"{st}/{seq}" for st in endo_eval_stages() for seq in endo_sequences()]
+
+
+def register_ct_input(wildcards):
+    """The fused cloud, CT, sfm_data; the manual initial pose file when configured; on the
+    demo the true camera poses (for the check in the JSON)."""
+    files = {
+        "cloud": f"results/endo/pointclouds/{wildcards.stage}/{wildcards.seq}/fused.ply",
+        "ct": endo_ct_surface(),
+        "sfm_data": f"results/endo/{wildcards.seq}/sfm_data.npz",
+    }
+    pattern = config["endoscopy"]["register"]["initial_poses"]
+    if pattern:
+        files["initial_poses"] = pattern.format(seq=wildcards.seq)
+    if USE_DEMO_ENDO:
+        files["truth"] = f"{endo_root()}/gt/{wildcards.seq}/poses.npz"
+    return files

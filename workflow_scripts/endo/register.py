@@ -34,10 +34,12 @@ from workflow_scripts.util import InputDataError
 __all__ = [
     "CTSurface",
     "RegisterOptions",
+    "initial_from_poses",
     "load_ct_surface",
     "read_initial_poses",
     "register_similarity",
     "residual_stats",
+    "scale_guess",
     "scale_of",
 ]
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class RegisterOptions:
         min_elongation: a cloud whose first principal spread is below this multiple of the
             second has no stable axis: the 60 icosahedral rotations are tried instead.
         max_hypotheses: anchors are thinned so that at most this many coarse ICPs run.
-        coarse_points: cloud points (random subset) in the coarse stage.
+        coarse_points / fine_points: cloud points (random subset) in the coarse / fine stage.
         scale_factors: multiples of the radius-ratio scale tried per anchor.
         top_k: coarse hypotheses refined by the fine stage.
         coarse_iterations / fine_iterations: ICP iterations per call.
@@ -75,6 +77,7 @@ class RegisterOptions:
     fine_max_distance_mm: tuple[float, ...] = (3.0, 1.0, 0.5)
     min_points: int = 200
     coarse_points: int = 400
+    fine_points: int = 6000
     min_elongation: float = 1.25
     max_hypotheses: int = 1200
     seed: int = 0
@@ -92,6 +95,7 @@ class RegisterOptions:
             fine_max_distance_mm=tuple(float(d) for d in section["fine_max_distance_mm"]),
             min_points=int(section["min_points"]),
             coarse_points=int(section["coarse_points"]),
+            fine_points=int(section["fine_points"]),
             min_elongation=float(section["min_elongation"]),
             max_hypotheses=int(section["max_hypotheses"]),
             seed=seed,
@@ -186,6 +190,25 @@ def read_initial_poses(path: str | Path, flip_yz: bool = True) -> dict[int, np.n
     return poses
 
 
+def initial_from_poses(
+    ct_from_cam: dict[int, np.ndarray],
+    view_indexes: np.ndarray,
+    cam_from_world: np.ndarray,
+    scale: float,
+    factors: tuple[float, ...] = (1.0,),
+) -> list[np.ndarray]:
+    """Initial ``ct_from_world`` similarities from manual camera poses in the CT (mm):
+    ct_from_cam @ S(scale * f) @ cam_from_world for every posed frame that SfM registered and
+    every factor f (the scale pivots about that camera, as in the reference)."""
+    out = []
+    for v, frame in enumerate(view_indexes):
+        if int(frame) in ct_from_cam:
+            for f in factors:
+                S = np.diag([scale * f] * 3 + [1.0])
+                out.append(ct_from_cam[int(frame)] @ S @ cam_from_world[v])
+    return out
+
+
 def _pcd(points: np.ndarray) -> o3d.geometry.PointCloud:
     return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
 
@@ -232,6 +255,15 @@ def _anchors(
     return out
 
 
+def scale_guess(source: np.ndarray, target: np.ndarray, spacing: float) -> float:
+    """CT mm per cloud unit from the ratio of cross-section radii (spread about the first
+    principal axis): the cloud's, and the median over CT windows of a fifth of the CT's size."""
+    _, _, std_s = _pca(source)
+    _, _, std_t = _pca(target)
+    probe = _anchors(target, 0.2 * float(np.linalg.norm(4 * std_t)), 4 * spacing)
+    return float(np.median([a[2] for a in probe])) / float(np.hypot(std_s[1], std_s[2]))
+
+
 def _coarse_hypotheses(
     source: np.ndarray, target: np.ndarray, options: RegisterOptions
 ) -> list[np.ndarray]:
@@ -240,10 +272,7 @@ def _coarse_hypotheses(
     r_s = float(np.hypot(std_s[1], std_s[2]))
     proj = (source - c_s) @ axes_s[:, 0]
     half_s = max(0.5 * float(np.percentile(proj, 98) - np.percentile(proj, 2)), r_s)
-    # Scale guess from CT windows of a fifth of its size, then windows of the cloud's size.
-    _, _, std_t = _pca(target)
-    probe = _anchors(target, 0.2 * float(np.linalg.norm(4 * std_t)), 4 * options.coarse_spacing_mm)
-    s0 = float(np.median([a[2] for a in probe])) / r_s
+    s0 = scale_guess(source, target, options.coarse_spacing_mm)
     anchors = _anchors(target, s0 * half_s, max(s0 * half_s / 3, 2 * options.coarse_spacing_mm))
     if std_s[0] >= options.min_elongation * std_s[1]:
         # Elongated (a cavity segment): principal axis along the anchor's, both ways, rolled.
@@ -281,6 +310,17 @@ def _score(T: np.ndarray, source: np.ndarray, tree: cKDTree, cap: float) -> floa
     return float(np.sqrt(np.mean(np.minimum(d, cap) ** 2)) / scale_of(T))
 
 
+def _subset(
+    pcd: o3d.geometry.PointCloud, options: RegisterOptions, n: int | None = None
+) -> o3d.geometry.PointCloud:
+    """At most ``n`` (default options.fine_points) points of ``pcd``, a seeded random subset."""
+    n = options.fine_points if n is None else n
+    if len(pcd.points) <= n:
+        return pcd
+    keep = np.random.default_rng(options.seed).choice(len(pcd.points), n, replace=False)
+    return pcd.select_by_index(np.sort(keep).tolist())
+
+
 def register_similarity(
     points: np.ndarray,
     ct: CTSurface,
@@ -293,7 +333,8 @@ def register_similarity(
     Args:
         points: (N, 3) cloud in its own unit (e.g. SfM units), N >= options.min_points.
         ct: the CT surface (mm).
-        initial: manual initial ``ct_from_cloud`` similarities (4, 4); None = automatic search.
+        initial: initial ``ct_from_cloud`` similarities (4, 4) to start from instead of the
+            automatic search (e.g. from ``initial_from_poses``); None = automatic.
         source_path: named in the error for too few points.
     Returns:
         {"ct_from_cloud": (4, 4), "scale": mm per cloud unit, "residuals": (N,) mm of every
@@ -316,13 +357,9 @@ def register_similarity(
     # Source in its own units: spacing relative to its cross-section radius (scale unknown yet).
     _, _, std_s = _pca(points)
     r_s = float(np.hypot(std_s[1], std_s[2]))
-    src_coarse = _pcd(points).voxel_down_sample(r_s / 5)
-    if len(src_coarse.points) > options.coarse_points:
-        rng = np.random.default_rng(options.seed)
-        keep = rng.choice(len(src_coarse.points), options.coarse_points, replace=False)
-        src_coarse = src_coarse.select_by_index(np.sort(keep).tolist())
+    src_coarse = _subset(_pcd(points).voxel_down_sample(r_s / 5), options, options.coarse_points)
     if initial:
-        hyps = [T @ _similarity(f, np.eye(3), np.zeros(3)) for T in initial for f in options.scale_factors]
+        hyps = [np.asarray(T, np.float64) for T in initial]
     else:
         hyps = _coarse_hypotheses(np.asarray(src_coarse.points), coarse_pts, options)
     tree = cKDTree(coarse_pts)
@@ -337,7 +374,7 @@ def register_similarity(
     t2 = time.perf_counter()
     best = None
     for _, T in scored[: options.top_k]:
-        src_fine = _pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T))
+        src_fine = _subset(_pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T)), options)
         for dist in options.fine_max_distance_mm:
             T = _icp(src_fine, fine_t, dist, T, P2P_SCALED, options.fine_iterations)
         T = _icp(src_fine, fine_t, options.fine_max_distance_mm[-1], T, P2PLANE, options.fine_iterations)
