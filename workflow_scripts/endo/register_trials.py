@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.endo.register import CTSurface, RegisterOptions, register_similarity
 
-__all__ = ["TrialOptions", "partial_cloud", "run_trial"]
+__all__ = ["TrialOptions", "oracle_depth", "partial_cloud", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,28 @@ def run_trial(
         "hypotheses": out["hypotheses"],
         "seconds": seconds,
     }
+
+
+def oracle_depth(sfm: dict, ct: CTSurface, ct_from_sfm: np.ndarray):
+    """Test/bench only (never in the workflow): depth maps of the CT surface seen by the SfM
+    views, in SfM units, through a known SfM -> CT similarity (e.g. Umeyama of the camera
+    centres against the demo's true ones). Returns a ``PredictedDepth`` of every view."""
+    import open3d as o3d
+
+    from workflow_scripts.endo.pointcloud import PredictedDepth
+
+    h, w = (int(s) for s in sfm["input_size"])
+    v, u = np.mgrid[0:h, 0:w]
+    rays_cam = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(sfm["K"]).T  # z = 1
+    s = float(np.cbrt(np.linalg.det(ct_from_sfm[:3, :3])))
+    R = ct_from_sfm[:3, :3] / s
+    depth = np.zeros((len(sfm["view_indexes"]), h, w), np.float32)
+    for i, cam_from_world in enumerate(sfm["cam_from_world"]):
+        world_from_cam = np.linalg.inv(cam_from_world)
+        origin = ct_from_sfm[:3, :3] @ world_from_cam[:3, 3] + ct_from_sfm[:3, 3]
+        dirs = rays_cam @ (R @ world_from_cam[:3, :3]).T
+        rays = np.concatenate([np.broadcast_to(origin, dirs.shape), dirs], 1).astype(np.float32)
+        hit = ct.scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().reshape(h, w)
+        depth[i] = np.where(np.isfinite(hit), hit / s, 0.0)
+    return PredictedDepth(depth=depth, frame_indexes=np.asarray(sfm["view_indexes"], np.int64),
+                          K=np.asarray(sfm["K"], np.float64), mask=(sfm["mask"] == 255).astype(np.uint8))
