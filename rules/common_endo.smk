@@ -95,16 +95,22 @@ def endo_eval_keys():
 
 
 def register_ct_input(wildcards):
-    """The fused cloud, CT, sfm_data; the manual initial pose file when configured; on the
-    demo the true camera poses (for the check in the JSON)."""
+    """The fused cloud and sfm_data; the CT surface (on the demo: the demo folder, which holds
+    it and the true camera poses); the manual initial pose file when configured."""
     files = {
         "cloud": f"results/endo/pointclouds/{wildcards.stage}/{wildcards.seq}/fused.ply",
-        "ct": endo_ct_surface(),
         "sfm_data": f"results/endo/{wildcards.seq}/sfm_data.npz",
     }
+    if USE_DEMO_ENDO and not config["endoscopy"]["ct_surface"]:
+        files["demo"] = endo_root()  # a directory output of make_demo_endoscopy
+    else:
+        files["ct"] = endo_ct_surface()
     pattern = config["endoscopy"]["register"]["initial_poses"]
     if pattern:
         files["initial_poses"] = pattern.format(seq=wildcards.seq)
-    if USE_DEMO_ENDO:
-        files["truth"] = f"{endo_root()}/gt/{wildcards.seq}/poses.npz"
     return files
+
+
+def register_ct_truth(wildcards):
+    """The demo's true camera poses of the sequence (the check in the JSON); "" for real data."""
+    return f"{endo_root()}/gt/{wildcards.seq}/poses.npz" if USE_DEMO_ENDO else ""

@@ -50,6 +50,8 @@ rule register_ct:
         json="results/endo/registration/{stage}/{seq}.json",
         ply="results/endo/registration/{stage}/{seq}.ply",
     params:
+        ct=endo_ct_surface(),
+        truth=register_ct_truth,
         options=config["endoscopy"]["register"],
         seed=config["seed"],
     conda:

@@ -73,7 +73,7 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     inputs = dict(smk.input.items())
-    main(Path(smk.input.cloud), Path(smk.input.ct), Path(smk.input.sfm_data), Path(smk.output.json),
+    main(Path(smk.input.cloud), Path(smk.params.ct), Path(smk.input.sfm_data), Path(smk.output.json),
          Path(smk.output.ply), RegisterOptions.from_config(smk.params.options, smk.params.seed),
          Path(inputs["initial_poses"]) if "initial_poses" in inputs else None,
-         bool(smk.params.options["flip_yz"]), Path(inputs["truth"]) if "truth" in inputs else None)
+         bool(smk.params.options["flip_yz"]), Path(smk.params.truth) if smk.params.truth else None)
