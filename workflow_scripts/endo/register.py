@@ -373,11 +373,15 @@ def register_similarity(
     scored.sort(key=lambda x: x[0])
     t2 = time.perf_counter()
     best = None
-    for _, T in scored[: options.top_k]:
-        src_fine = _subset(_pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T)), options)
+    for _, T0 in scored[: options.top_k]:
+        src_fine = _subset(_pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T0)), options)
+        T = T0
         for dist in options.fine_max_distance_mm:
             T = _icp(src_fine, fine_t, dist, T, P2P_SCALED, options.fine_iterations)
         T = _icp(src_fine, fine_t, options.fine_max_distance_mm[-1], T, P2PLANE, options.fine_iterations)
+        if not np.isfinite(T).all() or not 2 / 3 < scale_of(T) / scale_of(T0) < 1.5:
+            log.warning("fine ICP moved the scale %.4g -> %.4g: coarse pose kept", scale_of(T0), scale_of(T))
+            T = T0  # scaled ICP can shrink a cloud that fits nowhere onto one spot of the wall
         fine_pts = np.asarray(src_fine.points)
         d = ct.distance(fine_pts @ T[:3, :3].T + T[:3, 3])
         rms = float(np.sqrt(np.mean(d**2)))
