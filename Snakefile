@@ -17,6 +17,7 @@ include: "rules/endoscopy.smk"
 include: "rules/common_train.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/endo_eval.smk"
 include: "rules/common_report.smk"
 include: "rules/report.smk"
 

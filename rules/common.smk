@@ -125,4 +125,6 @@ def final_targets():
     if USE_DEMO_ENDO:
         targets.append(endo_root())
     targets += endo_prep_targets()  # rules/endoscopy.smk
+    if USE_DEMO_ENDO or os.path.isfile(endo_ct_surface()):  # real data: only with a CT
+        targets.append("results/endo_eval.csv")  # rules/endo_eval.smk
     return targets

@@ -70,3 +70,47 @@ def prepare_sfm_data_input(wildcards):
 def endo_prep_targets():
     """sfm_data of every sequence (the end of the data preparation)."""
     return expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())
+
+
+# ------------------------------------------------ evaluation (rules/endo_eval.smk)
+ENDO_EVAL = config["endoscopy"]["evaluate"]
+
+
+def endo_ct_surface(wildcards=None):
+    """The CT surface (mm): endoscopy.ct_surface, else <root>/ct_surface.ply (demo: the
+    generated one)."""
+    return config["endoscopy"]["ct_surface"] or str(Path(endo_root()) / "ct_surface.ply")
+
+
+def endo_eval_stages():
+    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages; the trained stages only once
+    the endoscopy training is configured (endoscopy.train), the constant baseline always."""
+    trained = "train" in config["endoscopy"]
+    return [s for s in ENDO_EVAL["stages"] if s == "constant" or trained]
+
+
+def endo_eval_keys():
+    """stage/sequence pairs of the table, in row order."""
+    return [f"{st}/{seq}" for st in endo_eval_stages() for seq in endo_sequences()]
+
+
+def register_ct_input(wildcards):
+    """The fused cloud and sfm_data; the CT surface (on the demo: the demo folder, which holds
+    it and the true camera poses); the manual initial pose file when configured."""
+    files = {
+        "cloud": f"results/endo/pointclouds/{wildcards.stage}/{wildcards.seq}/fused.ply",
+        "sfm_data": f"results/endo/{wildcards.seq}/sfm_data.npz",
+    }
+    if USE_DEMO_ENDO and not config["endoscopy"]["ct_surface"]:
+        files["demo"] = endo_root()  # a directory output of make_demo_endoscopy
+    else:
+        files["ct"] = endo_ct_surface()
+    pattern = config["endoscopy"]["register"]["initial_poses"]
+    if pattern:
+        files["initial_poses"] = pattern.format(seq=wildcards.seq)
+    return files
+
+
+def register_ct_truth(wildcards):
+    """The demo's true camera poses of the sequence (the check in the JSON); "" for real data."""
+    return f"{endo_root()}/gt/{wildcards.seq}/poses.npz" if USE_DEMO_ENDO else ""

@@ -26,14 +26,15 @@ def endo_report_parts():
     none without report.endoscopy; else 'sfm' (run_sfm / prepare_sfm_data, always there),
     'training' and 'depth' once the config has the endoscopy training section
     (endoscopy.train), and 'registration' (residual histograms, cloud on the CT,
-    results/endo_eval.csv) once it has endoscopy.registration. The DAG then requires
+    results/endo_eval.csv) when results/endo_eval.csv is a target (demo, or real data with a
+    CT surface). The DAG then requires
     their inputs."""
     if not REPORT["endoscopy"]:
         return set()
     parts = {"sfm"}
     if "train" in config["endoscopy"]:
         parts |= {"training", "depth"}
-    if "registration" in config["endoscopy"]:
+    if "results/endo_eval.csv" in final_targets():
         parts.add("registration")
     return parts
 
@@ -54,7 +55,7 @@ def report_targets():
     if "registration" in parts:
         targets += expand("results/endo/report/registration/{seq}_residuals.png", seq=seqs)
         targets += expand(
-            "results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=TRAIN_STAGES, seq=seqs
+            "results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=endo_eval_stages(), seq=seqs
         )
         targets.append("results/endo/report/eval_metrics.png")
     return targets
@@ -76,23 +77,20 @@ def sfm_summary_inputs(wildcards):
     return files
 
 
-def endo_ct_surface(wildcards=None):
-    """The CT surface the clouds are registered to (triangle mesh PLY, mm): ct_surface.ply in
-    the endoscopy input folder (the demo writes it there)."""
-    return str(Path(endo_root()) / "ct_surface.ply")
-
-
 def registration_view_inputs(wildcards):
     """Registered cloud, its residuals and the CT surface; on the demo the CT is inside the
     folder that make_demo_endoscopy writes, so that folder is the input."""
     base = f"results/endo/registration/{wildcards.stage}/{wildcards.seq}"
     files = {"cloud": f"{base}.ply", "residuals": f"{base}_residuals.npy"}
-    files["ct_data" if USE_DEMO_ENDO else "ct_file"] = endo_root() if USE_DEMO_ENDO else endo_ct_surface()
+    if USE_DEMO_ENDO and not config["endoscopy"]["ct_surface"]:
+        files["ct_data"] = endo_root()  # the demo folder (a directory output) holds the CT
+    else:
+        files["ct_file"] = endo_ct_surface()
     return files
 
 
 def registration_residuals(wildcards):
     """Residuals of every stage's registration of a sequence (plot_registration_residuals)."""
     return expand(
-        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=TRAIN_STAGES, seq=wildcards.seq
+        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=endo_eval_stages(), seq=wildcards.seq
     )

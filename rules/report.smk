@@ -164,7 +164,7 @@ rule plot_registration_residuals:
             labels={"sequence": "{seq}", "stage": "all", "content": "residual histogram"},
         ),
     params:
-        stages=TRAIN_STAGES,
+        stages=endo_eval_stages(),
         bins=REPORT["residual_bins"],
     conda:
         "../envs/depth-workflow.yaml"
@@ -182,7 +182,7 @@ rule plot_registration_view:
         unpack(registration_view_inputs),
     output:
         report(
-            "results/endo/report/registration/{stage,teacher|student|finetune}/{seq}_on_ct.png",
+            "results/endo/report/registration/{stage,teacher|student|finetune|constant}/{seq}_on_ct.png",
             caption="report/registration_view.rst",
             category="Endoscopy",
             subcategory="Registration to CT",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from workflow_scripts.util import InputDataError, atomic_dir, atomic_file, write_text_atomic
@@ -37,3 +38,19 @@ def test_write_text_atomic_and_error_message(tmp_path):
     assert (tmp_path / "x.txt").read_text() == "hello"
     err = InputDataError(tmp_path / "x.txt", "is empty", "regenerate it")
     assert str(err) == f"{tmp_path / 'x.txt'}: is empty. regenerate it"
+
+
+def test_atomic_outputs_get_umask_modes(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700 entries; finished outputs get the umask's usual modes."""
+    import os
+
+    from workflow_scripts.util.io import DIR_MODE, FILE_MODE, atomic_dir, save_npy_atomic
+
+    save_npy_atomic(tmp_path / "a.npy", np.arange(3))
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "x").write_text("x")
+    assert os.stat(tmp_path / "a.npy").st_mode & 0o777 == FILE_MODE
+    assert os.stat(tmp_path / "d").st_mode & 0o777 == DIR_MODE
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert FILE_MODE == 0o666 & ~mask and np.load(tmp_path / "a.npy").tolist() == [0, 1, 2]

@@ -1,0 +1,83 @@
+"""Rule register_ct: similarity registration of a stage's fused cloud to the CT surface;
+writes the transform, scale, surface residuals, counts and timing (JSON) and the registered
+cloud in CT millimetres (PLY) with each point's residual (npy, mm, in the PLY's order). See workflow_scripts/endo/register.py."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.endo.evaluate import registration_truth_check
+from workflow_scripts.endo.pointcloud import read_ply_points, write_ply
+from workflow_scripts.endo.register import (
+    RegisterOptions,
+    initial_from_poses,
+    load_ct_surface,
+    read_initial_poses,
+    register_similarity,
+    scale_guess,
+)
+from workflow_scripts.endo.sparse import load_sfm_data
+from workflow_scripts.util import InputDataError, save_npy_atomic, write_text_atomic
+
+log = logging.getLogger("register_ct")
+
+
+def main(cloud: Path, ct_path: Path, sfm_data: Path, out_json: Path, out_ply: Path, options: RegisterOptions,
+         initial_poses: Path | None = None, flip_yz: bool = True, truth: Path | None = None,
+         out_residuals: Path | None = None) -> dict:
+    points, colors = read_ply_points(cloud)
+    ct = load_ct_surface(ct_path)
+    sfm = load_sfm_data(sfm_data)
+    initial = None
+    if initial_poses is not None:
+        poses = read_initial_poses(initial_poses, flip_yz)
+        s0 = scale_guess(points, np.asarray(ct.sample(options.coarse_spacing_mm, options.seed).points),
+                         options.coarse_spacing_mm)
+        initial = initial_from_poses(poses, sfm["view_indexes"], sfm["cam_from_world"], s0,
+                                     (1.0, *options.scale_factors))
+        if not initial:
+            raise InputDataError(initial_poses, "names no frame that SfM registered",
+                                 f"use frames of {sfm_data} (view_indexes)")
+    out = register_similarity(points, ct, options, initial, source_path=cloud)
+    T = out["ct_from_cloud"]
+    write_ply(out_ply, points @ T[:3, :3].T + T[:3, 3], colors,
+              [f"registered to {ct_path}", "CT frame, millimetres"])
+    if out_residuals is not None:  # (N,) float32 mm, in the order of the PLY's vertices
+        save_npy_atomic(out_residuals, out["residuals"].astype(np.float32))
+    result = {
+        "cloud": str(cloud),
+        "ct_surface": str(ct_path),
+        "ct_from_sfm": T.tolist(),
+        "scale_mm_per_sfm_unit": out["scale"],
+        "residuals": out["stats"],
+        "points": out["points"],
+        "points_coarse": out["points_coarse"],
+        "points_fine": out["points_fine"],
+        "hypotheses": out["hypotheses"],
+        "initialisation": "manual" if initial else "automatic",
+        "seconds": out["seconds"],
+    }
+    if truth is not None:
+        with np.load(truth, allow_pickle=False) as f:
+            result["truth"] = registration_truth_check(T, sfm, f["cam_from_world"], f["frame"])
+    write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
+    log.info("%s: scale %.5g mm/unit, residual mean %.3f median %.3f RMS %.3f p95 %.3f mm, %.1f s%s",
+             cloud, out["scale"], out["stats"]["mean_mm"], out["stats"]["median_mm"], out["stats"]["rms_mm"],
+             out["stats"]["p95_mm"], out["seconds"]["total"],
+             f"; truth {result['truth']}" if "truth" in result else "")
+    return result
+
+
+if __name__ == "__main__":
+    from workflow_scripts.util.smk import setup_logging
+
+    smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
+    setup_logging(smk.log[0])
+    inputs = dict(smk.input.items())
+    main(Path(smk.input.cloud), Path(smk.params.ct), Path(smk.input.sfm_data), Path(smk.output.json),
+         Path(smk.output.ply), RegisterOptions.from_config(smk.params.options, smk.params.seed),
+         Path(inputs["initial_poses"]) if "initial_poses" in inputs else None,
+         bool(smk.params.options["flip_yz"]), Path(smk.params.truth) if smk.params.truth else None,
+         Path(smk.output.residuals))
