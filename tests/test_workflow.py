@@ -103,5 +103,6 @@ def check_rerun_recipes(folder: Path) -> None:
     # a changed parameter of one stage re-runs that stage and its dependents only
     (folder / "finetune_lr.yaml").write_text("kitti:\n  train:\n    finetune:\n      lr: 3.0e-5\n")
     jobs = plan(configs=(str(folder / "finetune_lr.yaml"),))  # merged over the tiny config
-    assert set(jobs) == {"all", "finetune", "predict_depth", "evaluate_depth", "kitti_eval_table"}, jobs
-    assert jobs["predict_depth"] == 1
+    assert set(jobs) == {"all", "finetune", "predict_depth", "evaluate_depth", "kitti_eval_table",
+                         "plot_kitti_depth", "plot_training_curves", "plot_kitti_eval"}, jobs
+    assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["plot_kitti_depth"] == 1
