@@ -12,6 +12,7 @@ include: "rules/kitti.smk"
 include: "rules/endoscopy.smk"
 include: "rules/common_train.smk"
 include: "rules/train.smk"
+include: "rules/endo_predict.smk"
 include: "rules/evaluate.smk"
 
 
