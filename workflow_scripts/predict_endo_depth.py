@@ -30,4 +30,5 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    main(Path(smk.input.model), Path(smk.input.sfm_data), Path(smk.input.frames), Path(smk.output[0]), smk.threads)
+    main(Path(smk.input.model), Path(smk.input.sfm_data), Path(smk.input.frames), Path(smk.output[0]),
+         smk.threads)

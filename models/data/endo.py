@@ -101,8 +101,9 @@ class EndoSequence:
         for index in d["view_indexes"]:
             img = load_network_image(frames_dir / f"{int(index):08d}.jpg", float(d["downsampling"]), crop)
             if img.shape[:2] != src:
-                raise InputDataError(frames_dir / f"{int(index):08d}.jpg", f"crops to {img.shape[:2]}, not the "
-                                     f"network size {src} of {self.path}", "re-run prepare_sfm_data")
+                raise InputDataError(frames_dir / f"{int(index):08d}.jpg",
+                                     f"crops to {img.shape[:2]}, not the network size {src} of {self.path}",
+                                     "re-run prepare_sfm_data")
             if self.hw != src:
                 img = cv2.resize(img, (self.hw[1], self.hw[0]), interpolation=cv2.INTER_AREA)
             images.append(img[..., ::-1])
@@ -111,7 +112,8 @@ class EndoSequence:
         for v in range(len(d["view_indexes"])):
             usable = np.zeros(len(d["points"]), bool)
             usable[d["sparse_point"][d["sparse_view"] == v]] = True
-            self.samples.append(frame_sparse_points(self.K, d["cam_from_world"][v], d["points"], usable, self.mask))
+            self.samples.append(
+                frame_sparse_points(self.K, d["cam_from_world"][v], d["points"], usable, self.mask))
 
     @property
     def n_views(self) -> int:
@@ -227,7 +229,8 @@ class EndoPairDataset(Dataset):
         d2, dm2 = seq.sparse_depth(v2)
         color = torch.stack([seq.color(v1), seq.color(v2)])
         if self.opts.augment:
-            color_aug = torch.stack([color_jitter(c, Jitter.draw(rng)) if rng.random() < 0.5 else c for c in color])
+            color_aug = torch.stack([color_jitter(c, Jitter.draw(rng)) if rng.random() < 0.5 else c
+                                     for c in color])
         else:
             color_aug = color
         a_from_b, b_from_a = relative_motion(seq.data, v1, v2)

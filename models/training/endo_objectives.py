@@ -70,7 +70,8 @@ class SfMLossOptions:
 
     def __post_init__(self) -> None:
         if self.consistency not in ("normalized_distance", "weighted_l2"):
-            raise ValueError(f"consistency must be normalized_distance or weighted_l2, got {self.consistency!r}")
+            raise ValueError(f"consistency must be normalized_distance or weighted_l2, "
+                             f"got {self.consistency!r}")
 
 
 class SfMObjective:
@@ -136,5 +137,6 @@ class DistillObjective:
             goal = pair_depths(self.teacher, batch["color"], mask).float()
         pred = pair_depths(nets["depth"], batch["color_aug"], mask).float()
         m = mask.unsqueeze(1).expand_as(goal).flatten(0, 1)
-        loss = L.scale_invariant_loss(pred.flatten(0, 1), goal.flatten(0, 1), m, eigen_lambda=self.eigen_lambda)
+        loss = L.scale_invariant_loss(pred.flatten(0, 1), goal.flatten(0, 1), m,
+                                      eigen_lambda=self.eigen_lambda)
         return loss, {"distill": float(loss.detach())}

@@ -36,7 +36,8 @@ def data_options(cfg: StageConfig, preset: dict, augment: bool) -> EndoDataOptio
                            items_per_epoch=preset.get("items_per_epoch", 0))
 
 
-def load_sequences(sfm_data: list[Path], frames: list[Path], size: tuple[int, int] | None) -> list[EndoSequence]:
+def load_sequences(sfm_data: list[Path], frames: list[Path],
+                   size: tuple[int, int] | None) -> list[EndoSequence]:
     """Sequences named by their folder results/endo/<seq>/ (sfm_data and frames in the same order)."""
     return [EndoSequence(Path(s).parent.name, s, f, size) for s, f in zip(sfm_data, frames, strict=True)]
 
@@ -44,18 +45,22 @@ def load_sequences(sfm_data: list[Path], frames: list[Path], size: tuple[int, in
 def sfm_options(opts: dict, common: dict, per_unit: int) -> eo.SfMLossOptions:
     return eo.SfMLossOptions(
         sfl_weight=opts["sfl_weight"], dcl_weight=opts["dcl_weight"],
-        dcl_warmup_weight=opts["dcl_warmup"]["weight"], dcl_warmup_steps=opts["dcl_warmup"]["length"] * per_unit,
+        dcl_warmup_weight=opts["dcl_warmup"]["weight"],
+        dcl_warmup_steps=opts["dcl_warmup"]["length"] * per_unit,
         consistency=opts["consistency"], ssl_weight=opts["ssl_weight"], convention=common["sampling"])
 
 
-def build_stage(cfg: StageConfig, common: dict, previous: Path | None, per_unit: int) -> tuple[nn.ModuleDict, object]:
+def build_stage(cfg: StageConfig, common: dict, previous: Path | None,
+                per_unit: int) -> tuple[nn.ModuleDict, object]:
     """Networks to train and the objective of a stage."""
     opts = cfg.options
     if cfg.stage == "teacher":
-        return nn.ModuleDict({"depth": cfg.network.build()}), eo.SfMObjective(sfm_options(opts, common, per_unit))
+        objective = eo.SfMObjective(sfm_options(opts, common, per_unit))
+        return nn.ModuleDict({"depth": cfg.network.build()}), objective
     prev, _ = load_model(previous)
     if cfg.stage == "student":
-        return nn.ModuleDict({"depth": cfg.network.build()}), eo.DistillObjective(prev, opts.get("eigen_lambda"))
+        objective = eo.DistillObjective(prev, opts.get("eigen_lambda"))
+        return nn.ModuleDict({"depth": cfg.network.build()}), objective
     if cfg.stage == "finetune":
         net = prev.train().requires_grad_(True)
         return nn.ModuleDict({"depth": net}), eo.SfMObjective(sfm_options(opts, common, per_unit))
@@ -80,7 +85,8 @@ def run(train_params: dict, stage: str, *, sfm_data: list[Path], frames: list[Pa
     if cfg.stage == "finetune":  # the fine-tuned network is the student's (loaded, not built)
         cfg = StageConfig(**{**cfg.as_dict(), "network": NetworkSpec(**load_model(previous)[1]["network"])})
     sequences = load_sequences(sfm_data, frames, cfg.size)
-    dataset = EndoPairDataset(sequences, data_options(cfg, preset, cfg.options.get("augment", True)), seed=seed)
+    data_opts = data_options(cfg, preset, cfg.options.get("augment", True))
+    dataset = EndoPairDataset(sequences, data_opts, seed=seed)
     per_unit = -(-len(dataset) // cfg.batch_size) if cfg.unit == "epochs" else 1
     nets, objective = build_stage(cfg, common, previous, per_unit)
     schedule = cfg.schedule(len(dataset), **schedule_extras(cfg, per_unit))
@@ -124,6 +130,7 @@ def predict(model_path: Path, sfm_data: Path, frames: Path, *, threads: int = 1,
                                             torch.from_numpy(np.stack([s[1] for s in sparse])),
                                             torch.from_numpy(valid), seq.global_scale)
     return {"depth": depth.numpy().astype(np.float32),
-            "frame_indexes": d["view_indexes"].astype(np.int64), "K": d["K"].astype(np.float64), "mask": valid, "cam_from_world": d["cam_from_world"],
+            "frame_indexes": d["view_indexes"].astype(np.int64), "K": d["K"].astype(np.float64),
+            "mask": valid, "cam_from_world": d["cam_from_world"],
             "frame_scales": scales.numpy(), "global_scale": d["global_scale"],
             "units": "sfm", "stage": str(meta["stage"]), "sequence": seq.name}
