@@ -177,3 +177,20 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
         keep = z > 0.5 * z.mean()
         ratio = z[keep] / out["depth"][v][xy[keep, 1], xy[keep, 0]]
         assert ratio.mean() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_a_new_teacher_restarts_the_student(plane):
+    """The student's checkpoint belongs to the teacher it learnt from: retraining the teacher
+    (other weights) must not resume it."""
+    tmp = plane["tmp"]
+    out = tmp / "c"
+    _run(plane, out, "teacher")
+    _run(plane, out, "student", out / "teacher" / "model.pt")
+    first = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    params = _params("teacher")
+    params["section"]["lr"] = 5e-3  # another teacher
+    endo.run(params, "teacher", sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=None,
+             out_model=out / "teacher" / "model.pt", seed=3, threads=1)
+    _run(plane, out, "student", out / "teacher" / "model.pt")
+    second = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert any(not torch.equal(first[k], second[k]) for k in first)

@@ -23,6 +23,13 @@ from workflow_scripts.endo.sparse import load_sfm_data
 log = logging.getLogger(__name__)
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file (the previous stage's model)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def stage_config(stage: str, preset: dict, section: dict, sfm_data: list[Path]) -> StageConfig:
     """StageConfig of an endoscopy stage; preset size [] = the network size of sfm_data."""
     preset = dict(preset)
@@ -93,8 +100,11 @@ def run(train_params: dict, stage: str, *, sfm_data: list[Path], frames: list[Pa
     device = pick_device()
     log.info("endo/%s: %d sequences (%s), %d items, %d steps at %s on %s", stage, len(sequences),
              ", ".join(s.name for s in sequences), len(dataset), schedule.steps, cfg.size, device)
+    # the previous stage's weights are part of the configuration: a checkpoint trained from
+    # another teacher / student is never resumed
     config = {"stage": cfg.as_dict(), "common": common, "preset": preset,
-              "sequences": [str(p) for p in sfm_data]}
+              "sequences": [str(p) for p in sfm_data],
+              "previous": file_digest(previous) if previous else None}
     train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device,
           bf16=common.get("bf16", True))
     save_model(nets.cpu(), out_model, cfg, schedule.steps, depth_kind="depth", options=cfg.options,
