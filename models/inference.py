@@ -47,3 +47,45 @@ def predict_batches(net: nn.Module, batches: Iterable[Tensor], device: torch.dev
     net.to(device).eval()
     out = [predict_disparity(net, b.to(device), **kwargs).float().cpu().numpy() for b in batches]
     return np.concatenate(out).astype(np.float32)
+
+
+@torch.no_grad()
+def predict_endo_raw(net: nn.Module, colors: Tensor, mask: Tensor, device: torch.device,
+                     batch_size: int = 8) -> Tensor:
+    """Raw (unscaled) depth (N, H, W) of endoscopy frames (N, 3, H, W) in [0, 1] with the
+    boundary mask (1, H, W), fed as in training (``(2 x - 1) * mask``)."""
+    from models.training.endo_objectives import network_input
+
+    net.to(device).eval()
+    out = []
+    for s in range(0, len(colors), batch_size):
+        x = colors[s:s + batch_size].to(device)
+        y = net(network_input(x, mask.to(device).expand(len(x), -1, -1, -1)))
+        out.append((y[0] if isinstance(y, (list, tuple)) else y)[:, 0].float().cpu())
+    return torch.cat(out)
+
+
+def endo_depth_in_sfm_units(raw: Tensor, sparse_depth: Tensor, sparse_mask: Tensor, valid: Tensor,
+                            global_scale: float) -> tuple[Tensor, Tensor]:
+    """Per-frame scale recovery of raw depths with the reference's depth-scaling layer, in SfM units.
+
+    Args:
+        raw: (N, H, W) network depth at the network size, arbitrary scale.
+        sparse_depth, sparse_mask: (N, H, W) SfM sparse depth / global_scale and its mask.
+        valid: (H, W) {0, 1} field of view; depth is 0 outside.
+    Returns:
+        depth (N, H, W) in SfM world units (scaled x global_scale) and the per-frame scales (N,)
+        (frames without sparse samples take the median scale of the others).
+    """
+    depth = raw[:, None].double()
+    sd, sm = sparse_depth[:, None].double(), sparse_mask[:, None].double()
+    has = sm.flatten(1).sum(1) > 0
+    scaled, _ = G.scale_to_sparse_depth(depth, torch.where(has[:, None, None, None], sd, torch.ones_like(sd)),
+                                        torch.where(has[:, None, None, None], sm, torch.ones_like(sm)))
+    scales = (scaled.flatten(1).sum(1) / depth.flatten(1).sum(1).clamp(min=1e-12))
+    if has.any() and not has.all():
+        scales = torch.where(has, scales, scales[has].median())
+    elif not has.any():
+        raise ValueError("no frame has sparse SfM samples: cannot recover the scale")
+    out = depth[:, 0] * scales[:, None, None] * global_scale * valid.double()
+    return out.float(), scales * global_scale

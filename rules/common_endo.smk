@@ -83,10 +83,9 @@ def endo_ct_surface(wildcards=None):
 
 
 def endo_eval_stages():
-    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages; the trained stages only once
-    the endoscopy training is configured (endoscopy.train), the constant baseline always."""
-    trained = "train" in config["endoscopy"]
-    return [s for s in ENDO_EVAL["stages"] if s == "constant" or trained]
+    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages (trained stages and the
+    constant baseline)."""
+    return list(ENDO_EVAL["stages"])
 
 
 def endo_eval_keys():

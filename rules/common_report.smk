@@ -24,16 +24,13 @@ EVAL_PLOTS = {
 def endo_report_parts():
     """Endoscopy parts of the report, keyed on the config (never on files that exist):
     none without report.endoscopy; else 'sfm' (run_sfm / prepare_sfm_data, always there),
-    'training' and 'depth' once the config has the endoscopy training section
-    (endoscopy.train), and 'registration' (residual histograms, cloud on the CT,
+    'training' and 'depth' (the endoscopy training stages), and 'registration' (residual histograms, cloud on the CT,
     results/endo_eval.csv) when results/endo_eval.csv is a target (demo, or real data with a
     CT surface). The DAG then requires
     their inputs."""
     if not REPORT["endoscopy"]:
         return set()
-    parts = {"sfm"}
-    if "train" in config["endoscopy"]:
-        parts |= {"training", "depth"}
+    parts = {"sfm", "training", "depth"}
     if "results/endo_eval.csv" in final_targets():
         parts.add("registration")
     return parts

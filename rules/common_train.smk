@@ -34,6 +34,9 @@ def train_inputs(stage):
             files["images"] = kitti_jpeg_drives(kitti_train_drives())
             if stage == "teacher" and KITTI["train"]["teacher"]["hints"]:
                 files["hints"] = [f"results/kitti/depth_hints/{d}" for d in kitti_train_drives()]
+        else:  # endo: every sequence (sfm_data and frames in the same order)
+            files["sfm_data"] = expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())
+            files["frames"] = expand("results/endo/{seq}/frames", seq=endo_sequences())
         if stage in PREVIOUS_STAGE:
             files["previous"] = f"results/{wildcards.branch}/train/{PREVIOUS_STAGE[stage]}/model.pt"
         return files
@@ -42,15 +45,18 @@ def train_inputs(stage):
 
 
 def train_params(stage):
-    """Params of a training stage: preset, stage section and shared settings."""
+    """Params of a training stage: preset, stage section (with the preset's overrides of this
+    stage's keys) and shared settings."""
 
     def params(wildcards):
         train = train_section(wildcards.branch)
+        full = train_preset(wildcards.branch)
         # only this stage's length and lr_step, so that changing another stage's does not
         # re-run this one (params are rerun triggers)
         preset = {k: ({stage: v.get(stage, 0)} if k in ("length", "lr_step") else v)
-                  for k, v in train_preset(wildcards.branch).items()}
-        return {"preset": preset, "section": train[stage], "common": train["common"]}
+                  for k, v in full.items() if k != "overrides"}
+        section = {**train[stage], **(full.get("overrides") or {}).get(stage, {})}
+        return {"preset": preset, "section": section, "common": train["common"]}
 
     return params
 

@@ -3,11 +3,12 @@
 
 
 wildcard_constraints:
-    branch="kitti",
+    branch="kitti|endo",
 
 
 rule train_teacher:
-    """Teacher: stereo + depth hints (driving)."""
+    """Teacher: stereo + depth hints (kitti); UNet on the SfM sparse-flow and
+    depth-consistency losses of every sequence (endo)."""
     input:
         unpack(train_inputs("teacher")),
     output:
@@ -31,7 +32,8 @@ rule train_teacher:
 
 
 rule train_student:
-    """Student: learns the teacher's depth (distillation) on the filtered frames."""
+    """Student: learns the teacher's depth (distillation) on the filtered frames (kitti) or
+    on every sequence (endo: FC-DenseNet57)."""
     input:
         unpack(train_inputs("student")),
     output:
@@ -55,7 +57,8 @@ rule train_student:
 
 
 rule finetune:
-    """Fine-tune: the student self-supervised on video with a pose network."""
+    """Fine-tune: the student self-supervised on video with a pose network (kitti) or on the
+    SfM losses again (endo)."""
     input:
         unpack(train_inputs("finetune")),
     output:

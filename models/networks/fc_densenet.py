@@ -132,6 +132,11 @@ def init_kaiming(model: nn.Module) -> nn.Module:
     return model
 
 
-def fc_densenet57(n_classes: int = 1, abs_output: bool = True) -> FCDenseNet:
-    """FCDenseNet57 as trained by the endoscopy reference, with its Kaiming initialisation."""
-    return init_kaiming(FCDenseNet(n_classes=n_classes, abs_output=abs_output))
+def fc_densenet57(n_classes: int = 1, abs_output: bool = True, width: float = 1.0,
+                  kaiming: bool = True) -> FCDenseNet:
+    """FCDenseNet57 as trained by the endoscopy reference, with its Kaiming initialisation
+    (``kaiming=False``: PyTorch's default one). ``width`` scales the growth rate (12) and the
+    first conv (48) (1 = the reference)."""
+    net = FCDenseNet(growth_rate=max(1, round(12 * width)), out_chans_first_conv=max(1, round(48 * width)),
+                     n_classes=n_classes, abs_output=abs_output)
+    return init_kaiming(net) if kaiming else net

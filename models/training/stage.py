@@ -27,20 +27,31 @@ from models.training.engine import Schedule, save_atomic
 @dataclass(frozen=True)
 class NetworkSpec:
     """Which depth network: "resnet" (encoder_layers + decoder, see DepthNet), "unet" (the
-    endoscopy teacher) or "fc_densenet57" (the endoscopy student)."""
+    endoscopy teacher) or "fc_densenet57" (the endoscopy student).
+
+    ``width`` scales the channels of the endoscopy networks, keeping their layout (1 = the
+    reference's; 0.5 = UNet filters 4 ... 256 and FC-DenseNet growth 6, first conv 24; for the
+    UNet a power of two). ``init`` of the FC-DenseNet: "kaiming" (the reference's Kaiming-normal
+    initialisation) or "default" (PyTorch's, whose smaller outputs a short distillation fits far
+    sooner)."""
 
     kind: str = "resnet"
     encoder_layers: int = 18
     decoder: str = "monodepth2"
     weights: str | None = None  # optional local torchvision-layout ImageNet file
+    width: float = 1.0
+    init: str = "kaiming"
 
     def build(self) -> nn.Module:
         if self.kind == "resnet":
             return DepthNet(self.encoder_layers, self.decoder, weights_path=self.weights or None)
         if self.kind == "unet":
-            return UNet()
+            wf = 3 + math.log2(self.width)
+            if wf != round(wf) or wf < 0:
+                raise ValueError(f"unet width must be a power of two >= 1/8, got {self.width}")
+            return UNet(wf=round(wf))
         if self.kind == "fc_densenet57":
-            return fc_densenet57()
+            return fc_densenet57(width=self.width, kaiming=self.init == "kaiming")
         raise ValueError(f"unknown network kind {self.kind!r}: resnet, unet or fc_densenet57")
 
 

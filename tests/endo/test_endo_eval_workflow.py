@@ -7,17 +7,18 @@ import yaml
 from test_endo_workflow import job_counts, snakemake
 
 
-def test_demo_eval_dag_has_the_constant_baseline_per_sequence(tmp_path):
+def test_demo_eval_dag_has_every_stage_and_the_constant_baseline_per_sequence(tmp_path):
     run = snakemake("results/endo_eval.csv", "-n", "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    for rule in ("predict_endo_constant", "export_point_clouds", "register_ct", "evaluate_endo_depth"):
-        assert counts[rule] == 2, (rule, counts)
+    assert counts["predict_endo_constant"] == 2 and counts["predict_endo_depth"] == 6
+    for rule in ("export_point_clouds", "register_ct", "evaluate_endo_depth"):
+        assert counts[rule] == 8, (rule, counts)
     assert counts["endo_eval_table"] == 1
     assert "results/endo/registration/constant/seq02.json" in run.stdout
     assert "input: results/endo/pointclouds/constant/seq01/fused.ply, results/endo/seq01/sfm_data.npz, " \
         "resources/demo/endoscopy" in run.stdout  # the demo folder holds the CT and the true poses
-    assert "pred/teacher" not in run.stdout  # no endoscopy.train configured
+    assert "results/endo/pred/finetune/seq02/depth.npz" in run.stdout
 
 
 def test_real_data_ct_surface_and_manual_poses(tmp_path):

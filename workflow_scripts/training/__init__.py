@@ -25,13 +25,13 @@ def run_stage(branch: str, stage: str, params: dict, inputs: dict, out_model: Pa
     from models.training.stage import StageConfig
 
     train = params["train"]
-    cfg = StageConfig.from_params(branch, stage, train["preset"], train["section"])
     start = time.perf_counter()
     with assign_gpu(gpus) as gpu:
         log.info("%s/%s on GPU %s (%s)", branch, stage, gpu.devices or "none", gpu.source)
         if branch == "kitti":
             from workflow_scripts.training import kitti
 
+            cfg = StageConfig.from_params(branch, stage, train["preset"], train["section"])
             hints = Path("results/kitti/depth_hints") if inputs.get("hints") else None
             paths = params["paths"]
             info = kitti.run(cfg, train["common"], raw_root=Path(paths["raw_root"]),
@@ -42,8 +42,10 @@ def run_stage(branch: str, stage: str, params: dict, inputs: dict, out_model: Pa
         else:
             from workflow_scripts.training import endo
 
-            info = endo.run(cfg, train["common"], params=params, inputs=inputs, out_model=out_model,
-                            seed=seed, threads=threads)
+            info = endo.run(train, stage, sfm_data=[Path(p) for p in inputs["sfm_data"]],
+                            frames=[Path(p) for p in inputs["frames"]],
+                            previous=Path(inputs["previous"]) if inputs.get("previous") else None,
+                            out_model=out_model, seed=seed, threads=threads)
     log.info("%s/%s done in %.1f s: %s", branch, stage, time.perf_counter() - start, info)
     return info
 

@@ -1,0 +1,196 @@
+"""Endoscopy training: pair dataset geometry, SfM objectives, stage runs with resume, and the
+depth.npz of predict_endo_depth, on a synthetic scene whose points lie on a known plane."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from endo_synthetic import synthetic_scene
+
+from models.data.endo import EndoDataOptions, EndoPairDataset, EndoSequence, partner_offset
+from models.training import endo_objectives as eo
+from models.training.engine import load_checkpoint
+from workflow_scripts.endo.sfm_data import SfMDataOptions, project_points
+from workflow_scripts.endo.sparse import write_sfm_data
+from workflow_scripts.training import endo
+
+PLANE_N, PLANE_D = np.array([-0.5, 0.0, 1.0]), 5.0  # every point on the tilted world plane n . X = d
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    """A synthetic sequence (12 views) whose points lie on a known plane, prepared as sfm_data."""
+    tmp = tmp_path_factory.mktemp("endo_train")
+    scene = synthetic_scene(tmp / "seqA" / "frames", n_views=12, n_points=800, seed=3, size=(128, 160))
+    scene.points *= PLANE_D / (scene.points @ PLANE_N)[:, None]
+    scene.cam_from_world[:, :3, 3] *= 2.0  # twice the motion: flows well above the pixel rounding
+    scene.visibility[:] = 1
+    opts = SfMDataOptions(downsampling=2.0, network_downsampling=32, inlier_percentage=0.0, visibility_overlap=4)
+    npz = tmp / "seqA" / "sfm_data.npz"
+    write_sfm_data(scene, opts, npz, tmp / "seqA" / "sfm_data.json")
+    return {"npz": npz, "frames": tmp / "seqA" / "frames", "tmp": tmp}
+
+
+def plane_depth(seq: EndoSequence, view: int) -> np.ndarray:
+    """True camera z (H, W) of the plane at every pixel of ``view`` (SfM units)."""
+    T = seq.data["cam_from_world"][view]
+    R, t = T[:3, :3], T[:3, 3]
+    h, w = seq.hw
+    v, u = np.mgrid[0:h, 0:w]
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(seq.K).T
+    return (PLANE_D + PLANE_N @ (R.T @ t)) / (rays @ (R @ PLANE_N))
+
+
+@pytest.mark.parametrize("size", [None, (32, 64)])
+def test_sparse_flow_and_depth_are_the_projections_of_the_points(plane, size):
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], size)
+    d = seq.data
+    if size is None:  # at the network size: exactly sfm_data's samples
+        sel = d["sparse_view"] == 2
+        assert np.array_equal(seq.samples[2][0], d["sparse_point"][sel])
+        assert np.array_equal(seq.samples[2][1], d["sparse_xy"][sel])
+    h, w = seq.hw
+    flow, valid = seq.sparse_flow(2, 5)
+    depth, dmask = seq.sparse_depth(2)
+    pid, xy, _ = seq.samples[2]
+    assert len(pid) > 30 and valid.sum() == len(pid)
+    uv_a, z_a = project_points(seq.K, d["cam_from_world"][2], d["points"][pid])
+    uv_b, _ = project_points(seq.K, d["cam_from_world"][5], d["points"][pid])
+    assert np.array_equal(np.round(uv_a), xy)
+    got = flow[xy[:, 1], xy[:, 0]] * [w, h] + xy
+    assert np.allclose(got, np.round(uv_b), atol=1e-4)
+    assert np.allclose(depth[xy[:, 1], xy[:, 0]] * d["global_scale"], z_a, rtol=1e-5)
+    assert dmask.sum() == len(pid)
+    # the plane's analytic depth agrees with the sparse depth (checks K at the training size)
+    true = plane_depth(seq, 2)
+    assert np.allclose(true[xy[:, 1], xy[:, 0]], z_a, rtol=0.02)
+
+
+def test_pairs_are_deterministic_inside_the_window_and_pose_is_relative(plane):
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
+    ds = EndoPairDataset([seq], EndoDataOptions(size=(64, 64), adjacent_range=(2, 10)), seed=5)
+    a, b = ds[(7, 3)], ds[(7, 3)]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for step in range(40):
+        v1, v2 = ds[(step, step % 12)]["views"].tolist()
+        assert 2 <= abs(v2 - v1) <= 4  # capped by the visibility window (4)
+    item = ds[(1, 0)]
+    v1, v2 = item["views"].tolist()
+    T = seq.data["cam_from_world"]
+    X = np.append(seq.data["points"][0], 1.0)
+    X1, X2 = T[v1] @ X, T[v2] @ X
+    M = item["cam2_from_cam1"].double().numpy()
+    s = seq.global_scale
+    assert np.allclose(M[:3, :3] @ (X1[:3] / s) + M[:3, 3], X2[:3] / s, atol=1e-5)
+    assert np.allclose(M @ item["cam1_from_cam2"].double().numpy(), np.eye(4), atol=1e-5)
+    rng = np.random.default_rng(0)
+    assert all(partner_offset(0, 10, (2, 4), rng) in (2, 3, 4) for _ in range(20))
+    assert all(partner_offset(9, 10, (2, 4), rng) in (-2, -3, -4) for _ in range(20))
+
+
+def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
+    ds = EndoPairDataset([seq], EndoDataOptions(size=(64, 64), adjacent_range=(4, 4), augment=False), seed=1)
+    items = [ds[(0, i)] for i in range(4)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    true = torch.stack([torch.stack([torch.from_numpy(plane_depth(seq, v)).float() for v in it["views"].tolist()])
+                        for it in items])[:, :, None]
+    obj = eo.SfMObjective(eo.SfMLossOptions())
+    good = obj.terms(batch, 3.7 * true)  # any scale: the depth-scaling layer recovers it
+    assert torch.allclose(good["depth"], true / seq.global_scale, rtol=0.01)  # pixel rounding of the samples
+    wrong = obj.terms(batch, torch.ones_like(true))
+    bumped = obj.terms(batch, true * (1 + 0.3 * torch.linspace(-1, 1, 64)).view(1, 1, 1, 1, 64))
+    # the flow of the true depth is off by the rounding of the SfM pixels only
+    assert float(good["flow"]) < 0.6 * min(float(wrong["flow"]), float(bumped["flow"]))
+    assert float(good["consistency"]) < 0.02
+    assert float(good["consistency"]) < 0.5 * float(bumped["consistency"])
+    assert float(good["spread"]) < 0.2 * float(wrong["spread"])
+
+
+TINY = {
+    "preset": {"size": [64, 64], "batch_size": 2, "workers": 0, "unit": "steps",
+               "length": {"teacher": 4, "student": 2, "finetune": 2}, "lr_step": {},
+               "checkpoint_every": 2, "items_per_epoch": 0, "adjacent_range": [1, 3]},
+    "common": {"sampling": "exact", "bf16": True},
+}
+SFM_STAGE = {"optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 1e-4, "step": 2}, "clip_grad": 10.0,
+             "sfl_weight": 20.0, "dcl_weight": 5.0, "dcl_warmup": {"weight": 0.1, "length": 1},
+             "consistency": "normalized_distance", "ssl_weight": 0.3, "augment": True}
+
+
+def _params(stage: str) -> dict:
+    section = {"teacher": {**SFM_STAGE, "network": {"kind": "unet", "width": 0.25}},
+               "student": {"network": {"kind": "fc_densenet57", "width": 0.25}, "optimizer": "adam", "lr": 1e-3,
+                           "cyclic": {"min_lr": 0.0, "step": 1}, "clip_grad": 0.0, "eigen_lambda": None,
+                           "augment": True},
+               "finetune": SFM_STAGE}[stage]
+    return {**copy.deepcopy(TINY), "section": section}
+
+
+def _run(plane, out, stage, previous=None):
+    return endo.run(_params(stage), stage, sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=previous,
+                    out_model=out / stage / "model.pt", seed=3, threads=1)
+
+
+def test_stages_run_resume_and_predict(plane, monkeypatch):
+    tmp = plane["tmp"]
+    _run(plane, tmp / "a", "teacher")
+    # interrupted after the checkpoint of step 2, then run again: same weights as uninterrupted
+    real = eo.SfMObjective.__call__
+
+    def failing(self, batch, nets):
+        if int(batch["step"][0]) == 2:
+            raise RuntimeError("killed")
+        return real(self, batch, nets)
+
+    monkeypatch.setattr(eo.SfMObjective, "__call__", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(plane, tmp / "b", "teacher")
+    assert load_checkpoint(tmp / "b" / "teacher" / "checkpoint.pt")["step"] == 2
+    monkeypatch.setattr(eo.SfMObjective, "__call__", real)
+    _run(plane, tmp / "b", "teacher")
+    wa = torch.load(tmp / "a" / "teacher" / "model.pt", weights_only=True)["nets"]["depth"]
+    wb = torch.load(tmp / "b" / "teacher" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    hist = (tmp / "b" / "teacher" / "history.csv").read_text().splitlines()
+    assert hist[0].startswith("step,loss,lr") and len(hist) == 1 + 4
+    _run(plane, tmp / "a", "student", tmp / "a" / "teacher" / "model.pt")
+    _run(plane, tmp / "a", "finetune", tmp / "a" / "student" / "model.pt")
+    meta = torch.load(tmp / "a" / "finetune" / "model.pt", weights_only=True)["meta"]
+    assert meta["network"]["kind"] == "fc_densenet57" and meta["stage"] == "finetune"
+
+    out = endo.predict(tmp / "a" / "finetune" / "model.pt", plane["npz"], plane["frames"])
+    d = EndoSequence("seqA", plane["npz"], plane["frames"]).data
+    n, (h, w) = len(d["view_indexes"]), d["input_size"]
+    assert out["depth"].shape == (n, h, w) and out["depth"].dtype == np.float32
+    assert out["frame_indexes"].dtype == np.int64 and np.array_equal(out["frame_indexes"], d["view_indexes"])
+    assert out["K"].dtype == np.float64 and np.array_equal(out["K"], d["K"])
+    assert out["mask"].dtype == np.uint8 and set(np.unique(out["mask"])) <= {0, 1}
+    assert np.all(out["depth"][:, out["mask"] == 0] == 0)
+    # SfM world units: per frame, the depth-scaling layer's mean ratio sparse z / depth is 1
+    for v in range(n):
+        sel = d["sparse_view"] == v
+        xy, z = d["sparse_xy"][sel], d["sparse_z"][sel]
+        keep = z > 0.5 * z.mean()
+        ratio = z[keep] / out["depth"][v][xy[keep, 1], xy[keep, 0]]
+        assert ratio.mean() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_a_new_teacher_restarts_the_student(plane):
+    """The student's checkpoint belongs to the teacher it learnt from: retraining the teacher
+    (other weights) must not resume it."""
+    tmp = plane["tmp"]
+    out = tmp / "c"
+    _run(plane, out, "teacher")
+    _run(plane, out, "student", out / "teacher" / "model.pt")
+    first = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    params = _params("teacher")
+    params["section"]["lr"] = 5e-3  # another teacher
+    endo.run(params, "teacher", sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=None,
+             out_model=out / "teacher" / "model.pt", seed=3, threads=1)
+    _run(plane, out, "student", out / "teacher" / "model.pt")
+    second = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert any(not torch.equal(first[k], second[k]) for k in first)
