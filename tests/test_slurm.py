@@ -36,7 +36,7 @@ GPU_WORKFLOW = ROOT / "tests" / "data" / "slurm_gpu" / "Snakefile"
 # What the SLURM run builds: the whole reduced demo. Narrow this (e.g. to one branch's
 # results file) if the tiny DAG ever outgrows the CI time budget.
 TARGETS = ("all",)
-GPU_RULES = ("train_teacher", "train_student", "finetune", "predict_depth")
+GPU_RULES = ("train_teacher", "train_student", "finetune", "predict_depth", "predict_endo_depth")
 
 
 def snakemake(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -48,8 +48,8 @@ def test_lint_is_clean():
 
 @pytest.mark.slow
 def test_end_to_end_tiny_demo(tmp_path):
-    """`snakemake all` on a reduced demo in a fresh folder: jobs succeed, outputs, logs and
-    benchmarks exist, and a second run has nothing to do."""
+    """`snakemake all` on a reduced demo in a fresh folder: jobs succeed, both tables and the
+    report's figures exist, with logs and benchmarks, and a second run has nothing to do."""
     run = snakemake("all", "--cores", "2", "--resources", "gpu=1", "--configfile", str(TINY),
                     "--directory", str(tmp_path))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -78,6 +78,21 @@ def test_end_to_end_tiny_demo(tmp_path):
         assert disps.shape == (3, 64, 128) and disps.dtype == np.float32
         history = pd.read_csv(tmp_path / "results" / "kitti" / "train" / stage / "history.csv")
         assert history.step.iloc[-1] == {"teacher": 4, "student": 3, "finetune": 3}[stage]
+    endo = pd.read_csv(tmp_path / "results" / "endo_eval.csv")
+    assert list(zip(endo.stage, endo.sequence)) == [
+        (stage, "seq01") for stage in ("teacher", "student", "finetune", "constant")]
+    stats = endo[["residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm"]].to_numpy()
+    assert np.isfinite(stats).all() and (stats > 0).all()
+    assert (endo.residual_median_mm <= endo.residual_rms_mm).all()
+    assert (endo.residual_rms_mm <= endo.residual_p95_mm * 1.5).all()
+    assert (endo.points_registered >= 200).all() and np.isfinite(endo.truth_rotation_deg).all()
+    assert ((endo.abs_rel > 0) & (endo.abs_rel < 1) & (endo.delta1 > 0) & (endo.delta1 <= 1)).all()
+    depth = np.load(tmp_path / "results" / "endo" / "pred" / "finetune" / "seq01" / "depth.npz")
+    assert depth["depth"].dtype == np.float32 and depth["depth"].shape[0] == len(depth["frame_indexes"])
+    for fig in ("results/kitti/report/depth/finetune.png", "results/endo/report/depth/finetune/seq01.png",
+                "results/endo/report/registration/finetune/seq01_on_ct.png",
+                "results/endo/report/training_curves.png"):
+        assert (tmp_path / fig).stat().st_size > 10_000, fig
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     check_rerun_recipes(tmp_path)
