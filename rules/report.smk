@@ -140,7 +140,7 @@ rule plot_endo_depth:
         ),
     params:
         frames=REPORT["frames"],
-        unit="mm",
+        unit="SfM units",
     conda:
         "../envs/depth-workflow.yaml"
     log:
