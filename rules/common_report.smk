@@ -15,7 +15,9 @@ EVAL_PLOTS = {
     "endo": {
         "x": "stage",
         "group": "sequence",
-        "metrics": "numeric",
+        # not "numeric": register_seconds and the truth_* checks are not metrics
+        "metrics": ["residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm",
+                    "abs_rel", "delta1"],
         "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
     },
 }

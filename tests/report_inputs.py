@@ -5,6 +5,7 @@ clouds, training histories and evaluation tables, with known values."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -113,12 +114,12 @@ def make_kitti_predictions(root: Path, n: int = 3, stages=("teacher", "student",
 
 def make_report_inputs(root: Path) -> list[str]:
     """Every input of the report rules for one endoscopy sequence 'seqA' (what training,
-    prediction, evaluation and registration would write); returns the endoscopy figures to
-    request explicitly (their config sections do not exist yet)."""
+    prediction, evaluation and registration would write); returns some endoscopy figures
+    (report_figures asks for them all)."""
     make_kitti_predictions(root)
     stages = ("teacher", "student", "finetune")
-    for k, stage in enumerate(stages):
-        train = root / "results" / "kitti" / "train" / stage
+    for k, (branch, stage) in enumerate((b, st) for b in ("kitti", "endo") for st in stages):
+        train = root / "results" / branch / "train" / stage
         train.mkdir(parents=True)
         pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.8, 0.7], "lr": 1e-4, "seconds": [1, 2, 3],
                       "reprojection": [0.5, 0.4, 0.35]}).to_csv(train / "history.csv", index=False)
@@ -131,22 +132,25 @@ def make_report_inputs(root: Path) -> list[str]:
     sfm = make_sfm_inputs(root, "seqA")
     seq_dir = sfm["dir"]
     make_endo_sequence(seq_dir, sfm_arrays=sfm["arrays"])  # frames/, sfm_data.npz (+ crop), depth.npz
-    pred = root / "results" / "endo" / "pred" / "teacher" / "seqA"
-    pred.mkdir(parents=True)
-    (seq_dir / "depth.npz").rename(pred / "depth.npz")
+    for stage in stages:
+        pred = root / "results" / "endo" / "pred" / stage / "seqA"
+        pred.mkdir(parents=True)
+        shutil.copy(seq_dir / "depth.npz", pred / "depth.npz")
     ct = root / "resources" / "demo" / "endoscopy"
     ct.mkdir(parents=True)
     verts, tris = cylinder()
     write_mesh_ply(ct / "ct_surface.ply", verts, tris)
     a = np.linspace(0, 2 * np.pi, 300)
-    for k, stage in enumerate(stages):
+    for k, stage in enumerate((*stages, "constant")):
         reg = root / "results" / "endo" / "registration" / stage
         reg.mkdir(parents=True)
         offset = np.abs(np.sin(7 * a)) / (k + 1)
         cloud = np.stack([(5 + offset) * np.cos(a), (5 + offset) * np.sin(a), 10 + a], -1)
         write_mesh_ply(reg / "seqA.ply", cloud, None)
         np.save(reg / "seqA_residuals.npy", offset)
-    pd.DataFrame({"stage": stages, "sequence": "seqA", "rmse_mm": [0.7, 0.5, 0.3]}).to_csv(
+    metrics = {m: [0.7, 0.5, 0.3, 1.2] for m in ("residual_mean_mm", "residual_median_mm", "residual_rms_mm",
+                                                  "residual_p95_mm", "abs_rel", "delta1")}
+    pd.DataFrame({"stage": (*stages, "constant"), "sequence": "seqA", **metrics}).to_csv(
         root / "results" / "endo_eval.csv", index=False)
     return ["results/endo/report/depth/teacher/seqA.png",
             "results/endo/report/registration/seqA_residuals.png",

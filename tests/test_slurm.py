@@ -47,9 +47,10 @@ def snakemake(*args: str, cwd: Path, timeout: int = 600) -> subprocess.Completed
 
 
 def _without_timings(doc):
-    """A JSON document without its wall-clock fields (`times`: the only run-dependent values)."""
+    """A JSON document without its wall-clock fields (`times`, `seconds`: the only run-dependent
+    values)."""
     if isinstance(doc, dict):
-        return {k: _without_timings(v) for k, v in doc.items() if k != "times"}
+        return {k: _without_timings(v) for k, v in doc.items() if k not in ("times", "seconds")}
     if isinstance(doc, list):
         return [_without_timings(v) for v in doc]
     return doc
@@ -71,6 +72,8 @@ def outputs(workdir: Path) -> dict[str, bytes]:
                 data = path.read_bytes()
                 if path.name == "history.csv":  # without the wall-clock column
                     data = pd.read_csv(path).drop(columns="seconds").to_csv(index=False).encode()
+                elif path.name == "endo_eval.csv":
+                    data = pd.read_csv(path).drop(columns="register_seconds").to_csv(index=False).encode()
                 elif path.name == "checkpoint.pt":  # the weights (the history inside has times)
                     nets = torch.load(path, weights_only=True, map_location="cpu")["nets"]
                     data = b"".join(k.encode() + v.numpy().tobytes() for k, v in sorted(nets.items()))
