@@ -13,13 +13,16 @@ baseline of the driving branch.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from models.networks import DepthNet, PoseNet, UNet, fc_densenet57
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.networks import DepthNet, PoseNet, UNet, fc_densenet57  # noqa: E402
 
 NETWORKS: dict[str, Callable[[], nn.Module]] = {
     "monodepth2 R18 (DepthNet)": lambda: DepthNet(18, "monodepth2"),

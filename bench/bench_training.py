@@ -14,16 +14,19 @@ On a GPU it also runs bf16 autocast against fp32 and reports the peak memory.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.training import kitti_objectives as ko
-from models.training import engine
-from models.training.stage import NetworkSpec, build_pose_net
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.training import engine  # noqa: E402
+from models.training import kitti_objectives as ko  # noqa: E402
+from models.training.stage import NetworkSpec, build_pose_net  # noqa: E402
 
 
 class SyntheticKitti(Dataset):
