@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts.endo.evaluate import EVAL_COLUMNS
-from workflow_scripts.util import atomic_file
+from workflow_scripts.util import write_table_atomic
 
 log = logging.getLogger("endo_eval_table")
 
@@ -33,9 +33,7 @@ def main(keys: list[tuple[str, str]], clouds: list[Path], registrations: list[Pa
          out: Path) -> pd.DataFrame:
     rows = [row(k[0], k[1], c, r, d) for k, c, r, d in zip(keys, clouds, registrations, depths, strict=True)]
     table = pd.DataFrame(rows, columns=EVAL_COLUMNS)
-    with atomic_file(out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    log.info("\n%s", table.to_string(index=False))
+    write_table_atomic(out, table, log)
     return table
 
 

@@ -5,16 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow_scripts.util import atomic_file
+from workflow_scripts.util import write_table_atomic
 
 log = logging.getLogger("kitti_eval_table")
 
 
 def main(stage_csvs: list[Path], out: Path) -> pd.DataFrame:
     table = pd.concat([pd.read_csv(p) for p in stage_csvs], ignore_index=True)
-    with atomic_file(out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    log.info("\n%s", table.to_string(index=False))
+    write_table_atomic(out, table, log)
     return table
 
 

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow_scripts.util import atomic_file
+from workflow_scripts.util import write_table_atomic
 
 log = logging.getLogger("sfm_summary_table")
 
 
 def main(rows: list[Path], out: Path) -> pd.DataFrame:
     table = pd.DataFrame([json.loads(p.read_text()) for p in rows])
-    with atomic_file(out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    log.info("\n%s", table.to_string(index=False))
+    write_table_atomic(out, table, log)
     return table
 
 

@@ -27,8 +27,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from models.data.augment import Jitter, color_jitter
-from workflow_scripts.endo.sfm_data import frame_sparse_points, load_network_image, project_points
-from workflow_scripts.endo.sparse import load_sfm_data, relative_motion
+from workflow_scripts.endo.sfm_data import frame_sparse_points, load_network_image
+from workflow_scripts.endo.sparse import (load_sfm_data, rasterise_sparse_depth, rasterise_sparse_flow,
+                                         relative_motion)
 from workflow_scripts.util import InputDataError
 
 __all__ = ["EndoDataOptions", "EndoSequence", "EndoPairDataset", "training_intrinsics", "boundary_mask"]
@@ -126,28 +127,15 @@ class EndoSequence:
     def sparse_depth(self, view: int) -> tuple[np.ndarray, np.ndarray]:
         """(H, W) float32 camera z / global_scale at the samples of ``view`` (0 elsewhere), and the mask."""
         _, xy, z = self.samples[view]
-        depth = np.zeros(self.hw, np.float32)
-        valid = np.zeros(self.hw, np.float32)
-        depth[xy[:, 1], xy[:, 0]] = z / np.float32(self.global_scale)
-        valid[xy[:, 1], xy[:, 0]] = 1.0
-        return depth, valid
+        return rasterise_sparse_depth(xy, z, self.hw, self.global_scale)
 
     def sparse_flow(self, view_a: int, view_b: int, max_abs: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
         """Normalised flow (H, W, 2) float32 of ``view_a``'s samples into ``view_b``:
         ``(round(projection in b) - pixel in a) / (W, H)``, and the mask (H, W) (0 where a
         component exceeds ``max_abs`` or the point is behind camera b)."""
-        h, w = self.hw
         pid, xy, _ = self.samples[view_a]
-        uv_b, z_b = project_points(self.K, self.data["cam_from_world"][view_b], self.data["points"][pid])
-        with np.errstate(invalid="ignore"):
-            f = (np.round(uv_b) - xy) / np.array([w, h], np.float64)
-            bad = ~(np.abs(f) <= max_abs).all(axis=1) | ~(z_b > 0)
-        f[bad] = 0.0
-        flow = np.zeros((h, w, 2), np.float32)
-        valid = np.zeros((h, w), np.float32)
-        flow[xy[:, 1], xy[:, 0]] = f
-        valid[xy[:, 1], xy[:, 0]] = (~bad).astype(np.float32)
-        return flow, valid
+        return rasterise_sparse_flow(self.K, self.data["cam_from_world"][view_b], self.data["points"][pid], xy,
+                                     self.hw, max_abs, front_only=True)
 
     def color(self, view: int) -> Tensor:
         """(3, H, W) float RGB in [0, 1] of a view."""

@@ -29,6 +29,7 @@ import open3d as o3d
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from workflow_scripts.endo.ct_surface import CTSurface, load_ct_surface, residual_stats
 from workflow_scripts.util import InputDataError
 
 __all__ = [
@@ -100,56 +101,6 @@ class RegisterOptions:
             max_hypotheses=int(section["max_hypotheses"]),
             seed=seed,
         )
-
-
-@dataclass
-class CTSurface:
-    """The CT mesh (mm) with what registration needs: samples, normals, a distance query."""
-
-    path: Path
-    mesh: o3d.geometry.TriangleMesh
-    scene: o3d.t.geometry.RaycastingScene
-
-    def distance(self, points: np.ndarray) -> np.ndarray:
-        """Unsigned distance (mm) of points (N, 3) in mm to the nearest point on a triangle."""
-        q = o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
-        return self.scene.compute_distance(q).numpy().astype(np.float64)
-
-    def sample(self, spacing_mm: float, seed: int) -> o3d.geometry.PointCloud:
-        """Uniform sample of the surface about ``spacing_mm`` apart, with triangle normals."""
-        n = int(np.clip(self.mesh.get_surface_area() / spacing_mm**2, 1000, 2_000_000))
-        o3d.utility.random.seed(seed)
-        return self.mesh.sample_points_uniformly(number_of_points=n, use_triangle_normal=True)
-
-
-def load_ct_surface(path: str | Path) -> CTSurface:
-    """Read the CT surface PLY (mm) and check that it has points and triangles."""
-    path = Path(path)
-    fix = "give endoscopy.ct_surface a triangle mesh (PLY with vertex and face elements, millimetres)"
-    if not path.is_file():
-        raise InputDataError(path, "CT surface file is missing", fix)
-    mesh = o3d.io.read_triangle_mesh(str(path))
-    if len(mesh.vertices) == 0:
-        raise InputDataError(path, "CT surface has no points (vertices)", fix)
-    if len(mesh.triangles) == 0:
-        problem = f"CT surface has {len(mesh.vertices)} points but no faces (triangles)"
-        raise InputDataError(path, problem, fix)
-    mesh.compute_triangle_normals()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
-    return CTSurface(path=path, mesh=mesh, scene=scene)
-
-
-def residual_stats(distances: np.ndarray) -> dict[str, float]:
-    """mean, median, RMS, 95th percentile and max of distances (mm)."""
-    d = np.asarray(distances, np.float64)
-    return {
-        "mean_mm": float(d.mean()),
-        "median_mm": float(np.median(d)),
-        "rms_mm": float(np.sqrt(np.mean(d**2))),
-        "p95_mm": float(np.percentile(d, 95)),
-        "max_mm": float(d.max()),
-    }
 
 
 def _quat_matrix(wxyz: np.ndarray) -> np.ndarray:

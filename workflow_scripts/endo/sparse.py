@@ -20,6 +20,8 @@ from workflow_scripts.util import InputDataError, atomic_file, write_text_atomic
 __all__ = [
     "SFM_DATA_KEYS",
     "load_sfm_data",
+    "rasterise_sparse_depth",
+    "rasterise_sparse_flow",
     "relative_motion",
     "save_sfm_data",
     "sparse_depth",
@@ -104,13 +106,8 @@ def _samples(data: dict, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def sparse_depth(data: dict, view: int) -> tuple[np.ndarray, np.ndarray]:
     """Sparse depth of view row ``view``: depth (h, w) float32 = z / global_scale at the
     sample pixels, 0 elsewhere, and the mask (h, w) float32 (1 at samples)."""
-    h, w = (int(s) for s in data["input_size"])
     _, xy, z = _samples(data, view)
-    depth = np.zeros((h, w), np.float32)
-    valid = np.zeros((h, w), np.float32)
-    depth[xy[:, 1], xy[:, 0]] = z / np.float32(data["global_scale"])
-    valid[xy[:, 1], xy[:, 0]] = 1.0
-    return depth, valid
+    return rasterise_sparse_depth(xy, z, _hw(data), float(data["global_scale"]))
 
 
 def sparse_flow(data: dict, view_a: int, view_b: int, max_abs: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
@@ -122,12 +119,41 @@ def sparse_flow(data: dict, view_a: int, view_b: int, max_abs: float = 5.0) -> t
     Returns:
         flow (h, w, 2) float32 and mask (h, w) float32.
     """
-    h, w = (int(s) for s in data["input_size"])
     pid, xy, _ = _samples(data, view_a)
-    uv_b, _ = project_points(data["K"], data["cam_from_world"][view_b], data["points"][pid])
+    return rasterise_sparse_flow(data["K"], data["cam_from_world"][view_b], data["points"][pid], xy, _hw(data),
+                                 max_abs)
+
+
+def _hw(data: dict) -> tuple[int, int]:
+    h, w = (int(s) for s in data["input_size"])
+    return h, w
+
+
+def rasterise_sparse_depth(xy: np.ndarray, z: np.ndarray, hw: tuple[int, int],
+                           global_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (h, w) float32 = z / global_scale at the pixels ``xy`` ((K, 2) int x, y), 0
+    elsewhere, and the mask (h, w) float32 (1 at the samples)."""
+    depth = np.zeros(hw, np.float32)
+    valid = np.zeros(hw, np.float32)
+    depth[xy[:, 1], xy[:, 0]] = z / np.float32(global_scale)
+    valid[xy[:, 1], xy[:, 0]] = 1.0
+    return depth, valid
+
+
+def rasterise_sparse_flow(K: np.ndarray, cam_b_from_world: np.ndarray, points: np.ndarray, xy: np.ndarray,
+                          hw: tuple[int, int], max_abs: float = 5.0,
+                          front_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised flow (h, w, 2) float32 of the samples at pixels ``xy`` ((K, 2) int) whose 3D
+    points are ``points`` (K, 3) into camera b: ``(round(projection in b) - xy) / (w, h)``,
+    and the mask (h, w) float32: 0 where a component exceeds ``max_abs`` (and, with
+    ``front_only``, where the point is not in front of camera b)."""
+    h, w = hw
+    uv_b, z_b = project_points(K, cam_b_from_world, points)
     with np.errstate(invalid="ignore"):
         f = (np.round(uv_b) - xy) / np.array([w, h], np.float64)
-    bad = ~(np.abs(f) <= max_abs).all(axis=1)
+        bad = ~(np.abs(f) <= max_abs).all(axis=1)
+        if front_only:
+            bad |= ~(z_b > 0)
     f[bad] = 0.0
     flow = np.zeros((h, w, 2), np.float32)
     valid = np.zeros((h, w), np.float32)

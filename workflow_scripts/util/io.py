@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas only for the annotation: rule scripts without tables skip its import
+    import pandas as pd
 
 
 def _umask() -> int:
@@ -75,3 +80,11 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     """``np.save`` ``array`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
         np.save(tmp, array)
+
+
+def write_table_atomic(path: str | Path, table: pd.DataFrame, log: logging.Logger | None = None) -> None:
+    """Write a pandas DataFrame as CSV atomically (6 significant digits), and log it."""
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    if log is not None:
+        log.info("\n%s", table.to_string(index=False))
