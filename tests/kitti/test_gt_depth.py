@@ -9,8 +9,8 @@ import pytest
 from tests.kitti.reference_ports import md2_generate_depth_map, md2_read_calib_file
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
-from workflow_scripts.kitti.gt_depth import (DepthSource, DuplicateIndex, GtOptions, lidar_depth_map,
-                                             lidar_depth_pixels, png_depth_map)
+from workflow_scripts.kitti.gt_depth import (DepthSource, DuplicateIndex, GtOptions, _rounds_into,
+                                             lidar_depth_map, lidar_depth_pixels, png_depth_map)
 from workflow_scripts.kitti.gt_export import export_split, load_gt, save_gt, save_monodepth2_npz
 from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError
@@ -43,6 +43,17 @@ def test_hand_computed_projection_and_rounding():
     # eigen ground truth stores the LiDAR forward distance, 0.5 m more here
     np.testing.assert_allclose(lidar_depth_map(scan, P_TOY, HW, VELODYNE), np.where(expected > 0, expected + 0.5, 0),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [4, 5])
+def test_in_image_test_on_unrounded_coordinates_matches_round(size):
+    # the in-image test skips the rounding pass: 1 <= round(x) <= size decided on x itself,
+    # at the half-pixel edges (half to even: round(size + 0.5) = size only for an even size)
+    edges = [0.5, 1.5, size - 0.5, size + 0.5, size + 1.5]
+    x = np.array([e + d for e in edges for d in (-1e-9, 0.0, 1e-9)] + [-np.inf, np.inf, np.nan, -0.0, 3.0])
+    with np.errstate(invalid="ignore"):
+        expected = (np.round(x) >= 1) & (np.round(x) <= size)
+    np.testing.assert_array_equal(_rounds_into(x, size), expected)
 
 
 def test_points_behind_the_lidar_are_dropped_but_points_behind_the_camera_are_not():

@@ -64,6 +64,21 @@ class GtOptions:
         return cls(depth=DepthSource(section["depth"]), duplicates=DuplicateIndex(section["duplicates"]))
 
 
+def _rounds_into(x: np.ndarray, size: int) -> np.ndarray:
+    """(N,) bool: ``1 <= np.round(x) <= size``, decided on the unrounded ``x`` (no rounding pass).
+
+    ``np.round`` is monotone and rounds half to even: ``round(0.5) = 0`` and
+    ``round(size + 0.5) = size`` exactly when ``size`` is even. NaN and inf give False.
+
+    Args:
+        x: (N,) float64 1-based pixel coordinates (u or v after the perspective division).
+        size: image width (for u) or height (for v) in pixels.
+    """
+    inside = np.greater(x, 0.5)
+    inside &= (np.less_equal if size % 2 == 0 else np.less)(x, size + 0.5)
+    return inside
+
+
 def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
                     duplicates: DuplicateIndex) -> tuple[np.ndarray, np.ndarray]:
     """The reference's rasterisation, from a stable sort instead of a dense map and a loop.
@@ -72,32 +87,41 @@ def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
     the duplicate index gets its minimum at the pixel of its first point. The reference index
     ``v * (W - 1) + u - 1 = pixel - v - 1`` never decreases with the pixel index, so both kinds
     of groups are runs of the pixel-sorted points (the reference's also join a run ending at
-    ``(v, W-1)`` with one starting at ``(v+1, 0)``).
+    ``(v, W-1)`` with one starting at ``(v+1, 0)``). Duplicates are few (a handful per scan):
+    after the sort only the steps of 0 (same pixel) or 1 (maybe a row wrap) are looked at.
 
     Args:
-        pixel: (M,) int64 linear pixel ``v * W + u`` of each point, in scan order; depth: (M,).
+        pixel: (M,) int64 linear pixel ``v * W + u`` of each point, in scan order;
+        depth: (M,) depth of each point (any float dtype: the minimum commutes with a cast).
     Returns:
-        index: (K,) ascending unique pixels; values: (K,) their depth (may be <= 0).
+        index: (K,) int64 ascending unique pixels; values: (K,) their depth (may be <= 0).
     """
-    order = np.argsort(pixel, kind="stable")  # fast: scans are nearly sorted already
-    pix, z = pixel[order], depth[order]
-    if pix.size == 0:
-        return pix, z
-    same_pixel = pix[1:] == pix[:-1]  # point i + 1 falls on the pixel of point i
-    last = np.flatnonzero(~np.append(same_pixel, False))
-    index, values = pix[last], z[last]  # the last point of a pixel wins
-    same_group = same_pixel
-    if duplicates == DuplicateIndex.REFERENCE:
-        same_group = same_pixel | ((pix[1:] - pix[:-1] == 1) & (pix[1:] % width == 0))
-    if not same_group.any():
+    order = np.argsort(pixel, kind="stable")  # stable: the points of a pixel stay in scan order
+    index, values = pixel.take(order), depth.take(order)
+    step = np.diff(index)  # >= 0
+    links = np.flatnonzero(step <= 1 if duplicates == DuplicateIndex.REFERENCE else step == 0)
+    if links.size == 0:
         return index, values
-    joined = np.append(same_group, False) | np.insert(same_group, 0, False)  # in a group of >= 2
-    members = np.flatnonzero(joined)  # few: compute minima over these points only
-    starts = np.flatnonzero(~np.insert(same_group, 0, False)[members])
-    minimum = np.minimum.reduceat(z[members], starts)
-    first = np.minimum.reduceat(order[members], starts)  # the group's first point in scan order
-    values[np.searchsorted(index, pixel[first])] = minimum
-    return index, values
+    # link i: sorted points i and i + 1 share the duplicate index (a step of 1: a row wrap only)
+    same_pixel = step[links] == 0
+    joined = links
+    if duplicates == DuplicateIndex.REFERENCE:
+        joined = links[same_pixel | (index[links + 1] % width == 0)]
+    if joined.size:
+        # each link's minimum depth and first scan position; a group = a run of consecutive links
+        minimum = np.minimum(values[joined], values[joined + 1])
+        first = np.minimum(order[joined], order[joined + 1])
+        run = np.flatnonzero(np.diff(joined, prepend=-2) != 1)
+        if run.size < joined.size:
+            minimum, first = np.minimum.reduceat(minimum, run), np.minimum.reduceat(first, run)
+        # onto the pixel's last point in the sort: the one kept below
+        values[np.searchsorted(index, pixel[first], side="right") - 1] = minimum
+    overwritten = links[same_pixel]  # the last point of a pixel wins
+    if overwritten.size == 0:
+        return index, values
+    kept = np.ones(index.size, bool)
+    kept[overwritten] = False
+    return index[kept], values[kept]
 
 
 def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
@@ -106,7 +130,8 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
     the list of its non-zero pixels.
 
     Equals the reference's float64 map cast to float32 (as its export stores it): a negative
-    depth is clamped before the minimum and the cast after it, which commutes with both.
+    depth is clamped and the depth cast before the minimum, which commutes with both (the
+    cast is monotone).
 
     Args:
         points: (N, 4) float32 Velodyne points (x fwd, y left, z up in metres, reflectance).
@@ -122,18 +147,28 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
     xyz1 = np.compress(points[:, 0] >= 0, points, axis=0).astype(np.float64)
     xyz1[:, 3] = 1.0
     p = np.dot(velo_to_image, xyz1.T)  # (3, M): the reference's product, bit for bit
-    u, v = p[0], p[1]  # in place: fresh multi-megabyte arrays cost page faults, more than the maths
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(u, p[2], out=u)
-        np.divide(v, p[2], out=v)
-    np.rint(u, out=u)  # np.round: half to even; 1-based pixel
-    np.rint(v, out=v)
-    keep = np.flatnonzero((u >= 1) & (v >= 1) & (u < w + 1) & (v < h + 1))  # round() - 1 in the image
-    pixel = (v[keep] * w + u[keep]).astype(np.int64) - (w + 1)  # exact: integers far below 2**53
-    z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2, keep], 0.0)
-    index, values = _resolve_pixels(pixel, z, w, options.duplicates)
+    with np.errstate(divide="ignore", invalid="ignore"):  # in place: fresh large arrays cost page faults
+        np.divide(p[:2], p[2], out=p[:2])
+    inside = _rounds_into(p[0], w)
+    inside &= _rounds_into(p[1], h)
+    keep = np.flatnonzero(inside)
+    # the depth first, then the big arrays go as soon as they are dead: the small ones that
+    # follow reuse their memory instead of mapping fresh pages
+    z = xyz1[keep, 0] if options.depth == DepthSource.VELODYNE else np.maximum(p[2].take(keep), 0.0)
+    z = z.astype(np.float32)
+    del xyz1, inside
+    uv = p[:2].take(keep, axis=1)
+    del p
+    np.rint(uv, out=uv)  # np.round: half to even; 1-based pixel
+    pixel = uv[1]
+    pixel *= w
+    pixel += uv[0]
+    pixel -= w + 1  # round() - 1 on both axes; exact: integers far below 2**53
+    index, values = _resolve_pixels(pixel.astype(np.int64), z, w, options.duplicates)
     positive = values > 0
-    return index[positive], values[positive].astype(np.float32)
+    if positive.all():
+        return index, values
+    return index[positive], values[positive]
 
 
 def lidar_depth_map(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
