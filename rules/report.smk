@@ -1,6 +1,7 @@
 # Figures of the Snakemake report (`snakemake --report report.html`): matplotlib PNGs made by
 # rules, flagged with report() and captioned by rules/report/*.rst. Helpers in
-# rules/common_report.smk, library code in workflow_scripts/report/.
+# rules/common_report.smk, library code in workflow_scripts/report/. Figures have priority -1:
+# when a figure and a step towards an evaluation table are both ready, the table goes first.
 
 
 rule plot_kitti_depth:
@@ -22,6 +23,7 @@ rule plot_kitti_depth:
         image_root=kitti_image_root,
         image_ext=kitti_image_ext,
         frames=REPORT["frames"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -46,6 +48,7 @@ rule plot_training_curves:
     params:
         stages=TRAIN_STAGES,
         smooth=REPORT["curves_smooth"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -69,6 +72,7 @@ rule plot_kitti_eval:
         ),
     params:
         plot=EVAL_PLOTS["kitti"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -94,6 +98,7 @@ rule plot_sfm_summary:
         row="results/endo/report/sfm/{seq}.json",
     params:
         seed=config["seed"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -116,6 +121,7 @@ rule sfm_summary_table:
             subcategory="SfM",
             labels={"sequence": "all", "content": "table"},
         ),
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -141,6 +147,7 @@ rule plot_endo_depth:
     params:
         frames=REPORT["frames"],
         unit="SfM units",
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -166,6 +173,7 @@ rule plot_registration_residuals:
     params:
         stages=endo_eval_stages(),
         bins=REPORT["residual_bins"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -191,6 +199,7 @@ rule plot_registration_view:
     params:
         ct=endo_ct_surface,
         seed=config["seed"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -219,6 +228,7 @@ rule plot_endo_eval:
         ),
     params:
         plot=EVAL_PLOTS["endo"],
+    priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     log:

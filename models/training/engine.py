@@ -163,7 +163,7 @@ class RunFiles:
 
 def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule: Schedule,
           out_dir: str | Path, *, seed: int, config: dict, device: torch.device | None = None,
-          progress: bool = True, bf16: bool = True) -> RunFiles:
+          progress: bool = True, bf16: bool = True, channels_last: bool = False) -> RunFiles:
     """Optimise ``nets`` on ``objective`` for ``schedule.steps`` steps, resuming if possible.
 
     Args:
@@ -171,6 +171,9 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
         objective: returns the scalar loss and floats to log, given a batch on ``device``.
         config: the stage configuration (JSON-able); its digest guards resumption.
         bf16: on CUDA, run the objective under bfloat16 autocast (False = fp32 throughout).
+        channels_last: keep the networks' weights in channels-last memory format on the CPU
+            too (always on CUDA); about 25 % faster for the endoscopy UNet and FC-DenseNet on
+            CPU, no gain for the ResNet encoders (bench/bench_training.py).
     Returns:
         the run's files; the final checkpoint holds ``step == schedule.steps``.
     """
@@ -178,7 +181,7 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     files = RunFiles(Path(out_dir))
     files.out_dir.mkdir(parents=True, exist_ok=True)
     nets.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or channels_last:
         nets.to(memory_format=torch.channels_last)
     mult = dict(schedule.lr_mult)
     unknown = (set(mult) | {n for n, _ in schedule.frozen_until}) - set(nets.keys())

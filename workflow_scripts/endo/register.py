@@ -11,7 +11,8 @@ Two stages, both with Open3D's ICP (no ICP of our own):
    axis). Each hypothesis gets a short scaled point-to-point ICP on coarse samples; the best
    ``top_k`` (lowest RMS in the cloud's own units, so that scales compare fairly) go on.
 2. Fine: scaled point-to-point ICP on a dense sample of the mesh with shrinking correspondence
-   distances, then point-to-plane ICP (rigid, scale kept) on the triangle normals.
+   distances, then point-to-plane ICP (rigid, scale kept) on the triangle normals. Each of the
+   ``top_k`` gets the first (widest) distance; the one closest to the surface then gets the rest.
 
 The residual of every registered point is its distance to the mesh SURFACE (triangles), from
 ``open3d.t.geometry.RaycastingScene.compute_distance``.
@@ -61,7 +62,7 @@ class RegisterOptions:
         max_hypotheses: anchors are thinned so that at most this many coarse ICPs run.
         coarse_points / fine_points: cloud points (random subset) in the coarse / fine stage.
         scale_factors: multiples of the radius-ratio scale tried per anchor.
-        top_k: coarse hypotheses refined by the fine stage.
+        top_k: coarse hypotheses refined by the first fine ICP (the best of them by all).
         coarse_iterations / fine_iterations: ICP iterations per call.
         fine_max_distance_mm: correspondence distances of the fine stage (shrinking).
         min_points: fewer cloud points than this is an error.
@@ -73,6 +74,7 @@ class RegisterOptions:
     rolls: int = 8
     scale_factors: tuple[float, ...] = (1.0,)
     top_k: int = 4
+    refine_k: int = 2
     coarse_iterations: int = 30
     fine_iterations: int = 60
     fine_max_distance_mm: tuple[float, ...] = (3.0, 1.0, 0.5)
@@ -91,6 +93,7 @@ class RegisterOptions:
             rolls=int(section["rolls"]),
             scale_factors=tuple(float(f) for f in section["scale_factors"]),
             top_k=int(section["top_k"]),
+            refine_k=int(section["refine_k"]),
             coarse_iterations=int(section["coarse_iterations"]),
             fine_iterations=int(section["fine_iterations"]),
             fine_max_distance_mm=tuple(float(d) for d in section["fine_max_distance_mm"]),
@@ -261,6 +264,22 @@ def _score(T: np.ndarray, source: np.ndarray, tree: cKDTree, cap: float) -> floa
     return float(np.sqrt(np.mean(np.minimum(d, cap) ** 2)) / scale_of(T))
 
 
+def _kept_scale(T: np.ndarray, T0: np.ndarray) -> np.ndarray:
+    """``T``, or ``T0`` when fine ICP diverged or moved the scale by more than x1.5: scaled ICP
+    can shrink a cloud that fits nowhere onto one spot of the wall."""
+    if np.isfinite(T).all() and 2 / 3 < scale_of(T) / scale_of(T0) < 1.5:
+        return T
+    log.warning("fine ICP moved the scale %.4g -> %.4g: coarse pose kept", scale_of(T0), scale_of(T))
+    return T0
+
+
+def _fine_score(T: np.ndarray, source: o3d.geometry.PointCloud, ct: CTSurface) -> float:
+    """RMS distance (mm) of the registered points to the CT surface, divided by the scale."""
+    pts = np.asarray(source.points)
+    d = ct.distance(pts @ T[:3, :3].T + T[:3, 3])
+    return float(np.sqrt(np.mean(d**2)) / scale_of(T))
+
+
 def _subset(
     pcd: o3d.geometry.PointCloud, options: RegisterOptions, n: int | None = None
 ) -> o3d.geometry.PointCloud:
@@ -323,21 +342,21 @@ def register_similarity(
         scored.append((_score(T, src_c, tree, 3 * options.coarse_spacing_mm), T))
     scored.sort(key=lambda x: x[0])
     t2 = time.perf_counter()
-    best = None
+    # every candidate gets the first (widest) fine ICP; only the best of them the rest
+    dists = options.fine_max_distance_mm
+    candidates = []
     for _, T0 in scored[: options.top_k]:
         src_fine = _subset(_pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T0)), options)
-        T = T0
-        for dist in options.fine_max_distance_mm:
+        T = _kept_scale(_icp(src_fine, fine_t, dists[0], T0, P2P_SCALED, options.fine_iterations), T0)
+        candidates.append((_fine_score(T, src_fine, ct), T, T0, src_fine))
+    best = None
+    for _, T, T0, src_fine in sorted(candidates, key=lambda c: c[0])[: options.refine_k]:
+        for dist in dists[1:]:
             T = _icp(src_fine, fine_t, dist, T, P2P_SCALED, options.fine_iterations)
-        T = _icp(src_fine, fine_t, options.fine_max_distance_mm[-1], T, P2PLANE, options.fine_iterations)
-        if not np.isfinite(T).all() or not 2 / 3 < scale_of(T) / scale_of(T0) < 1.5:
-            log.warning("fine ICP moved the scale %.4g -> %.4g: coarse pose kept", scale_of(T0), scale_of(T))
-            T = T0  # scaled ICP can shrink a cloud that fits nowhere onto one spot of the wall
-        fine_pts = np.asarray(src_fine.points)
-        d = ct.distance(fine_pts @ T[:3, :3].T + T[:3, 3])
-        rms = float(np.sqrt(np.mean(d**2)))
-        if best is None or rms / scale_of(T) < best[0]:
-            best = (rms / scale_of(T), T, len(fine_pts))
+        T = _kept_scale(_icp(src_fine, fine_t, dists[-1], T, P2PLANE, options.fine_iterations), T0)
+        score = _fine_score(T, src_fine, ct)
+        if best is None or score < best[0]:
+            best = (score, T, len(src_fine.points))
     _, T, n_fine = best
     t3 = time.perf_counter()
     residuals = ct.distance(points @ T[:3, :3].T + T[:3, 3])

@@ -99,7 +99,7 @@ def run(train_params: dict, stage: str, *, sfm_data: list[Path], frames: list[Pa
               "sequences": [str(p) for p in sfm_data],
               "previous": file_digest(previous)}
     train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device,
-          bf16=common.get("bf16", True))
+          bf16=common.get("bf16", True), channels_last=common.get("channels_last", False))
     save_model(nets.cpu(), out_model, cfg, schedule.steps, depth_kind="depth", options=cfg.options,
                sequences=[s.name for s in sequences])
     return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences]}
