@@ -28,7 +28,10 @@ rule predict_endo_depth:
         frames="results/endo/{seq}/frames",
     output:
         "results/endo/pred/{stage,teacher|student|finetune}/{seq}/depth.npz",
-    threads: 2
+    # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
+    # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
+    # More for large CPU runs: --set-threads predict_endo_depth=8.
+    threads: 1
     resources:
         gpu=1,
     conda:

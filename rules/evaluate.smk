@@ -14,7 +14,10 @@ rule predict_depth:
         raw_root=kitti_raw_root,
         image_ext=kitti_image_ext,
         post_process=KITTI["evaluate"]["post_process"],
-    threads: 2
+    # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
+    # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
+    # More for large CPU runs: --set-threads predict_depth=8.
+    threads: 1
     resources:
         gpu=1,
     conda:

@@ -14,8 +14,8 @@ from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
 from workflow_scripts.kitti.depth_hints import HintOptions, hint_path, load_rgb, normalised_focal, precompute_drive
 from workflow_scripts.kitti.gt_depth import png_depth_map
-from workflow_scripts.kitti.sgm_fusion import (Sampling, disparity_to_depth, fuse_candidates, fused_depth_hint,
-                                               make_matchers, sgbm_disparities)
+from workflow_scripts.kitti.sgm_fusion import (Sampling, disparity_to_depth, effective_setting, fuse_candidates,
+                                               fused_depth_hint, make_matchers, sgbm_disparities)
 from workflow_scripts.util import InputDataError
 
 DRIVE = ("2011_01_01", "2011_01_01_drive_0001_sync")
@@ -29,6 +29,35 @@ def test_matcher_grid_is_the_references():
         assert (m.getP1(), m.getP2(), m.getPreFilterCap(), m.getUniquenessRatio()) == (36, 288, 63, 10)
         assert (m.getSpeckleWindowSize(), m.getSpeckleRange(), m.getMinDisparity()) == (100, 16, 0)
         assert (m.getDisp12MaxDiff(), m.getMode()) == (0, cv2.StereoSGBM_MODE_SGBM)
+
+
+def _every_matcher_run(base: np.ndarray, lookup: np.ndarray, is_right: bool) -> np.ndarray:
+    """All 12 SGBM runs, none skipped: (12, H, W) float32 disparities."""
+    if is_right:
+        base, lookup = np.ascontiguousarray(base[:, ::-1]), np.ascontiguousarray(lookup[:, ::-1])
+    runs = [m.compute(base, lookup) / np.float32(16) for m in make_matchers()]
+    return np.stack([r[:, ::-1] if is_right else r for r in runs])
+
+
+def _check_skipped_matchers_are_copies(left: np.ndarray, right: np.ndarray) -> None:
+    keys = [effective_setting(m) for m in make_matchers()]
+    assert len(set(keys)) == 8  # blockSize 2 and 3: one 3x3 window
+    for base, lookup, is_right in ((left, right, False), (right, left, True)):
+        ours = sgbm_disparities(base, lookup, make_matchers(), is_right)
+        full = _every_matcher_run(base, lookup, is_right)
+        assert np.array_equal(ours, full)  # the 4 settings not run are bit-identical copies
+        assert not np.array_equal(full[0], full[4])  # blockSize 1 and 2 do differ
+
+
+def test_skipped_sgbm_settings_equal_full_runs_on_the_demo(kitti_demo_small):
+    _check_skipped_matchers_are_copies(*_demo_pair(kitti_demo_small["root"], 2, (96, 320)))
+
+
+def test_skipped_sgbm_settings_equal_full_runs_on_real_pairs(shared_dir):
+    folder = shared_dir / "realdata" / "stereo_oakd"
+    left, right = (cv2.cvtColor(cv2.imread(str(folder / f"desk_{side}.png")), cv2.COLOR_BGR2RGB)
+                   for side in ("left", "right"))
+    _check_skipped_matchers_are_copies(left, right)
 
 
 def test_disparity_to_depth():

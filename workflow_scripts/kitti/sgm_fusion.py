@@ -5,7 +5,9 @@ For a rectified pair at the hint resolution:
 1. 12 OpenCV SGBM matchers (blockSize 1, 2, 3 x numDisparities 64, 96, 128, 160; P1 = 36,
    P2 = 288, preFilterCap 63, uniquenessRatio 10, speckleWindowSize 100, speckleRange 16,
    minDisparity 0, everything else default) give 12 disparity maps; the right image is
-   matched by flipping both images horizontally and flipping the result back.
+   matched by flipping both images horizontally and flipping the result back. OpenCV matches
+   blockSize 2 with the 3x3 window of blockSize 3, so only 8 of the 12 settings are computed
+   (the other 4 are bit-identical copies).
 2. Candidate depth ``fx * baseline / (disp + 1e-7)`` where ``disp > 0``, else 0.
 3. Each candidate warps the other image into the base view. With the reference's pure
    horizontal baseline the projection ``K T K^-1`` reduces exactly to a shift by ``fx * b /
@@ -29,7 +31,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-__all__ = ["Sampling", "SgbmSweep", "make_matchers", "sgbm_disparities", "disparity_to_depth",
+__all__ = ["Sampling", "SgbmSweep", "make_matchers", "sgbm_disparities", "effective_setting", "disparity_to_depth",
            "fuse_candidates", "fused_depth_hint"]
 
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
@@ -74,10 +76,27 @@ def sgbm_disparities(base: np.ndarray, lookup: np.ndarray, matchers: Sequence[cv
     if base_is_right:
         base, lookup = np.ascontiguousarray(base[:, ::-1]), np.ascontiguousarray(lookup[:, ::-1])
     out = np.empty((len(matchers),) + base.shape[:2], np.float32)
+    done: dict[tuple, int] = {}
     for k, matcher in enumerate(matchers):
+        key = effective_setting(matcher)
+        if key in done:  # the same computation as an earlier matcher's: copy its result
+            out[k] = out[done[key]]
+            continue
+        done[key] = k
         disp = matcher.compute(base, lookup)
         out[k] = (disp[:, ::-1] if base_is_right else disp) / np.float32(16)
     return out
+
+
+def effective_setting(matcher: cv2.StereoSGBM) -> tuple:
+    """What an SGBM matcher computes with: its parameters, with the block size as OpenCV uses
+    it, a window of ``2 * (blockSize // 2) + 1`` pixels. blockSize 2 and 3 therefore compute the
+    same disparities (4 of the reference's 12 settings copy others; tests/kitti check this
+    against full SGBM runs), and :func:`sgbm_disparities` runs each setting once."""
+    m = matcher
+    return (m.getBlockSize() // 2, m.getNumDisparities(), m.getMinDisparity(), m.getP1(), m.getP2(),
+            m.getPreFilterCap(), m.getUniquenessRatio(), m.getSpeckleWindowSize(), m.getSpeckleRange(),
+            m.getDisp12MaxDiff(), m.getMode())
 
 
 def disparity_to_depth(disparity: np.ndarray, fx: float, baseline: float) -> np.ndarray:
