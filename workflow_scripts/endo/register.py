@@ -12,7 +12,8 @@ Two stages, both with Open3D's ICP (no ICP of our own):
    ``top_k`` (lowest RMS in the cloud's own units, so that scales compare fairly) go on.
 2. Fine: scaled point-to-point ICP on a dense sample of the mesh with shrinking correspondence
    distances, then point-to-plane ICP (rigid, scale kept) on the triangle normals. Each of the
-   ``top_k`` gets the first (widest) distance; the one closest to the surface then gets the rest.
+   ``top_k`` gets the first (widest) distance; the ``refine_k`` closest to the surface then get
+   the rest, and the closest of those wins.
 
 The residual of every registered point is its distance to the mesh SURFACE (triangles), from
 ``open3d.t.geometry.RaycastingScene.compute_distance``.
@@ -62,7 +63,8 @@ class RegisterOptions:
         max_hypotheses: anchors are thinned so that at most this many coarse ICPs run.
         coarse_points / fine_points: cloud points (random subset) in the coarse / fine stage.
         scale_factors: multiples of the radius-ratio scale tried per anchor.
-        top_k: coarse hypotheses refined by the first fine ICP (the best of them by all).
+        top_k: coarse hypotheses refined by the first fine ICP.
+        refine_k: of those, the ones closest to the surface that get the remaining fine ICPs.
         coarse_iterations / fine_iterations: ICP iterations per call.
         fine_max_distance_mm: correspondence distances of the fine stage (shrinking).
         min_points: fewer cloud points than this is an error.
@@ -327,7 +329,8 @@ def register_similarity(
     # Source in its own units: spacing relative to its cross-section radius (scale unknown yet).
     _, _, std_s = _pca(points)
     r_s = float(np.hypot(std_s[1], std_s[2]))
-    src_coarse = _subset(_pcd(points).voxel_down_sample(r_s / 5), options, options.coarse_points)
+    cloud = _pcd(points)  # built once: every candidate downsamples the same cloud
+    src_coarse = _subset(cloud.voxel_down_sample(r_s / 5), options, options.coarse_points)
     if initial:
         hyps = [np.asarray(T, np.float64) for T in initial]
     else:
@@ -342,11 +345,11 @@ def register_similarity(
         scored.append((_score(T, src_c, tree, 3 * options.coarse_spacing_mm), T))
     scored.sort(key=lambda x: x[0])
     t2 = time.perf_counter()
-    # every candidate gets the first (widest) fine ICP; only the best of them the rest
+    # every candidate gets the first (widest) fine ICP; only the refine_k best the rest
     dists = options.fine_max_distance_mm
     candidates = []
     for _, T0 in scored[: options.top_k]:
-        src_fine = _subset(_pcd(points).voxel_down_sample(options.fine_spacing_mm / scale_of(T0)), options)
+        src_fine = _subset(cloud.voxel_down_sample(options.fine_spacing_mm / scale_of(T0)), options)
         T = _kept_scale(_icp(src_fine, fine_t, dists[0], T0, P2P_SCALED, options.fine_iterations), T0)
         candidates.append((_fine_score(T, src_fine, ct), T, T0, src_fine))
     best = None
