@@ -1,7 +1,9 @@
 # The self-supervised depth workflow: includes and target rules only.
-# Logic lives in workflow_scripts/ (non-torch) and models/ (torch); see README.md.
+# Logic lives in workflow_scripts/ (non-torch) and models/ (torch); see README.md and docs/.
 
-# The default (demo) config beside this Snakefile, also when run with --directory elsewhere.
+
+# The user's config beside this Snakefile, also when run with --directory elsewhere. Defaults of
+# every key: docs/configuration.md; the demo's settings: config/demo.yaml (rules/common.smk).
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
@@ -10,23 +12,18 @@ report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/common_endo.smk"
 include: "rules/demo.smk"
-include: "rules/kitti.smk"
-include: "rules/endoscopy.smk"
-include: "rules/common_train.smk"
+include: "rules/kitti_prep.smk"
+include: "rules/endo_prep.smk"
 include: "rules/train.smk"
-include: "rules/endo_predict.smk"
-include: "rules/evaluate.smk"
+include: "rules/kitti_eval.smk"
 include: "rules/endo_eval.smk"
-include: "rules/common_report.smk"
 include: "rules/report.smk"
 
 
 rule all:
-    """Everything the configured data lead to (on the demo: the demo datasets and, as the
-    branches are completed, results/kitti_eval.csv and results/endo_eval.csv), and the
-    report's figures."""
+    """Everything the configured data lead to: on the demo the demo datasets, results/kitti_eval.csv
+    and results/endo_eval.csv, and the report's figures."""
     input:
         final_targets(),
         report_targets(),

@@ -24,13 +24,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.networks.spec import NetworkSpec, build_pose_net  # noqa: E402
 from models.training import engine  # noqa: E402
 from models.training import kitti_objectives as ko  # noqa: E402
-from models.training.stage import NetworkSpec, build_pose_net  # noqa: E402
 
 
 class SyntheticKitti(Dataset):
-    """Items shaped like models.data.kitti.KittiRawDataset's (random content)."""
+    """Items shaped like workflow_scripts.kitti.dataset.KittiRawDataset's (random content)."""
 
     def __init__(self, n: int, hw: tuple[int, int], frames: int, hints: bool) -> None:
         self.n, self.hw, self.frames, self.hints = n, hw, frames, hints
@@ -62,7 +62,7 @@ def time_loop(stage: str, hw: tuple[int, int], batch: int, steps: int, device: t
         objective = ko.TeacherObjective(ko.TeacherOptions(photo=photo, hints=True))
         data = SyntheticKitti(batch * (steps + 1), hw, frames=2, hints=True)
     else:
-        nets["pose"] = build_pose_net({"pose_layers": 18, "pose_rotation": "axis_angle"})
+        nets["pose"] = build_pose_net(18, "axis_angle")
         objective = ko.FinetuneObjective(ko.FinetuneOptions(photo=photo))
         data = SyntheticKitti(batch * (steps + 1), hw, frames=3, hints=False)
     if device.type == "cuda":

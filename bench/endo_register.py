@@ -26,11 +26,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.endo.evaluate import camera_centres, registration_truth_check, umeyama  # noqa: E402
-from workflow_scripts.endo.pointcloud import PointCloudOptions, export_clouds, read_ply_points  # noqa: E402
+from workflow_scripts.endo.evaluate import registration_truth_check
+from workflow_scripts.endo.pointcloud import PointCloudOptions, export_clouds  # noqa: E402
 from workflow_scripts.endo.register import load_ct_surface, register_similarity  # noqa: E402
 from workflow_scripts.endo.register_trials import TrialOptions, oracle_depth, run_trial  # noqa: E402
 from workflow_scripts.endo.sparse import load_sfm_data  # noqa: E402
+from workflow_scripts.endo.trajectory import camera_centres, similarity_matrix  # noqa: E402
+from workflow_scripts.util.ply import read_ply  # noqa: E402
 
 
 def trials(ct_path: Path, n: int, noise: float, seed: int) -> None:
@@ -64,12 +66,12 @@ def demo(results: Path, demo_root: Path) -> None:
             true_cam, frames = f["cam_from_world"], f["frame"]
         row = {int(fr): i for i, fr in enumerate(frames)}
         c_true = camera_centres(true_cam[[row[int(fr)] for fr in sfm["view_indexes"]]])
-        ct_from_sfm = umeyama(camera_centres(sfm["cam_from_world"]), c_true)
+        ct_from_sfm = similarity_matrix(camera_centres(sfm["cam_from_world"]), c_true)
         pred = oracle_depth(sfm, ct, ct_from_sfm)
         with tempfile.TemporaryDirectory() as tmp:
             fused = Path(tmp) / "fused.ply"
             export_clouds(pred, sfm, npz.parent / "frames", fused, None, PointCloudOptions(frame_plys=False))
-            points, _ = read_ply_points(fused)
+            points = read_ply(fused).vertices
         start = time.perf_counter()
         out = register_similarity(points, ct)
         sec = time.perf_counter() - start

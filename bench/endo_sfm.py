@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from workflow_scripts.config.resolve import resolve
 from workflow_scripts.endo.camera import load_camera
 from workflow_scripts.endo.extract import ExtractOptions, extract_frames
 from workflow_scripts.endo.scene import scene_from_colmap
 from workflow_scripts.endo.sfm import SfMOptions, run_sfm_on_frames
 from workflow_scripts.endo.trajectory import camera_centres, trajectory_error
+from workflow_scripts.util.options import load_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--seq", default="seq01")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = resolve()  # config.yaml + the demo overlay + defaults
     endo = config["endoscopy"]
     with np.load(args.demo_root / "gt" / args.seq / "poses.npz") as f:
         gt = {k: f[k] for k in f.files}
@@ -66,9 +67,9 @@ def main() -> None:
             args.demo_root / f"{args.seq}.mp4",
             load_camera(args.demo_root / "camera.yaml"),
             frames,
-            ExtractOptions.from_config(endo["frames"]),
+            load_options(ExtractOptions, endo["frames"]),
         )
-        ours = SfMOptions.from_config(endo["sfm"], config["seed"], num_threads=endo["sfm"]["threads"])
+        ours = load_options(SfMOptions, endo["sfm"], seed=config["seed"])
         results = {"config": run(frames, Path(tmp) / "ours", ours, gt)}
         if not args.skip_baseline:
             base = dataclasses.replace(

@@ -29,8 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workflow_scripts.kitti import raw  # noqa: E402
 from workflow_scripts.kitti.depth_hints import HintOptions, load_rgb, normalised_focal, precompute_drive  # noqa: E402
 from workflow_scripts.kitti.jpeg import convert_drive  # noqa: E402
-from workflow_scripts.kitti.sgm_fusion import (disparity_to_depth, effective_setting, fuse_candidates,  # noqa: E402
-                                               make_matchers, sgbm_disparities)
+from workflow_scripts.kitti.sgm_fusion import (  # noqa: E402
+    disparity_to_depth,
+    effective_setting,
+    fuse_candidates,
+    make_matchers,
+    sgbm_disparities,
+)
 
 _PAIRS: list = []
 _MATCHERS: list = []

@@ -14,7 +14,24 @@ import torch
 from torch import Tensor, nn
 
 from models import geometry as G
-from workflow_scripts.kitti.eigen_eval import post_process_disparity
+
+
+def post_process_disparity(disp: np.ndarray, disp_flipped: np.ndarray) -> np.ndarray:
+    """monodepth2's flip post-processing.
+
+    Args:
+        disp: (N, H, W) disparity of the images; disp_flipped: (N, H, W) disparity predicted
+            for the horizontally flipped images (NOT flipped back).
+    Returns:
+        (N, H, W): the two blended, each side's border taken from the prediction that saw it.
+    """
+    _, h, w = disp.shape
+    r = disp_flipped[:, :, ::-1]
+    m = 0.5 * (disp + r)
+    grid = np.linspace(0.0, 1.0, w)[None, :].repeat(h, 0)
+    l_mask = (1.0 - np.clip(20.0 * (grid - 0.05), 0.0, 1.0))[None]
+    r_mask = l_mask[:, :, ::-1]
+    return r_mask * disp + l_mask * r + (1.0 - l_mask - r_mask) * m
 
 
 @torch.no_grad()

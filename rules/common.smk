@@ -1,35 +1,66 @@
-# Shared helpers of the rules: config validation, data-source switches, target lists.
+# Shared by the rule files. The configuration (the demo overlay, then validation, which fills
+# in every default), the data roots of both branches, the targets of `all`, and the input and
+# parameter functions of every rule file, one section per file (the rule files hold rules only).
 import os
+import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-
-validate(config, schema="schemas/config.schema.yaml")
-
-# Rule scripts import the project's packages (workflow_scripts, models): make the workflow
-# root importable for every job, also under SLURM or conda deployments.
-# (PYTHONPATH is set here, not required from the user, hence no `envvars:`.)
+# Rule scripts and this file import the project's packages (workflow_scripts, models): make the
+# workflow root importable here and, through PYTHONPATH, in every job (also under SLURM or conda).
+sys.path.insert(0, workflow.basedir)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(
         p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
     )
 )
 
-USE_DEMO_KITTI = config["kitti"]["root"] == ""
-USE_DEMO_ENDO = config["endoscopy"]["root"] == ""
+from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
+
+
+# A branch with an empty root runs on the demo data, with config/demo.yaml's small settings
+# UNDER what the user set; validation then adds the defaults (docs/configuration.md).
+ON_DEMO = apply_demo_overlay(
+    config, read_yaml(os.path.join(workflow.basedir, "config", "demo.yaml"))
+)
+validate(config, schema="schemas/config.schema.yaml")
+
+KITTI = config["kitti"]
+ENDO = config["endoscopy"]
+DEMO = config["demo"]
+REPORT = config["report"]
+USE_DEMO_KITTI = "kitti" in ON_DEMO
+USE_DEMO_ENDO = "endoscopy" in ON_DEMO
+TRAIN_STAGES = ["teacher", "student", "finetune"]
 
 
 def kitti_root():
     """KITTI raw root the driving branch reads: the configured one or the demo tree."""
-    return config["demo"]["kitti"]["root"] if USE_DEMO_KITTI else config["kitti"]["root"]
+    return DEMO["kitti"]["root"] if USE_DEMO_KITTI else KITTI["root"]
 
 
-# ---------------------------------------------------------------- driving branch: data preparation
-# Inputs and targets of rules/kitti.smk (test splits, ground truth, frame filter, train/val
-# lists, depth hints, optional JPEG conversion).
-KITTI = config["kitti"]
+def endo_root():
+    """Endoscopy input folder: the configured one or the demo folder."""
+    return DEMO["endoscopy"]["root"] if USE_DEMO_ENDO else ENDO["root"]
+
+
+def final_targets():
+    """Targets of the `all` rule: what each branch leads to for the configured data."""
+    targets = [kitti_root()] if USE_DEMO_KITTI else []
+    targets += kitti_prep_targets()  # kitti_prep.smk (also what the evaluation does not need)
+    targets.append("results/kitti_eval.csv")  # kitti_eval.smk
+    if USE_DEMO_ENDO:
+        targets.append(endo_root())
+    targets += endo_prep_targets()  # endo_prep.smk
+    if USE_DEMO_ENDO or os.path.isfile(endo_ct_surface()):  # real data: only with a CT
+        targets.append("results/endo_eval.csv")  # endo_eval.smk
+    return targets
+
+
+# ----------------------------------------------- driving branch: data preparation (kitti_prep.smk)
 KITTI_SPLITS_DIR = os.path.join(workflow.basedir, "workflow_scripts", "kitti", "splits")
 KITTI_JPEG = KITTI["jpeg"]["convert"]
 
@@ -46,20 +77,22 @@ def _list_drives(*lists):
 def kitti_split_source():
     """'filtered' (frame filter -> lists) or 'standard' (the references' lists)."""
     source = KITTI["splits"]["source"]
-    return ("filtered" if USE_DEMO_KITTI else "standard") if source == "auto" else source
+    if source == "auto":
+        return "filtered" if USE_DEMO_KITTI else "standard"
+    return source
 
 
 def kitti_test_drives():
     """Drives of the test splits (never trained on)."""
     if USE_DEMO_KITTI:
-        return sorted(KITTI["splits"]["demo_test_drives"])
+        return sorted(DEMO["kitti"]["test_drives"])
     return _list_drives(*(f"{s}/test_files.txt" for s in KITTI["gt"]["splits"]))
 
 
 def kitti_train_drives():
     """Drives whose frames may be trained on (one hint job and one filter job each)."""
     if USE_DEMO_KITTI:
-        demo = [f"{d['date']}/{d['date']}_drive_{d['drive']}_sync" for d in config["demo"]["kitti"]["drives"]]
+        demo = [f"{d['date']}/{d['date']}_drive_{d['drive']}_sync" for d in DEMO["kitti"]["drives"]]
         return [d for d in demo if d not in kitti_test_drives()]
     standard = KITTI["splits"]["standard"]
     return _list_drives(f"{standard}/train_files.txt", f"{standard}/val_files.txt")
@@ -110,21 +143,277 @@ def kitti_prep_targets():
     return targets
 
 
-def endo_root():
-    """Endoscopy input folder: the configured one or the demo folder."""
-    return config["demo"]["endoscopy"]["root"] if USE_DEMO_ENDO else config["endoscopy"]["root"]
+# ---------------------------------------------- endoscopy branch: data preparation (endo_prep.smk)
+ENDO_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+ENDO_FORMAT = ENDO["format"]
+
+if ENDO_FORMAT == "liu" and USE_DEMO_ENDO:
+    raise ValueError(
+        "endoscopy.format 'liu' needs endoscopy.root (the demo data are videos)"
+    )
 
 
-def final_targets():
-    """Targets of the `all` rule: what exists of each branch for the configured data."""
-    targets = []
-    if USE_DEMO_KITTI:
-        targets.append(kitti_root())
-    targets += kitti_prep_targets()  # rules/kitti.smk (also what the evaluation does not need)
-    targets.append("results/kitti_eval.csv")  # rules/evaluate.smk
+def endo_sequences():
+    """Sequence names: endoscopy.sequences, else the demo's, else what endoscopy.root holds
+    (<seq>.<video> files and <seq>/ folders; with format 'liu', folders with motion.yaml)."""
+    if ENDO["sequences"]:
+        return list(ENDO["sequences"])
     if USE_DEMO_ENDO:
-        targets.append(endo_root())
-    targets += endo_prep_targets()  # rules/endoscopy.smk
-    if USE_DEMO_ENDO or os.path.isfile(endo_ct_surface()):  # real data: only with a CT
-        targets.append("results/endo_eval.csv")  # rules/endo_eval.smk
+        return [s["name"] for s in DEMO["endoscopy"]["sequences"]]
+    root = Path(endo_root())
+    if not root.is_dir():
+        return []
+    names = set()
+    for p in root.iterdir():
+        if p.name.startswith("."):
+            continue
+        if ENDO_FORMAT == "liu":
+            if (p / "motion.yaml").is_file():
+                names.add(p.name)
+        elif p.is_file() and p.suffix.lower() in ENDO_VIDEO_SUFFIXES:
+            names.add(p.stem)
+        elif p.is_dir() and any(f.suffix.lower() in (".jpg", ".png") for f in p.iterdir()):
+            names.add(p.name)
+    return sorted(names)
+
+
+def endo_source(wildcards):
+    """The video (<root>/<seq>.<ext>) or frame folder (<root>/<seq>/) of a sequence."""
+    root = Path(endo_root())
+    if USE_DEMO_ENDO:
+        return str(root / f"{wildcards.seq}.mp4")
+    for suffix in ENDO_VIDEO_SUFFIXES:
+        video = root / f"{wildcards.seq}{suffix}"
+        if video.is_file():
+            return str(video)
+    return str(root / wildcards.seq)
+
+
+def endo_camera(wildcards):
+    return str(Path(endo_root()) / "camera.yaml")
+
+
+def extract_frames_input(wildcards):
+    """The demo folder (built by make_demo_endoscopy) or the sequence's source + camera.yaml."""
+    if USE_DEMO_ENDO:
+        return {"data": endo_root()}
+    return {"source": endo_source(wildcards), "camera": endo_camera(wildcards)}
+
+
+def prepare_sfm_data_input(wildcards):
+    """run_sfm's model and frames, or the sequence's folder in the reference's format."""
+    if ENDO_FORMAT == "liu":
+        return {"liu": str(Path(endo_root()) / wildcards.seq)}
+    return {
+        "frames": f"results/endo/{wildcards.seq}/frames",
+        "sfm": f"results/endo/{wildcards.seq}/sfm",
+    }
+
+
+def endo_prep_targets():
+    """sfm_data of every sequence (the end of the data preparation)."""
+    return expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())
+
+
+# ---------------------------------------------------- training stages of both branches (train.smk)
+BRANCH_CONFIG = {"kitti": "kitti", "endo": "endoscopy"}
+PREVIOUS_STAGE = {"student": "teacher", "finetune": "student"}
+
+
+def train_inputs(stage):
+    """Input function of a training stage: the branch's data and the previous stage's model."""
+
+    def inputs(wildcards):
+        if wildcards.branch == "kitti":
+            files = {
+                "split": "results/kitti/splits/train_files.txt",
+                "raw": kitti_raw_data(),
+                "images": kitti_jpeg_drives(kitti_train_drives()),
+            }
+            if stage == "teacher" and KITTI["train"]["teacher"]["hints"]:
+                files["hints"] = [f"results/kitti/depth_hints/{d}" for d in kitti_train_drives()]
+        else:  # every sequence, sfm_data and frames in the same order
+            files = {
+                "sfm_data": expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences()),
+                "frames": expand("results/endo/{seq}/frames", seq=endo_sequences()),
+            }
+        if stage in PREVIOUS_STAGE:
+            files["previous"] = f"results/{wildcards.branch}/train/{PREVIOUS_STAGE[stage]}/model.pt"
+        return files
+
+    return inputs
+
+
+def train_params(stage):
+    """Params of a training stage (rerun triggers): the branch's shared training settings and
+    this stage's own section (its length, learning rates, losses, network)."""
+
+    def params(wildcards):
+        train = config[BRANCH_CONFIG[wildcards.branch]]["train"]
+        return {"common": train["common"], "section": train[stage]}
+
+    return params
+
+
+def train_paths(wildcards):
+    """Data locations a stage reads that are not files of the DAG (the KITTI raw tree)."""
+    if wildcards.branch == "kitti":
+        return {
+            "raw_root": kitti_root(),
+            "image_root": kitti_image_root(),
+            "image_ext": kitti_image_ext(),
+        }
+    return {}
+
+
+# -------------------------------------- driving branch: prediction and evaluation (kitti_eval.smk)
+def kitti_eval_stages():
+    """Rows of results/kitti_eval.csv: the training stages, the constant-depth baseline and,
+    if configured, external disparities."""
+    stages = TRAIN_STAGES + ["constant"]
+    if KITTI["evaluate"]["external_disparities"]:
+        stages.append("external")
+    return stages
+
+
+def kitti_eval_disparities(wildcards):
+    """Disparities evaluate_depth scores: a stage's predictions, nothing for the constant
+    baseline, the configured file for external ones."""
+    if wildcards.stage == "constant":
+        return []
+    if wildcards.stage == "external":
+        return [KITTI["evaluate"]["external_disparities"]]
+    return [f"results/kitti/pred/{wildcards.stage}/{KITTI['evaluate']['split']}_disps.npy"]
+
+
+# ------------------ endoscopy branch: prediction, clouds, registration, evaluation (endo_eval.smk)
+def endo_ct_surface(wildcards=None):
+    """The CT surface (mm): endoscopy.ct_surface, else <root>/ct_surface.ply (demo: the
+    generated one)."""
+    return ENDO["ct_surface"] or str(Path(endo_root()) / "ct_surface.ply")
+
+
+def endo_eval_stages():
+    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages (trained stages and the
+    constant baseline)."""
+    return list(ENDO["evaluate"]["stages"])
+
+
+def endo_eval_keys():
+    """stage/sequence pairs of the table, in row order."""
+    return [f"{st}/{seq}" for st in endo_eval_stages() for seq in endo_sequences()]
+
+
+def endo_ct_input():
+    """Input holding the CT: on the demo the folder make_demo_endoscopy writes (a directory
+    output, which holds the CT), else the CT file."""
+    if USE_DEMO_ENDO and not ENDO["ct_surface"]:
+        return {"demo": endo_root()}
+    return {"ct": endo_ct_surface()}
+
+
+def register_ct_input(wildcards):
+    """The fused cloud and sfm_data; the CT surface (on the demo: the demo folder, which holds
+    it and the true camera poses); the manual initial pose file when configured."""
+    files = {
+        "cloud": f"results/endo/pointclouds/{wildcards.stage}/{wildcards.seq}/fused.ply",
+        "sfm_data": f"results/endo/{wildcards.seq}/sfm_data.npz",
+        **endo_ct_input(),
+    }
+    pattern = ENDO["register"]["initial_poses"]
+    if pattern:
+        files["initial_poses"] = pattern.format(seq=wildcards.seq)
+    return files
+
+
+def register_ct_truth(wildcards):
+    """The demo's true camera poses of the sequence (the check in the JSON); "" for real data."""
+    return f"{endo_root()}/gt/{wildcards.seq}/poses.npz" if USE_DEMO_ENDO else ""
+
+
+# --------------------------------------------------------------------- report figures (report.smk)
+# Bars of the evaluation tables (plot_kitti_eval / plot_endo_eval): x axis, bar colours
+# (None = one bar per x) and the metrics ("numeric" = every numeric column but x and group).
+EVAL_PLOTS = {
+    "kitti": {
+        "x": "stage",
+        "group": "scaling",
+        "metrics": ["abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"],
+        "title": "Driving branch: Eigen metrics per stage (results/kitti_eval.csv)",
+    },
+    "endo": {
+        "x": "stage",
+        "group": "sequence",
+        # not "numeric": register_seconds and the truth_* checks are not metrics
+        "metrics": ["residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm",
+                    "abs_rel", "delta1"],
+        "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
+    },
+}
+
+
+def endo_report_parts():
+    """Endoscopy parts of the report, keyed on the config (never on files that exist):
+    none without report.endoscopy; else 'sfm' (run_sfm / prepare_sfm_data, always there),
+    'training' and 'depth' (the endoscopy training stages), and 'registration' (residual histograms, cloud on the CT,
+    results/endo_eval.csv) when results/endo_eval.csv is a target (demo, or real data with a
+    CT surface). The DAG then requires
+    their inputs."""
+    if not REPORT["endoscopy"]:
+        return set()
+    parts = {"sfm", "training", "depth"}
+    if "results/endo_eval.csv" in final_targets():
+        parts.add("registration")
+    return parts
+
+
+def report_targets():
+    """Every figure (and table) of the report for the configured data."""
+    targets = expand("results/kitti/report/depth/{stage}.png", stage=TRAIN_STAGES)
+    targets += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png"]
+    parts = endo_report_parts()
+    seqs = endo_sequences()
+    if "sfm" in parts:
+        targets += expand("results/endo/report/sfm/{seq}.png", seq=seqs)
+        targets.append("results/endo/report/sfm_summary.csv")
+    if "training" in parts:
+        targets.append("results/endo/report/training_curves.png")
+    if "depth" in parts:
+        targets += expand("results/endo/report/depth/{stage}/{seq}.png", stage=TRAIN_STAGES, seq=seqs)
+    if "registration" in parts:
+        targets += expand("results/endo/report/registration/{seq}_residuals.png", seq=seqs)
+        targets += expand(
+            "results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=endo_eval_stages(), seq=seqs
+        )
+        targets.append("results/endo/report/eval_metrics.png")
     return targets
+
+
+def report_histories(wildcards):
+    """history.csv of every training stage of a branch (plot_training_curves)."""
+    return expand("results/{branch}/train/{stage}/history.csv", branch=wildcards.branch, stage=TRAIN_STAGES)
+
+
+def sfm_summary_inputs(wildcards):
+    """sfm_data of a sequence and, when the model came from run_sfm, its folder (summary.json)."""
+    files = {
+        "npz": f"results/endo/{wildcards.seq}/sfm_data.npz",
+        "info": f"results/endo/{wildcards.seq}/sfm_data.json",
+    }
+    if ENDO_FORMAT != "liu":
+        files["sfm"] = f"results/endo/{wildcards.seq}/sfm"
+    return files
+
+
+def registration_view_inputs(wildcards):
+    """Registered cloud, its residuals and the CT surface (endo_ct_input: on the demo the folder
+    that make_demo_endoscopy writes)."""
+    base = f"results/endo/registration/{wildcards.stage}/{wildcards.seq}"
+    return {"cloud": f"{base}.ply", "residuals": f"{base}_residuals.npy", **endo_ct_input()}
+
+
+def registration_residuals(wildcards):
+    """Residuals of every stage's registration of a sequence (plot_registration_residuals)."""
+    return expand(
+        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=endo_eval_stages(), seq=wildcards.seq
+    )

@@ -5,9 +5,10 @@ rule make_demo_kitti:
     """Synthetic KITTI-raw drives: stereo PNGs, Velodyne scans, calibration, timestamps,
     plus dense ground-truth depth and poses for tests."""
     output:
-        directory(config["demo"]["kitti"]["root"]),
+        directory(DEMO["kitti"]["root"]),
     params:
-        demo=config["demo"]["kitti"],
+        # the generator's settings only (the choice of test drives does not change the data)
+        demo={k: v for k, v in DEMO["kitti"].items() if k not in ("test_drives", "test_stride")},
         seed=config["seed"],
     threads: 8
     conda:
@@ -24,9 +25,9 @@ rule make_demo_endoscopy:
     """Synthetic endoscopy: distorted mp4 videos through a textured cavity, camera.yaml,
     the cavity surface as a PLY mesh in mm (our CT), plus ground-truth poses and depth."""
     output:
-        directory(config["demo"]["endoscopy"]["root"]),
+        directory(DEMO["endoscopy"]["root"]),
     params:
-        demo=config["demo"]["endoscopy"],
+        demo=DEMO["endoscopy"],
         seed=config["seed"],
     threads: 8
     conda:

@@ -1,6 +1,6 @@
 # Figures of the Snakemake report (`snakemake --report report.html`): matplotlib PNGs made by
-# rules, flagged with report() and captioned by rules/report/*.rst. Helpers in
-# rules/common_report.smk, library code in workflow_scripts/report/. Figures have priority -1:
+# rules, flagged with report() and captioned by rules/report/*.rst; library code in
+# workflow_scripts/report/. Figures are built by `all` (seconds each) and have priority -1:
 # when a figure and a step towards an evaluation table are both ready, the table goes first.
 
 
@@ -127,7 +127,7 @@ rule sfm_summary_table:
     log:
         "logs/sfm_summary_table/sfm_summary_table.log",
     script:
-        "../workflow_scripts/sfm_summary_table.py"
+        "../workflow_scripts/join_tables.py"
 
 
 rule plot_endo_depth:

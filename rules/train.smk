@@ -1,5 +1,6 @@
-# Training stages of both branches: teacher -> student -> fine-tune (DESIGN.md §2).
-# Logic: workflow_scripts/training/ (assembly) and models/training/ (loop, objectives).
+# Training stages of both branches: teacher -> student -> fine-tune (docs/training.md). The
+# {branch} wildcard is "kitti" or "endo"; a stage's inputs are its branch's data and the previous
+# stage's model. Library: workflow_scripts/training/ (assembly), models/training/ (loop, losses).
 
 
 wildcard_constraints:

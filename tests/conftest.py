@@ -11,9 +11,10 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
+from workflow_scripts.config.resolve import resolve
 from workflow_scripts.demo import endo_demo, kitti_demo
+from workflow_scripts.util.options import load_options
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -21,8 +22,9 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.fixture(scope="session")
 def default_config() -> dict:
-    """The project's config.yaml as loaded by Snakemake (before any override)."""
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    """The configuration a plain run uses: config.yaml, the demo overlay and every default
+    (workflow_scripts.config.resolve, as rules/common.smk does it)."""
+    return resolve()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,7 @@ def kitti_demo_small(tmp_path_factory, default_config) -> dict:
         {"date": "2011_01_01", "drive": "0001", "frames": 5, "speed": 8.0, "stop": False},
         {"date": "2011_01_02", "drive": "0003", "frames": 5, "speed": 9.0, "stop": False},
     ]
-    cfg = kitti_demo.KittiDemoConfig.from_config(section)
+    cfg = load_options(kitti_demo.KittiDemoConfig, section)
     root = tmp_path_factory.mktemp("kitti_demo") / "kitti_raw"
     kitti_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}
@@ -54,7 +56,7 @@ def endo_demo_small(tmp_path_factory, default_config) -> dict:
     'config': EndoDemoConfig, 'seed': int}."""
     section = copy.deepcopy(default_config["demo"]["endoscopy"])
     section["sequences"] = [{"name": "seq01", "frames": 12, "start": 6.0, "step": 0.3}]
-    cfg = endo_demo.EndoDemoConfig.from_config(section)
+    cfg = load_options(endo_demo.EndoDemoConfig, section)
     root = tmp_path_factory.mktemp("endo_demo") / "endoscopy"
     endo_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}

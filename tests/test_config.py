@@ -1,8 +1,10 @@
-"""config.yaml and its schema: the default validates, typos and wrong types are named."""
+"""The configuration: one source of defaults (the option dataclasses), the generated schema and
+reference page in step with it, the demo overlay, and errors that name the key."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import subprocess
 import sys
@@ -12,23 +14,74 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from models.networks.spec import NetworkSpec
 from tests.conftest import ROOT
+from workflow_scripts.config.generate import generated_files
+from workflow_scripts.config.model import WorkflowConfig
+from workflow_scripts.config.overlay import apply_demo_overlay, merge_under
+from workflow_scripts.config.resolve import resolve
+from workflow_scripts.config.schema import reference_rows
+from workflow_scripts.training.options import EndoTeacher, KittiCommon
+from workflow_scripts.util.options import ConfigError, load_options, to_plain
 
 SCHEMA = str(ROOT / "rules" / "schemas" / "config.schema.yaml")
 
 
-def _check(cfg: dict) -> None:
-    validate(copy.deepcopy(cfg), schema=SCHEMA)
+def _check(cfg: dict) -> dict:
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, schema=SCHEMA)  # as rules/common.smk: fills in the defaults
+    return cfg
 
 
-def test_default_config_is_valid(default_config):
-    _check(default_config)
+def test_generated_schema_and_reference_are_up_to_date():
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path} is out of date: run python -m workflow_scripts.config"
+
+
+def test_defaults_fill_an_empty_config_and_equal_the_dataclass_defaults():
+    filled = _check({})
+    assert filled == to_plain(WorkflowConfig())
+    assert filled["kitti"]["train"]["common"]["size"] == [192, 640]  # the references', not the demo's
+    assert filled["endoscopy"]["train"]["teacher"]["network"]["kind"] == "unet"
+    assert load_options(WorkflowConfig, filled) == WorkflowConfig()
+
+
+def test_every_option_is_documented_and_reaches_the_reference_page():
+    rows = list(reference_rows(WorkflowConfig))
+    assert len(rows) > 150
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    for key, _, doc, _ in rows:
+        assert len(doc) > 10, key
+        assert f"`{key}`" in page, key
+    with pytest.raises(ValueError, match="documentation"):
+        from workflow_scripts.util.options import option
+
+        option(1, "")
+
+
+def test_a_nested_section_keeps_its_field_default_for_missing_keys():
+    teacher = load_options(EndoTeacher, {"network": {"width": 0.5}}, "endoscopy.train.teacher")
+    assert teacher.network == NetworkSpec(kind="unet", width=0.5)  # not the class default, resnet
+    assert _check({"endoscopy": {"train": {"teacher": {"network": {"width": 0.5}}}}})[
+        "endoscopy"]["train"]["teacher"]["network"]["kind"] == "unet"
+
+
+@pytest.mark.parametrize(("section", "where", "message"), [
+    ({"sise": [64, 64]}, "kitti.train.common", "unknown key(s) ['sise']"),
+    ({"size": [64]}, "kitti.train.common", "kitti.train.common.size: expected 2 values"),
+    ({"batch_size": 2.5}, "kitti.train.common", "kitti.train.common.batch_size: 2.5 is not of type int"),
+    ({"unit": "hours"}, "kitti.train.common", "'hours' is not one of ['steps', 'epochs']"),
+    ({"automask": "yes"}, "kitti.train.common", "automask: 'yes' is not of type bool"),
+])
+def test_load_options_names_the_key(section, where, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_options(KittiCommon, section, where)
 
 
 @pytest.mark.parametrize(("mutate", "named"), [
     (lambda c: c["demo"]["kitti"].update(fram=3), "'fram' was unexpected"),
     (lambda c: c.update(sed=1), "'sed' was unexpected"),
-    (lambda c: c["demo"]["kitti"]["lidar"].update(beam=64), "'beam' was unexpected"),
+    (lambda c: c["kitti"]["train"]["teacher"].update(lenght=3), "'lenght' was unexpected"),
     (lambda c: c["demo"]["kitti"]["drives"][0].update(speeed=3.0), "'speeed' was unexpected"),
 ])
 def test_unknown_keys_are_rejected_by_name(default_config, mutate, named):
@@ -44,14 +97,41 @@ def test_unknown_keys_are_rejected_by_name(default_config, mutate, named):
     (lambda c: c["demo"]["kitti"]["drives"][0].update(frames="60"), "['demo']['kitti']['drives'][0]['frames']"),
     (lambda c: c["demo"]["endoscopy"].update(image_size=[480]), "['demo']['endoscopy']['image_size']"),
     (lambda c: c["demo"]["kitti"]["dates"].update({"2011-01-03": [375, 1242]}), "['demo']['kitti']['dates']"),
-    (lambda c: c["kitti"].pop("root"), "['kitti']"),
+    (lambda c: c["demo"]["kitti"]["drives"][0].pop("date"), "['demo']['kitti']['drives'][0]"),
+    (lambda c: c["kitti"]["gt"].update(splits=["eigen", "kitti"]), "['kitti']['gt']['splits'][1]"),
+    (lambda c: c["kitti"]["jpeg"].update(quality=101), "['kitti']['jpeg']['quality']"),
+    (lambda c: c["demo"]["kitti"].update(test_drives=["2011_01_02/2011_01_01_drive_0003_sync"]),
+     "['demo']['kitti']['test_drives'][0]"),
 ])
-def test_wrong_types_are_rejected_with_the_key_path(default_config, mutate, path):
+def test_wrong_values_are_rejected_with_the_key_path(default_config, mutate, path):
     cfg = copy.deepcopy(default_config)
     mutate(cfg)
     with pytest.raises(WorkflowError) as err:
         _check(cfg)
     assert path in str(err.value)
+
+
+def test_the_demo_overlay_applies_under_the_user_and_only_to_demo_branches():
+    demo = {"kitti": {"train": {"common": {"size": [64, 192], "batch_size": 4}}},
+            "endoscopy": {"frames": {"stride": 2}}}
+    user = {"kitti": {"root": "/data/kitti"}, "endoscopy": {"root": "", "frames": {"stride": 3}}}
+    assert apply_demo_overlay(user, demo) == ["endoscopy"]
+    assert "train" not in user["kitti"]  # real KITTI data: the references' defaults
+    assert user["endoscopy"]["frames"]["stride"] == 3  # the user's value wins
+    cfg = {"kitti": {"train": {"common": {"batch_size": 2}}}}
+    merge_under(cfg, demo)
+    assert cfg["kitti"]["train"]["common"] == {"batch_size": 2, "size": [64, 192]}
+
+
+def test_the_effective_demo_config_runs_the_demo_sizes(default_config):
+    assert default_config == resolve()
+    assert default_config["kitti"]["train"]["common"]["size"] == [64, 192]
+    assert default_config["kitti"]["depth_hints"]["size"] == [160, 512]
+    assert default_config["endoscopy"]["train"]["student"]["network"] == dataclasses.asdict(
+        NetworkSpec(kind="fc_densenet57", width=0.5, init="default"))
+    real = resolve({"kitti": {"root": "/data/kitti"}, "endoscopy": {"root": "/data/endo"}})
+    assert real["kitti"]["train"]["common"]["size"] == [192, 640]
+    assert real["endoscopy"]["frames"]["stride"] == 1
 
 
 def test_snakemake_stops_on_a_typo_before_any_job(tmp_path):
@@ -63,49 +143,10 @@ def test_snakemake_stops_on_a_typo_before_any_job(tmp_path):
     assert "'baselne' was unexpected" in run.stdout + run.stderr
 
 
-def _documented_keys(lines: list[str]) -> tuple[list[str], list[str]]:
-    """Split the mapping keys of config.yaml into documented / undocumented ones.
-
-    A key is documented when it has an inline comment, or when walking up over sibling keys
-    of the same indentation reaches a comment line; a leaf key (no children) is also covered
-    by its parent's documentation.
-    """
-    key_re = re.compile(r"^(\s*)([\w\"-]+):(.*)$")
-    documented, missing, stack = [], [], []  # stack of (indent, documented)
-    for i, line in enumerate(lines):
-        m = key_re.match(line)
-        if not m:
-            continue
-        indent, key, rest = len(m.group(1)), m.group(2), m.group(3)
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        own = "#" in rest
-        j = i - 1
-        while not own and j >= 0 and lines[j].strip():
-            prev = key_re.match(lines[j])
-            if lines[j].strip().startswith("#"):
-                own = True
-            elif not (prev and len(prev.group(1)) == indent):
-                break
-            j -= 1
-        is_leaf = rest.strip() not in ("",) or i + 1 >= len(lines) or \
-            len(lines[i + 1]) - len(lines[i + 1].lstrip()) <= indent
-        ok = own or (is_leaf and bool(stack) and stack[-1][1])
-        (documented if ok else missing).append(f"{i + 1}: {line.strip()}")
-        stack.append((indent, ok))
-    return documented, missing
-
-
-def test_every_config_key_is_commented():
-    lines = (ROOT / "config.yaml").read_text().splitlines()
-    documented, missing = _documented_keys(lines)
-    assert len(documented) > 30
-    assert not missing, "config.yaml keys without a comment:\n" + "\n".join(missing)
-    # the checker itself catches an undocumented key
-    _, caught = _documented_keys(["a:  # doc", "  b:", "    c: 1", "", "d: 2"])
-    assert caught == ["2: b:", "3: c: 1", "5: d: 2"]
-
-
 def test_config_files_load_with_safe_load():
-    for path in [ROOT / "config.yaml", *sorted((ROOT / "tests" / "configs").glob("*.yaml"))]:
-        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+    paths = [ROOT / "config.yaml", *sorted((ROOT / "config").rglob("*.yaml")),
+             *sorted((ROOT / "tests" / "configs").glob("*.yaml"))]
+    for path in paths:
+        data = yaml.safe_load(path.read_text())
+        assert isinstance(data, dict), path
+        _check(resolve(data) if path.parent.name == "configs" else data)

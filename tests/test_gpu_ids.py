@@ -17,9 +17,8 @@ from collections import Counter
 
 import pytest
 
-from workflow_scripts.util.gpu import assign_gpu, count_nvidia_gpus
-
 from tests.conftest import ROOT
+from workflow_scripts.util.gpu import assign_gpu, count_nvidia_gpus
 
 
 def test_distinct_ids_then_wait_then_reuse(tmp_path):

@@ -32,11 +32,12 @@ from workflow_scripts import (
     plot_training_curves,
     sfm_summary_table,
 )
+from workflow_scripts.endo.trajectory import camera_centres
 from workflow_scripts.report.curves import moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
 from workflow_scripts.report.figure import plt, read_ply
 from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
-from workflow_scripts.report.sfm import camera_centres, principal_axes
+from workflow_scripts.report.sfm import principal_axes
 from workflow_scripts.util import InputDataError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,5 @@
-"""Rule evaluate_depth: Eigen metrics of one stage's disparities, one CSV row per scaling."""
+"""Rule evaluate_depth: Eigen metrics of one stage's disparities, one CSV row per scaling
+(workflow_scripts/kitti/evaluate.py)."""
 
 import logging
 from pathlib import Path
@@ -6,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.kitti.eigen_eval import METRICS, evaluate_stage
+from workflow_scripts.kitti.evaluate import METRICS, KittiEvalOptions, evaluate_stage
 from workflow_scripts.kitti.gt_export import load_gt
 from workflow_scripts.util import atomic_file
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("evaluate_depth")
 
 
-def main(gt_path: Path, disps_path: Path | None, stage: str, evaluate: dict, stereo_baseline: float,
+def main(gt_path: Path, disps_path: Path | None, stage: str, evaluate: KittiEvalOptions, stereo_baseline: float,
          out: Path) -> pd.DataFrame:
     gts = list(load_gt(gt_path).maps())
     if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
@@ -33,5 +35,6 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     disps = Path(smk.input.disps[0]) if len(smk.input.disps) else None  # [] = constant baseline
-    main(Path(smk.input.gt), disps, smk.wildcards.stage, smk.params.evaluate, smk.params.stereo_baseline,
+    main(Path(smk.input.gt), disps, smk.wildcards.stage,
+         load_options(KittiEvalOptions, smk.params.evaluate, "kitti.evaluate"), smk.params.stereo_baseline,
          Path(smk.output[0]))

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from workflow_scripts.kitti.gt_depth import GtOptions
-from workflow_scripts.kitti.gt_export import GtSet, export_split, save_gt, split_source
+from workflow_scripts.kitti.gt_export import GtConfig, GtSet, export_split, save_gt, split_source
 from workflow_scripts.kitti.split_files import read_split
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("export_gt_depth")
 
@@ -28,4 +29,4 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     main(Path(smk.input.split), Path(smk.output[0]), smk.wildcards.split, Path(smk.params.raw_root),
-         GtOptions.from_config(smk.params.gt))
+         load_options(GtConfig, smk.params.gt, "kitti.gt"))

@@ -8,6 +8,7 @@ from pathlib import Path
 from workflow_scripts.endo.pointcloud import PointCloudOptions, export_clouds, load_predicted_depth
 from workflow_scripts.endo.sparse import load_sfm_data
 from workflow_scripts.util import atomic_dir, write_text_atomic
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("export_point_clouds")
 
@@ -30,4 +31,4 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     main(Path(smk.input.depth), Path(smk.input.sfm_data), Path(smk.input.frames), Path(smk.output.fused),
-         Path(smk.output.frames), Path(smk.output.summary), PointCloudOptions.from_config(smk.params.options))
+         Path(smk.output.frames), Path(smk.output.summary), load_options(PointCloudOptions, smk.params.options, "endoscopy.point_clouds"))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from workflow_scripts.endo.camera import load_camera
 from workflow_scripts.endo.extract import ExtractOptions, extract_frames
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("extract_frames")
 
@@ -32,5 +33,5 @@ if __name__ == "__main__":
         Path(smk.params.source),
         Path(smk.params.camera),
         Path(smk.output[0]),
-        ExtractOptions.from_config(smk.params.frames),
+        load_options(ExtractOptions, smk.params.frames, "endoscopy.frames"),
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from workflow_scripts.kitti.frame_filter import FilterOptions, filter_images, write_frame_index
 from workflow_scripts.kitti.raw import image_path
 from workflow_scripts.kitti.split_files import list_frames
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("filter_frames")
 
@@ -28,4 +29,4 @@ if __name__ == "__main__":
     setup_logging(smk.log[0])
     w = smk.wildcards
     main(Path(smk.params.image_root), f"{w.date}/{w.drive}", smk.params.ext, Path(smk.output[0]),
-         FilterOptions.from_config(smk.params.filter))
+         load_options(FilterOptions, smk.params.filter, "kitti.filter"))

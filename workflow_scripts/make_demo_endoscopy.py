@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from workflow_scripts.demo.endo_demo import EndoDemoConfig, generate
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("make_demo_endoscopy")
 
@@ -22,4 +23,5 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    main(Path(smk.output[0]), EndoDemoConfig.from_config(smk.params.demo), smk.params.seed, smk.threads)
+    main(Path(smk.output[0]), load_options(EndoDemoConfig, smk.params.demo, "demo.endoscopy"), smk.params.seed,
+         smk.threads)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from workflow_scripts.demo.kitti_demo import KittiDemoConfig, generate
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("make_demo_kitti")
 
@@ -23,4 +24,5 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    main(Path(smk.output[0]), KittiDemoConfig.from_config(smk.params.demo), smk.params.seed, smk.threads)
+    main(Path(smk.output[0]), load_options(KittiDemoConfig, smk.params.demo, "demo.kitti"), smk.params.seed,
+         smk.threads)

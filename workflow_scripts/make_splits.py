@@ -8,6 +8,7 @@ from workflow_scripts.kitti.frame_filter import read_frame_index
 from workflow_scripts.kitti.split_files import list_frames, read_split, write_split
 from workflow_scripts.kitti.splits import SplitOptions, SplitSource, filtered_train_val, standard_train_val
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("make_splits")
 
@@ -25,11 +26,12 @@ def _kept_frames(index_path: Path, image_root: Path, ext: str) -> tuple[str, lis
     return folder, [frames[i] for i in kept_index], both
 
 
-def main(train_out: Path, val_out: Path, source: SplitSource, standard: str, index_files: list[Path],
-         test_files: list[Path], image_root: Path, ext: str, options: SplitOptions) -> tuple[list, list]:
+def main(train_out: Path, val_out: Path, source: SplitSource, index_files: list[Path], test_files: list[Path],
+         image_root: Path, ext: str, options: SplitOptions) -> tuple[list, list]:
+    """``source``: the resolved source (``options.source`` may say "auto")."""
     test_lines = [line for path in test_files for line in read_split(path)]
     if source == SplitSource.STANDARD:
-        train, val = standard_train_val(standard, image_root, ext, test_lines)
+        train, val = standard_train_val(options.standard, image_root, ext, test_lines)
     else:
         kept, frames = {}, {}
         for path in index_files:
@@ -48,6 +50,6 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     p = smk.params
-    main(Path(smk.output.train), Path(smk.output.val), SplitSource(p.source), p.standard,
-         [Path(f) for f in smk.input.indices], [Path(f) for f in smk.input.tests], Path(p.image_root), p.ext,
-         SplitOptions(sides=tuple(p.splits["sides"]), val_fraction=p.splits["val_fraction"], seed=p.seed))
+    main(Path(smk.output.train), Path(smk.output.val), SplitSource(p.source), [Path(f) for f in smk.input.indices],
+         [Path(f) for f in smk.input.tests], Path(p.image_root), p.ext,
+         load_options(SplitOptions, p.splits, "kitti.splits", seed=p.seed))

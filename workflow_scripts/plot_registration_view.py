@@ -4,16 +4,18 @@ points coloured by their residual."""
 import logging
 from pathlib import Path
 
-from workflow_scripts.report.figure import read_ply, save_png
+from workflow_scripts.report.figure import save_png
 from workflow_scripts.report.registration import cloud_on_ct_figure, read_residuals
+from workflow_scripts.util.ply import read_ply
 
 log = logging.getLogger("plot_registration_view")
 
 
 def main(cloud_path: Path, residuals_path: Path, ct_path: Path, stage: str, seq: str, out: Path,
          seed: int = 0) -> None:
-    ct_verts, ct_tris, _ = read_ply(ct_path, need_faces=True)
-    cloud, _, _ = read_ply(cloud_path)
+    ct = read_ply(ct_path, need_faces=True)
+    ct_verts, ct_tris = ct.vertices, ct.faces
+    cloud = read_ply(cloud_path).vertices
     residuals = read_residuals(residuals_path, n_points=len(cloud))
     title = f"{seq}: {stage} cloud registered to the CT"
     fig = cloud_on_ct_figure(ct_verts, ct_tris, cloud, residuals, title, seed=seed)

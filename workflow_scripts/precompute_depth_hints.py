@@ -7,6 +7,7 @@ from pathlib import Path
 
 from workflow_scripts.kitti.depth_hints import HintOptions, precompute_drive
 from workflow_scripts.kitti.split_files import read_split
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("precompute_depth_hints")
 
@@ -30,4 +31,5 @@ if __name__ == "__main__":
     setup_logging(smk.log[0])
     p, w = smk.params, smk.wildcards
     main([Path(smk.input.train), Path(smk.input.val)], f"{w.date}/{w.drive}", Path(p.raw_root),
-         Path(p.image_root), p.ext, Path(smk.output[0]), HintOptions.from_config(p.hints), smk.threads)
+         Path(p.image_root), p.ext, Path(smk.output[0]), load_options(HintOptions, p.hints, "kitti.depth_hints"),
+         smk.threads)

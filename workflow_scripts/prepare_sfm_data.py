@@ -8,6 +8,7 @@ from workflow_scripts.endo.liu_format import read_liu_folder
 from workflow_scripts.endo.scene import scene_from_colmap
 from workflow_scripts.endo.sfm_data import SfMDataOptions
 from workflow_scripts.endo.sparse import write_sfm_data
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("prepare_sfm_data")
 
@@ -48,7 +49,7 @@ if __name__ == "__main__":
     main(
         Path(smk.output.npz),
         Path(smk.output.json),
-        SfMDataOptions.from_config(smk.params.sfm_data),
+        load_options(SfMDataOptions, smk.params.sfm_data, "endoscopy.sfm_data"),
         frames_dir=Path(inputs["frames"]) if "frames" in inputs else None,
         sfm_dir=Path(inputs["sfm"]) if "sfm" in inputs else None,
         liu_dir=Path(inputs["liu"]) if "liu" in inputs else None,

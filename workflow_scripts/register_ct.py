@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.endo.evaluate import registration_truth_check
-from workflow_scripts.endo.pointcloud import read_ply_points, write_ply
 from workflow_scripts.endo.register import (
     RegisterOptions,
     initial_from_poses,
@@ -20,19 +19,21 @@ from workflow_scripts.endo.register import (
 )
 from workflow_scripts.endo.sparse import load_sfm_data
 from workflow_scripts.util import InputDataError, save_npy_atomic, write_text_atomic
+from workflow_scripts.util.options import load_options
+from workflow_scripts.util.ply import read_ply, write_ply
 
 log = logging.getLogger("register_ct")
 
 
 def main(cloud: Path, ct_path: Path, sfm_data: Path, out_json: Path, out_ply: Path, options: RegisterOptions,
-         initial_poses: Path | None = None, flip_yz: bool = True, truth: Path | None = None,
-         out_residuals: Path | None = None) -> dict:
-    points, colors = read_ply_points(cloud)
+         initial_poses: Path | None = None, truth: Path | None = None, out_residuals: Path | None = None) -> dict:
+    ply = read_ply(cloud, fix="re-run export_point_clouds")
+    points, colors = ply.vertices, ply.colors
     ct = load_ct_surface(ct_path)
     sfm = load_sfm_data(sfm_data)
     initial = None
     if initial_poses is not None:
-        poses = read_initial_poses(initial_poses, flip_yz)
+        poses = read_initial_poses(initial_poses, options.flip_yz)
         s0 = scale_guess(points, np.asarray(ct.sample(options.coarse_spacing_mm, options.seed).points),
                          options.coarse_spacing_mm)
         initial = initial_from_poses(poses, sfm["view_indexes"], sfm["cam_from_world"], s0,
@@ -77,7 +78,7 @@ if __name__ == "__main__":
     setup_logging(smk.log[0])
     inputs = dict(smk.input.items())
     main(Path(smk.input.cloud), Path(smk.params.ct), Path(smk.input.sfm_data), Path(smk.output.json),
-         Path(smk.output.ply), RegisterOptions.from_config(smk.params.options, smk.params.seed),
+         Path(smk.output.ply), load_options(RegisterOptions, smk.params.options, "endoscopy.register",
+                                            seed=smk.params.seed),
          Path(inputs["initial_poses"]) if "initial_poses" in inputs else None,
-         bool(smk.params.options["flip_yz"]), Path(smk.params.truth) if smk.params.truth else None,
-         Path(smk.output.residuals))
+         Path(smk.params.truth) if smk.params.truth else None, Path(smk.output.residuals))

@@ -3,9 +3,11 @@
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from workflow_scripts.endo.sfm import SfMOptions, run_sfm_on_frames
+from workflow_scripts.util.options import load_options
 
 log = logging.getLogger("run_sfm")
 
@@ -39,5 +41,7 @@ if __name__ == "__main__":
     main(
         Path(smk.input.frames),
         Path(smk.output[0]),
-        SfMOptions.from_config(smk.params.sfm, seed=smk.params.seed, num_threads=smk.threads),
+        # the threads Snakemake granted (endoscopy.sfm.threads, capped by --cores)
+        replace(load_options(SfMOptions, smk.params.sfm, "endoscopy.sfm", seed=smk.params.seed),
+                threads=smk.threads),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from workflow_scripts.util import InputDataError
+from models.errors import InputDataError
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResnetEncoder", "load_torchvision_weights"]
 

@@ -8,7 +8,7 @@
 * student (:class:`DistillObjective`): the frozen teacher's raw depth of the clean frames
   supervises the student's of the augmented frames through the scale-invariant loss ("+" form).
 
-Batches come from :class:`models.data.endo.EndoPairDataset`. Network input is the reference's:
+Batches are those of the workflow's ``EndoPairDataset`` (workflow_scripts/endo/dataset.py). Network input is the reference's:
 RGB normalised to [-1, 1] and multiplied by the boundary mask. Depths are in units of the
 sequence's global scale (the SfM units / global_scale of sfm_data).
 """

@@ -1,7 +1,7 @@
 """Objectives of the driving branch: teacher (stereo + depth hints), student (distillation),
 fine-tune (video with a pose network, SC-Depth consistency). seed_methods §6.4-6.7.
 
-Batches come from :class:`models.data.kitti.KittiRawDataset`: ``color`` / ``color_aug``
+Batches are those of the workflow's ``KittiRawDataset`` (workflow_scripts/kitti/dataset.py): ``color`` / ``color_aug``
 (B, F, 3, H, W) with the frames in ``frame_ids`` order and the stereo frame last.
 Depths are in training units (stereo baseline 0.1, so x5.4 is metric on KITTI).
 """

@@ -13,6 +13,7 @@ from workflow_scripts.demo import endo_demo
 from workflow_scripts.endo.camera import load_camera
 from workflow_scripts.endo.extract import ExtractOptions, extract_frames
 from workflow_scripts.endo.sfm import SfMOptions, run_sfm_on_frames
+from workflow_scripts.util.options import load_options
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,7 @@ def endo_sfm_run(tmp_path_factory, default_config) -> dict:
     """
     section = copy.deepcopy(default_config["demo"]["endoscopy"])
     section["sequences"] = [{"name": "seqsfm", "frames": 24, "start": 6.0, "step": 0.6}]
-    cfg = endo_demo.EndoDemoConfig.from_config(section)
+    cfg = load_options(endo_demo.EndoDemoConfig, section)
     root = tmp_path_factory.mktemp("endo_sfm") / "endoscopy"
     endo_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     endo = copy.deepcopy(default_config["endoscopy"])
@@ -34,11 +35,11 @@ def endo_sfm_run(tmp_path_factory, default_config) -> dict:
         root / "seqsfm.mp4",
         load_camera(root / "camera.yaml"),
         out / "frames",
-        ExtractOptions.from_config(endo["frames"]),
+        load_options(ExtractOptions, endo["frames"]),
     )
     start = time.perf_counter()
     summary = run_sfm_on_frames(
-        out / "frames", out / "sfm", SfMOptions.from_config(endo["sfm"], default_config["seed"])
+        out / "frames", out / "sfm", load_options(SfMOptions, endo["sfm"], seed=default_config["seed"])
     )
     seconds = time.perf_counter() - start
     with np.load(root / "gt" / "seqsfm" / "poses.npz") as f:

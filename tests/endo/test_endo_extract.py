@@ -17,7 +17,7 @@ from workflow_scripts.util import InputDataError
 
 
 def options(**selection) -> ExtractOptions:
-    return ExtractOptions(selection=FrameSelection(**selection))
+    return ExtractOptions(**selection)
 
 
 def manifest(folder) -> list[dict]:
@@ -135,7 +135,7 @@ def test_frame_folder_input_keeps_file_numbers_and_uses_its_mask(demo, tmp_path)
         src,
         cam,
         out,
-        ExtractOptions(selection=FrameSelection(start=4585, stride=2), mask_erode_px=2, jpeg_quality=100),
+        ExtractOptions(start=4585, stride=2, mask_erode_px=2, jpeg_quality=100),
     )
     assert [int(r["index"]) for r in manifest(out)] == [4585, 4587, 4589]
     assert json.loads((out / "camera.json").read_text())["frames"] == summary["frames"] == 3
@@ -146,4 +146,4 @@ def test_frame_folder_input_keeps_file_numbers_and_uses_its_mask(demo, tmp_path)
     original = cv2.imread(str(src / "00004587.png")).astype(float)
     assert np.abs(cv2.imread(str(out / "00004587.jpg")).astype(float) - original)[2:-2, 2:-2].mean() < 6
     with pytest.raises(InputDataError, match="past the source's frames 4584..4589"):
-        extract_frames(src, cam, tmp_path / "g", ExtractOptions(selection=FrameSelection(start=4590)))
+        extract_frames(src, cam, tmp_path / "g", ExtractOptions(start=4590))

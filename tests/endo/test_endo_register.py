@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.demo.endo_demo import write_ct_ply
 from workflow_scripts.demo.endo_scene import CavityConfig, build_cavity
-from workflow_scripts.endo.evaluate import camera_centres, registration_truth_check, umeyama
+from workflow_scripts.endo.evaluate import registration_truth_check
 from workflow_scripts.endo.register import (
     initial_from_poses,
     load_ct_surface,
@@ -19,6 +19,7 @@ from workflow_scripts.endo.register import (
     residual_stats,
 )
 from workflow_scripts.endo.register_trials import TrialOptions, run_trial
+from workflow_scripts.endo.trajectory import camera_centres, similarity_matrix
 from workflow_scripts.util import InputDataError
 
 
@@ -96,7 +97,7 @@ def test_umeyama_and_truth_check_are_exact():
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = 2.5 * Rotation.random(random_state=1).as_matrix(), [1.0, 2.0, 3.0]
     centres_sfm = rng.normal(size=(10, 3))
-    assert np.allclose(umeyama(centres_sfm, centres_sfm @ T[:3, :3].T + T[:3, 3]), T)
+    assert np.allclose(similarity_matrix(centres_sfm, centres_sfm @ T[:3, :3].T + T[:3, 3]), T)
     cam_from_world = np.tile(np.eye(4), (10, 1, 1))
     cam_from_world[:, :3, 3] = -centres_sfm
     assert np.allclose(camera_centres(cam_from_world), centres_sfm)

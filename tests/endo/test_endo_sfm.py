@@ -11,11 +11,12 @@ import pycolmap
 import pytest
 
 from workflow_scripts.endo.camera import load_camera
-from workflow_scripts.endo.scene import scene_from_colmap
-from workflow_scripts.endo.sfm import SfMOptions, colmap_params, largest_model, opencv_K, run_sfm_on_frames
+from workflow_scripts.endo.scene import opencv_K, scene_from_colmap
+from workflow_scripts.endo.sfm import SfMOptions, colmap_params, largest_model, run_sfm_on_frames
 from workflow_scripts.endo.sfm_data import SfMDataOptions, prepare
 from workflow_scripts.endo.trajectory import camera_centres, trajectory_error
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import load_options
 
 
 def gt_centres(run, frame_indexes) -> np.ndarray:
@@ -56,7 +57,7 @@ def test_sfm_points_have_the_true_depth(endo_sfm_run, default_config):
     run = endo_sfm_run
     scene = scene_from_colmap(run["sfm"] / "model", run["frames"])
     err = trajectory_error(camera_centres(scene.cam_from_world), gt_centres(run, scene.view_indexes))
-    data = prepare(scene, SfMDataOptions.from_config(default_config["endoscopy"]["sfm_data"]))
+    data = prepare(scene, load_options(SfMDataOptions, default_config["endoscopy"]["sfm_data"]))
     assert data["clean"].mean() > 0.95 and data["input_size"].tolist() == [192, 256]
     camera = load_camera(run["root"] / "camera.yaml")
     rel = []
@@ -99,7 +100,7 @@ def test_too_few_registered_frames_fail_and_write_nothing(endo_sfm_run, tmp_path
             cv2.imwrite(str(frames / f"{i:08d}.jpg"), np.full((480, 640, 3), 90, np.uint8))
         rows.append(f"{i},{i:08d}.jpg,{i / 30:.6f}")
     (frames / "frames.csv").write_text("\n".join(rows) + "\n")
-    opts = SfMOptions.from_config(endo_sfm_run["config"]["sfm"], seed=1)
+    opts = load_options(SfMOptions, endo_sfm_run["config"]["sfm"], seed=1)
     out = tmp_path / "sfm"
     with pytest.raises(InputDataError, match="registered 8 of 10 frames") as err:
         run_sfm_on_frames(frames, out, opts)

@@ -3,19 +3,21 @@ depth.npz of predict_endo_depth, on a synthetic scene whose points lie on a know
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
 from endo_synthetic import synthetic_scene
 
-from models.data.endo import EndoDataOptions, EndoPairDataset, EndoSequence, partner_offset
 from models.training import endo_objectives as eo
 from models.training.engine import load_checkpoint
+from workflow_scripts.endo.dataset import EndoDataOptions, EndoPairDataset, EndoSequence, partner_offset
+from workflow_scripts.endo.predict import predict_sequence
 from workflow_scripts.endo.sfm_data import SfMDataOptions, project_points
-from workflow_scripts.endo.sparse import write_sfm_data
-from workflow_scripts.training import endo
+from workflow_scripts.endo.sparse import sparse_depth, write_sfm_data
+from workflow_scripts.training import BRANCHES, endo
+from workflow_scripts.training.options import EndoCommon
+from workflow_scripts.training.stage import StageInputs
+from workflow_scripts.util.options import load_options
 
 PLANE_N, PLANE_D = np.array([-0.5, 0.0, 1.0]), 5.0  # every point on the tilted world plane n . X = d
 
@@ -110,29 +112,24 @@ def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
     assert float(good["spread"]) < 0.2 * float(wrong["spread"])
 
 
-TINY = {
-    "preset": {"size": [64, 64], "batch_size": 2, "workers": 0, "unit": "steps",
-               "length": {"teacher": 4, "student": 2, "finetune": 2}, "lr_step": {},
-               "checkpoint_every": 2, "items_per_epoch": 0, "adjacent_range": [1, 3]},
-    "common": {"sampling": "exact", "bf16": True},
-}
-SFM_STAGE = {"optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 1e-4, "step": 2}, "clip_grad": 10.0,
-             "sfl_weight": 20.0, "dcl_weight": 5.0, "dcl_warmup": {"weight": 0.1, "length": 1},
+COMMON = {"size": [64, 64], "batch_size": 2, "workers": 0, "unit": "steps", "checkpoint_every": 2,
+          "items_per_epoch": 0, "adjacent_range": [1, 3], "sampling": "exact", "bf16": True, "channels_last": False}
+SFM_STAGE = {"lr_step": 0, "optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 1e-4, "step": 2},
+             "clip_grad": 10.0, "sfl_weight": 20.0, "dcl_weight": 5.0, "dcl_warmup": {"weight": 0.1, "length": 1},
              "consistency": "normalized_distance", "ssl_weight": 0.3, "augment": True}
+SECTIONS = {"teacher": {**SFM_STAGE, "length": 4, "network": {"kind": "unet", "width": 0.25}},
+            "student": {"length": 2, "lr_step": 0, "network": {"kind": "fc_densenet57", "width": 0.25},
+                        "optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 0.0, "step": 1}, "clip_grad": 0.0,
+                        "eigen_lambda": None, "augment": True},
+            "finetune": {**SFM_STAGE, "length": 2}}
 
 
-def _params(stage: str) -> dict:
-    section = {"teacher": {**SFM_STAGE, "network": {"kind": "unet", "width": 0.25}},
-               "student": {"network": {"kind": "fc_densenet57", "width": 0.25}, "optimizer": "adam", "lr": 1e-3,
-                           "cyclic": {"min_lr": 0.0, "step": 1}, "clip_grad": 0.0, "eigen_lambda": None,
-                           "augment": True},
-               "finetune": SFM_STAGE}[stage]
-    return {**copy.deepcopy(TINY), "section": section}
-
-
-def _run(plane, out, stage, previous=None):
-    return endo.run(_params(stage), stage, sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=previous,
-                    out_model=out / stage / "model.pt", seed=3, threads=1)
+def _run(plane, out, stage, previous=None, **changes):
+    """Run ``stage`` on the plane sequence (``changes``: keys of its section to change)."""
+    common = load_options(EndoCommon, COMMON, "endoscopy.train.common")
+    section = load_options(BRANCHES["endo"][3][stage], {**SECTIONS[stage], **changes}, f"endoscopy.train.{stage}")
+    inputs = StageInputs(previous=previous, sfm_data=(plane["npz"],), frames=(plane["frames"],))
+    return endo.run(stage, common, section, inputs, out / stage / "model.pt", seed=3, threads=1)
 
 
 def test_stages_run_resume_and_predict(plane, monkeypatch):
@@ -162,7 +159,7 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
     meta = torch.load(tmp / "a" / "finetune" / "model.pt", weights_only=True)["meta"]
     assert meta["network"]["kind"] == "fc_densenet57" and meta["stage"] == "finetune"
 
-    out = endo.predict(tmp / "a" / "finetune" / "model.pt", plane["npz"], plane["frames"])
+    out = predict_sequence(tmp / "a" / "finetune" / "model.pt", plane["npz"], plane["frames"])
     d = EndoSequence("seqA", plane["npz"], plane["frames"]).data
     n, (h, w) = len(d["view_indexes"]), d["input_size"]
     assert out["depth"].shape == (n, h, w) and out["depth"].dtype == np.float32
@@ -170,13 +167,16 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
     assert out["K"].dtype == np.float64 and np.array_equal(out["K"], d["K"])
     assert out["mask"].dtype == np.uint8 and set(np.unique(out["mask"])) <= {0, 1}
     assert np.all(out["depth"][:, out["mask"] == 0] == 0)
-    # SfM world units: per frame, the depth-scaling layer's mean ratio sparse z / depth is 1
+    # SfM world units: per frame, depth = the network's raw depth x frame_scale, where
+    # frame_scale / global_scale is the depth-scaling layer's mean of sparse z / (eps + raw) over
+    # the samples it uses (the frame's rasterised sparse depth, points deeper than half its mean)
+    g = float(d["global_scale"])
     for v in range(n):
-        sel = d["sparse_view"] == v
-        xy, z = d["sparse_xy"][sel], d["sparse_z"][sel]
+        sd, sm = sparse_depth(d, v)
+        z = sd[sm > 0]
         keep = z > 0.5 * z.mean()
-        ratio = z[keep] / out["depth"][v][xy[keep, 1], xy[keep, 0]]
-        assert ratio.mean() == pytest.approx(1.0, rel=1e-3)
+        raw = out["depth"][v][sm > 0][keep].astype(np.float64) / out["frame_scales"][v]
+        assert out["frame_scales"][v] == pytest.approx(g * np.mean(z[keep] / (1e-8 + raw)), rel=1e-5)
 
 
 def test_a_new_teacher_restarts_the_student(plane):
@@ -187,10 +187,7 @@ def test_a_new_teacher_restarts_the_student(plane):
     _run(plane, out, "teacher")
     _run(plane, out, "student", out / "teacher" / "model.pt")
     first = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
-    params = _params("teacher")
-    params["section"]["lr"] = 5e-3  # another teacher
-    endo.run(params, "teacher", sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=None,
-             out_model=out / "teacher" / "model.pt", seed=3, threads=1)
+    _run(plane, out, "teacher", lr=5e-3)  # another teacher
     _run(plane, out, "student", out / "teacher" / "model.pt")
     second = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
     assert any(not torch.equal(first[k], second[k]) for k in first)

@@ -9,11 +9,12 @@ import pytest
 from workflow_scripts.demo.endo_demo import EndoDemoConfig
 from workflow_scripts.endo.camera import EndoCamera
 from workflow_scripts.endo.undistort import make_undistorter, max_monotonic_radius
+from workflow_scripts.util.options import load_options
 
 
 @pytest.fixture(scope="module")
 def demo_camera(default_config) -> EndoCamera:
-    return EndoDemoConfig.from_config(default_config["demo"]["endoscopy"]).camera()
+    return load_options(EndoDemoConfig, default_config["demo"]["endoscopy"]).camera()
 
 
 def distort(camera: EndoCamera, K_new: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

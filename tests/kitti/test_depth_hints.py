@@ -12,10 +12,23 @@ import pytest
 from tests.kitti.reference_ports import dh_fuse
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
-from workflow_scripts.kitti.depth_hints import HintOptions, hint_path, load_rgb, normalised_focal, precompute_drive
+from workflow_scripts.kitti.depth_hints import (
+    HintOptions,
+    hint_path,
+    load_rgb,
+    normalised_focal,
+    precompute_drive,
+)
 from workflow_scripts.kitti.gt_depth import png_depth_map
-from workflow_scripts.kitti.sgm_fusion import (Sampling, disparity_to_depth, effective_setting, fuse_candidates,
-                                               fused_depth_hint, make_matchers, sgbm_disparities)
+from workflow_scripts.kitti.sgm_fusion import (
+    Sampling,
+    disparity_to_depth,
+    effective_setting,
+    fuse_candidates,
+    fused_depth_hint,
+    make_matchers,
+    sgbm_disparities,
+)
 from workflow_scripts.util import InputDataError
 
 DRIVE = ("2011_01_01", "2011_01_01_drive_0001_sync")

@@ -10,9 +10,16 @@ import pytest
 from tests.kitti.reference_ports import sc_generate_index
 from workflow_scripts.demo import kitti_demo
 from workflow_scripts.kitti import raw
-from workflow_scripts.kitti.frame_filter import (Arithmetic, FilterMethod, FilterOptions, changed_fraction,
-                                                 filter_images, read_frame_index, select_frames,
-                                                 write_frame_index)
+from workflow_scripts.kitti.frame_filter import (
+    Arithmetic,
+    FilterMethod,
+    FilterOptions,
+    changed_fraction,
+    filter_images,
+    read_frame_index,
+    select_frames,
+    write_frame_index,
+)
 
 SIGNED, UINT8 = FilterOptions(), FilterOptions(arithmetic=Arithmetic.UINT8)
 

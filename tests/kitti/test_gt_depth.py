@@ -9,8 +9,15 @@ import pytest
 from tests.kitti.reference_ports import md2_generate_depth_map, md2_read_calib_file
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
-from workflow_scripts.kitti.gt_depth import (DepthSource, DuplicateIndex, GtOptions, _rounds_into,
-                                             lidar_depth_map, lidar_depth_pixels, png_depth_map)
+from workflow_scripts.kitti.gt_depth import (
+    DepthSource,
+    DuplicateIndex,
+    GtOptions,
+    _rounds_into,
+    lidar_depth_map,
+    lidar_depth_pixels,
+    png_depth_map,
+)
 from workflow_scripts.kitti.gt_export import export_split, load_gt, save_gt, save_monodepth2_npz
 from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError

@@ -12,24 +12,28 @@ from tests.conftest import ROOT
 from workflow_scripts.kitti.depth_hints import HintOptions
 from workflow_scripts.kitti.frame_filter import Arithmetic, FilterOptions
 from workflow_scripts.kitti.gt_depth import DepthSource, DuplicateIndex, GtOptions
+from workflow_scripts.kitti.gt_export import GtConfig
 from workflow_scripts.kitti.sgm_fusion import Sampling
+from workflow_scripts.util.options import load_options
 
 
 def test_defaults_are_the_references_and_the_demo_setting(default_config):
     kitti = default_config["kitti"]
-    assert GtOptions.from_config(kitti["gt"]) == GtOptions(depth=DepthSource.VELODYNE,
-                                                           duplicates=DuplicateIndex.REFERENCE)
-    hints = HintOptions.from_config(kitti["depth_hints"])
+    gt = load_options(GtConfig, kitti["gt"])
+    assert (gt.depth, gt.duplicates) == (DepthSource.VELODYNE, DuplicateIndex.REFERENCE)
+    assert isinstance(gt, GtOptions) and gt.splits == ("eigen", "eigen_benchmark")
+    hints = load_options(HintOptions, kitti["depth_hints"])
     assert (hints.focal, hints.baseline, hints.sampling) == (0.58, 0.1, Sampling.REFERENCE)
-    assert hints.size == (160, 512)  # demo; the reference (`paper`): (320, 1024)
-    assert FilterOptions.from_config(kitti["filter"]) == FilterOptions(arithmetic=Arithmetic.SIGNED)
+    assert hints.size == (160, 512)  # the demo overlay; the reference's default: (320, 1024)
+    assert HintOptions().size == (320, 1024)
+    assert load_options(FilterOptions, kitti["filter"]) == FilterOptions(arithmetic=Arithmetic.SIGNED)
 
 
 @pytest.mark.parametrize("path, value", [
     (("gt", "duplicates"), "sub2ind"),
     (("gt", "splits"), ["eigen", "kitti"]),
     (("filter", "arithmetic"), "int8"),
-    (("splits", "demo_test_drives"), ["2011_01_02/2011_01_01_drive_0003_sync"]),
+    (("splits", "source"), "eigen_zhou"),
     (("depth_hints", "focal"), 0),
     (("jpeg", "quality"), 101),
 ])

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from workflow_scripts import (export_gt_depth, filter_frames, make_splits, make_test_split,
-                              precompute_depth_hints)
+from workflow_scripts import (
+    export_gt_depth,
+    filter_frames,
+    make_splits,
+    make_test_split,
+    precompute_depth_hints,
+)
 from workflow_scripts.kitti.depth_hints import HintOptions
 from workflow_scripts.kitti.frame_filter import FilterMethod, FilterOptions
 from workflow_scripts.kitti.gt_depth import GtOptions

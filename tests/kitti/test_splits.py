@@ -7,10 +7,22 @@ import hashlib
 
 import pytest
 
-from workflow_scripts.kitti.split_files import (STANDARD_DIR, SplitLine, check_frames_exist, read_split,
-                                                standard_split, write_split)
-from workflow_scripts.kitti.splits import (SplitOptions, check_test_split, demo_test_lines, filtered_train_val,
-                                           standard_train_val, training_frames)
+from workflow_scripts.kitti.split_files import (
+    STANDARD_DIR,
+    SplitLine,
+    check_frames_exist,
+    read_split,
+    standard_split,
+    write_split,
+)
+from workflow_scripts.kitti.splits import (
+    SplitOptions,
+    check_test_split,
+    demo_test_lines,
+    filtered_train_val,
+    standard_train_val,
+    training_frames,
+)
 from workflow_scripts.util import InputDataError
 
 D1, D2, D3 = ("2011_01_01/2011_01_01_drive_0001_sync", "2011_01_01/2011_01_01_drive_0002_sync",

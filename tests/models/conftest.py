@@ -15,6 +15,7 @@ from workflow_scripts.demo.endo_render import CavityRenderer
 from workflow_scripts.demo.endo_scene import build_cavity, camera_path, mucosa_texture
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
+from workflow_scripts.util.options import load_options
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +89,7 @@ class EndoPair:
 def endo_pair(default_config) -> EndoPair:
     """Frames 0 and 3 (0.9 mm apart) of the demo camera path through the default demo cavity,
     rendered undistorted at 192x256 with an off-centre principal point."""
-    cfg = endo_demo.EndoDemoConfig.from_config(copy.deepcopy(default_config["demo"]["endoscopy"]))
+    cfg = load_options(endo_demo.EndoDemoConfig, copy.deepcopy(default_config["demo"]["endoscopy"]))
     seed = default_config["seed"]
     rng = np.random.default_rng([seed, 7])  # as endo_demo.generate
     cavity = build_cavity(rng, cfg.cavity)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 import cv2
@@ -27,40 +27,47 @@ from workflow_scripts.demo.endo_scene import Cavity, CavityConfig, build_cavity,
 from workflow_scripts.demo.textures import MipTextures
 from workflow_scripts.endo.camera import EndoCamera
 from workflow_scripts.util import atomic_dir
+from workflow_scripts.util.options import option
 
 log = logging.getLogger(__name__)
 DEPTH_PNG_SCALE = 500.0  # uint16 units per mm (max 131 mm, 2 micrometre steps)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DemoSequence:
-    name: str
-    frames: int
-    start: float
-    step: float
+    """One demo sequence: a camera moving along the cavity's centre line."""
+
+    name: str = option(MISSING, "Sequence name.", pattern="^[A-Za-z0-9_-]+$")
+    frames: int = option(120, "Frames.", minimum=2)
+    start: float = option(6.0, "Where the camera starts along the centre line (mm).", minimum=0)
+    step: float = option(0.3, "Motion per frame along the centre line (mm).", exclusiveMinimum=0)
 
 
-@dataclass(frozen=True)
+def _demo_sequences() -> tuple[DemoSequence, ...]:
+    return (DemoSequence(name="seq01", frames=120, start=6.0, step=0.30),
+            DemoSequence(name="seq02", frames=90, start=20.0, step=0.35))
+
+
+@dataclass(frozen=True, kw_only=True)
 class EndoDemoConfig:
-    """The ``demo.endoscopy`` config section (see config.yaml)."""
+    """Synthetic endoscopy (rule make_demo_endoscopy), used when endoscopy.root is empty: a camera
+    with a point light moving through a textured tube-like cavity, seen through a distorting lens
+    with a circular field of view. Both sequences travel through the same cavity (one CT)."""
 
-    image_size: tuple[int, int]
-    fps: float
-    focal: float
-    distortion: tuple[float, ...]
-    aperture: float
-    cavity: CavityConfig
-    sequences: tuple[DemoSequence, ...]
-    light: float = 1.0
-    specular: float = 0.1
-
-    @classmethod
-    def from_config(cls, section: dict) -> EndoDemoConfig:
-        return cls(image_size=tuple(section["image_size"]), fps=section["fps"], focal=section["focal"],
-                   distortion=tuple(section["distortion"]), aperture=section["aperture"],
-                   cavity=CavityConfig(**section["cavity"]),
-                   sequences=tuple(DemoSequence(**s) for s in section["sequences"]),
-                   light=section["light"], specular=section["specular"])
+    root: str = option("resources/demo/endoscopy", "Where the demo videos, camera.yaml, ct_surface.ply and "
+                       "ground truth are written.")
+    image_size: tuple[int, int] = option((480, 640), "Video frame size [height, width].")
+    fps: float = option(30.0, "Frame rate.", exclusiveMinimum=0)
+    focal: float = option(300.0, "Pinhole focal length (pixels).", exclusiveMinimum=0)
+    distortion: tuple[float, float, float, float, float] = option(
+        (-0.28, 0.08, 0.0, 0.0, 0.0), "OpenCV distortion [k1, k2, p1, p2, k3] of the lens.")
+    aperture: float = option(0.97, "Radius of the circular field of view, as a fraction of half the image "
+                             "height.", exclusiveMinimum=0, maximum=1.5)
+    cavity: CavityConfig = option(factory=CavityConfig, doc="The cavity: a tube with a curved centre line, varying "
+                                  "radius and ring folds (mm).")
+    sequences: tuple[DemoSequence, ...] = option(factory=_demo_sequences, doc="The sequences.", minItems=1)
+    light: float = option(1.0, "Point light at the camera: radiance at 10 mm.", exclusiveMinimum=0)
+    specular: float = option(0.1, "Specular strength (0 = matte).", minimum=0)
 
     def camera(self) -> EndoCamera:
         h, w = self.image_size

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from workflow_scripts.demo.textures import MipTextures, fractal_noise
+from workflow_scripts.util.options import option
 
 RING_STEP = 0.2  # mm between rings of the mesh
 SEGMENTS = 160  # vertices per ring
@@ -22,10 +23,12 @@ TEX_HW = (1792, 896)  # texels along s, around the tube
 
 @dataclass(frozen=True)
 class CavityConfig:
-    length: float = 90.0  # mm of centre line
-    radius: float = 7.0  # mean radius, mm
-    folds: int = 7
-    fold_depth: float = 0.3  # fraction of the radius a fold reaches inwards
+    """The demo cavity's shape (mm)."""
+
+    length: float = option(90.0, "Length of the centre line (mm).", minimum=20)
+    radius: float = option(7.0, "Mean radius (mm).", exclusiveMinimum=0)
+    folds: int = option(7, "Ring folds along the cavity.", minimum=0)
+    fold_depth: float = option(0.3, "Fraction of the radius a fold reaches inwards.", minimum=0, maximum=0.6)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,49 +24,69 @@ import cv2
 import numpy as np
 
 from workflow_scripts.demo.kitti_render import StreetRenderer
-from workflow_scripts.demo.kitti_scene import StreetScene, build_street, make_textures, rotation_ypr, trajectory
+from workflow_scripts.demo.kitti_scene import (
+    StreetScene,
+    build_street,
+    make_textures,
+    rotation_ypr,
+    trajectory,
+)
 from workflow_scripts.demo.textures import MipTextures
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
 from workflow_scripts.util import atomic_dir
+from workflow_scripts.util.options import option
 
 log = logging.getLogger(__name__)
 DEPTH_PNG_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DemoDrive:
-    date: str
-    drive: str
-    frames: int
-    speed: float
-    stop: bool
+    """One demo drive (frames at 10 Hz)."""
+
+    date: str = option(MISSING, "Recording date, one of demo.kitti.dates.", pattern="^[0-9]{4}_[0-9]{2}_[0-9]{2}$")
+    drive: str = option(MISSING, "Drive id (4 digits).", pattern="^[0-9]{4}$")
+    frames: int = option(60, "Frames of the drive.", minimum=3)
+    speed: float = option(8.0, "Speed (m/s).", exclusiveMinimum=0)
+    stop: bool = option(False, "Brake to a halt for a few frames and drive on (frame filtering must drop them).")
 
 
-@dataclass(frozen=True)
+def _demo_drives() -> tuple[DemoDrive, ...]:
+    return (DemoDrive(date="2011_01_01", drive="0001", frames=60, speed=8.0, stop=False),
+            DemoDrive(date="2011_01_01", drive="0002", frames=60, speed=7.0, stop=True),
+            DemoDrive(date="2011_01_02", drive="0003", frames=60, speed=9.0, stop=False))
+
+
+@dataclass(frozen=True, kw_only=True)
 class KittiDemoConfig:
-    """The ``demo.kitti`` config section (see config.yaml for meanings and units)."""
+    """Synthetic KITTI raw drives (rule make_demo_kitti), used when kitti.root is empty: a street
+    of textured buildings, parked cars and trees, seen by a rectified stereo rig and a Velodyne
+    HDL-64E."""
 
-    dates: dict[str, tuple[int, int]]
-    drives: tuple[DemoDrive, ...]
-    baseline: float = 0.54
-    focal: float = 721.5377
-    image_noise: float = 1.0
-    lidar_beams: int = 64
-    lidar_azimuth_steps: int = 1000
-    lidar_max_range: float = 120.0
-    lidar_range_noise: float = 0.0
-
-    @classmethod
-    def from_config(cls, section: dict) -> KittiDemoConfig:
-        lidar = section["lidar"]
-        return cls(
-            dates={d: (int(hw[0]), int(hw[1])) for d, hw in section["dates"].items()},
-            drives=tuple(DemoDrive(**d) for d in section["drives"]),
-            baseline=section["baseline"], focal=section["focal"], image_noise=section["image_noise"],
-            lidar_beams=lidar["beams"], lidar_azimuth_steps=lidar["azimuth_steps"],
-            lidar_max_range=lidar["max_range"], lidar_range_noise=lidar["range_noise"],
-        )
+    root: str = option("resources/demo/kitti_raw", "Where the synthetic KITTI-raw tree is written.")
+    dates: dict[str, tuple[int, int]] = option(
+        factory=lambda: {"2011_01_01": (375, 1242), "2011_01_02": (370, 1226)},
+        doc="Image size [height, width] per recording date (sizes differ between dates on real KITTI: "
+        "375x1242 on 2011_09_26, 370x1226 on 2011_09_28), and so they do here.", minProperties=1,
+        propertyNames={"pattern": "^[0-9]{4}_[0-9]{2}_[0-9]{2}$"})
+    drives: tuple[DemoDrive, ...] = option(factory=_demo_drives, doc="The drives.", minItems=1)
+    test_drives: tuple[str, ...] = option(
+        ("2011_01_02/2011_01_02_drive_0003_sync",), "The held-out test drives (the date with the other image "
+        "size); their frames are the demo's test split.", minItems=1,
+        items={"type": "string", "pattern": "^([0-9]{4}_[0-9]{2}_[0-9]{2})/\\1_drive_[0-9]{4}_sync$"})
+    test_stride: int = option(1, "Stride over the test drives' frames.", minimum=1)
+    baseline: float = option(0.54, "Stereo baseline between image_02 and image_03 (m; KITTI: 0.54).",
+                             exclusiveMinimum=0)
+    focal: float = option(721.5377, "Focal length (pixels) for a 1242-pixel-wide image (KITTI: 721.5); scaled "
+                          "with the width.", exclusiveMinimum=0)
+    image_noise: float = option(1.0, "Standard deviation of the Gaussian sensor noise (8-bit levels).", minimum=0)
+    lidar_beams: int = option(64, "Simulated Velodyne: beams.", minimum=1)
+    lidar_azimuth_steps: int = option(1000, "Simulated Velodyne: samples per revolution (the real sensor: about "
+                                      "2000; 1000 halves the size of the scans).", minimum=16)
+    lidar_max_range: float = option(120.0, "Simulated Velodyne: maximum range (m).", exclusiveMinimum=0)
+    lidar_range_noise: float = option(0.0, "Simulated Velodyne: range noise standard deviation (m; 0 = exact "
+                                      "points, which the tests rely on).", minimum=0)
 
 
 def demo_calibration(hw: tuple[int, int], focal_1242: float, baseline: float) -> dict[str, dict]:

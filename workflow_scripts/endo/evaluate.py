@@ -13,14 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from workflow_scripts.endo.pointcloud import PredictedDepth, frame_sparse_samples
+from workflow_scripts.endo.trajectory import camera_centres, similarity_matrix
 
 __all__ = [
     "EVAL_COLUMNS",
-    "camera_centres",
     "constant_prediction",
     "registration_truth_check",
     "sparse_depth_metrics",
-    "umeyama",
 ]
 
 # Columns of results/endo_eval.csv, in order.
@@ -88,28 +87,6 @@ def sparse_depth_metrics(pred: PredictedDepth, sfm: dict) -> dict:
     }
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity dst ~ s R src + t (Umeyama 1991). src, dst (N, 3), N >= 3.
-    Returns the 4x4 ``dst_from_src``."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
-    D = np.eye(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        D[2, 2] = -1.0
-    R = U @ D @ Vt
-    s = float(np.trace(np.diag(S) @ D) / np.mean(np.sum(a**2, axis=1)))
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = s * R, mu_d - s * R @ mu_s
-    return T
-
-
-def camera_centres(cam_from_world: np.ndarray) -> np.ndarray:
-    """Camera centres (N, 3) in the world frame of poses (N, 4, 4): -R^T t."""
-    R, t = cam_from_world[:, :3, :3], cam_from_world[:, :3, 3]
-    return -np.einsum("nji,nj->ni", R, t)
-
-
 def registration_truth_check(ct_from_sfm: np.ndarray, sfm: dict, true_cam_from_ct: np.ndarray,
                              true_frames: np.ndarray) -> dict:
     """Compare a recovered SfM -> CT similarity with the one the true camera poses give.
@@ -123,7 +100,7 @@ def registration_truth_check(ct_from_sfm: np.ndarray, sfm: dict, true_cam_from_c
     views = [v for v, f in enumerate(sfm["view_indexes"]) if int(f) in row]
     c_sfm = camera_centres(sfm["cam_from_world"][views])
     c_true = camera_centres(true_cam_from_ct[[row[int(sfm["view_indexes"][v])] for v in views]])
-    ref = umeyama(c_sfm, c_true)
+    ref = similarity_matrix(c_sfm, c_true)
     mapped_ref = c_sfm @ ref[:3, :3].T + ref[:3, 3]
     mapped = c_sfm @ ct_from_sfm[:3, :3].T + ct_from_sfm[:3, 3]
     s_ref, s_rec = np.cbrt(np.linalg.det(ref[:3, :3])), np.cbrt(np.linalg.det(ct_from_sfm[:3, :3]))

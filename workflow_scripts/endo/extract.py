@@ -29,37 +29,37 @@ from workflow_scripts.endo.video import (
     iter_video_frames,
 )
 from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util.options import option
 
 __all__ = ["ExtractOptions", "extract_frames", "read_frames_camera"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExtractOptions:
-    """Options of extract_frames (the ``endoscopy.frames`` config section).
+    """extract_frames -> results/endo/<seq>/frames/: <index:08d>.jpg (undistorted, named by the
+    original frame number), mask.png (field of view), frames.csv, camera.json (undistorted K)."""
 
-    Attributes:
-        selection: frame range and stride / target fps.
-        focal_scale: focal length of the undistorted frames relative to the source K.
-        mask_erode_px: radius (pixels) of the erosion applied to the field-of-view mask.
-        jpeg_quality: JPEG quality of the written frames (OpenCV 0-100).
-        min_frames: fewer selected frames than this is an error.
-    """
+    start: int = option(0, "First source frame kept (a folder's frame numbers are its file names, e.g. "
+                        "00004584.jpg = 4584).", minimum=0)
+    end: int = option(-1, "Frame number where the selection stops (exclusive); -1 = to the last frame. A range "
+                      "past the last frame is an error.", minimum=-1)
+    stride: int = option(1, "Keep every stride-th frame from start.", minimum=1)
+    fps: float = option(0.0, "Keep about fps frames per second (stride = round(video fps / fps)), replacing "
+                        "stride; 0 = use stride.", minimum=0)
+    focal_scale: float = option(1.0, "Focal length of the undistorted frames relative to camera.yaml's (1 = same "
+                                "K; < 1 zooms out to keep more of the periphery that undistortion stretches).",
+                                exclusiveMinimum=0, maximum=4)
+    mask_erode_px: int = option(3, "Erosion (pixels) of the field-of-view mask: drops the blurred aperture rim.",
+                                minimum=0)
+    jpeg_quality: int = option(95, "JPEG quality of the written frames (1-100).", minimum=1, maximum=100)
+    min_frames: int = field(default=2)
 
-    selection: FrameSelection = field(default_factory=FrameSelection)
-    focal_scale: float = 1.0
-    mask_erode_px: int = 3
-    jpeg_quality: int = 95
-    min_frames: int = 2
-
-    @classmethod
-    def from_config(cls, section: dict) -> ExtractOptions:
-        return cls(
-            selection=FrameSelection.from_config(section),
-            focal_scale=float(section["focal_scale"]),
-            mask_erode_px=int(section["mask_erode_px"]),
-            jpeg_quality=int(section["jpeg_quality"]),
-        )
+    @property
+    def selection(self) -> FrameSelection:
+        """The frame range and step as the frame readers take them."""
+        return FrameSelection(start=self.start, end=None if self.end < 0 else self.end, stride=self.stride,
+                              fps=self.fps or None)
 
 
 def _source_mask(source: Path) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.endo.scene import SfMScene
 from workflow_scripts.util import InputDataError, write_text_atomic
+from workflow_scripts.util.ply import read_ply
 
 __all__ = ["LIU_FILES", "pose_from_yaml_entry", "read_liu_folder", "write_liu_folder"]
 
@@ -106,13 +107,7 @@ def _read_motion(path: Path, n_views: int) -> np.ndarray:
 
 
 def _read_points(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise InputDataError(path, "missing", _FIX)
-    try:
-        vertex = PlyData.read(str(path))["vertex"]
-        return np.stack([np.asarray(vertex[c], np.float64) for c in "xyz"], axis=1)
-    except (KeyError, ValueError, IndexError) as err:
-        raise InputDataError(path, f"is not a PLY with vertex x, y, z ({err})", _FIX) from err
+    return read_ply(path, fix=_FIX).vertices
 
 
 def _read_visibility(path: Path, view_indexes: np.ndarray, n_points: int) -> np.ndarray:

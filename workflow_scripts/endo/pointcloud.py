@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from plyfile import PlyData, PlyElement
 
 from workflow_scripts.util import InputDataError, atomic_file
+from workflow_scripts.util.options import option
+from workflow_scripts.util.ply import write_ply
 
 __all__ = [
     "PointCloudOptions",
@@ -24,40 +26,27 @@ __all__ = [
     "export_clouds",
     "frame_sparse_samples",
     "load_predicted_depth",
-    "read_ply_points",
     "save_predicted_depth",
     "sfm_median_scale",
     "voxel_downsample",
-    "write_ply",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PointCloudOptions:
-    """Options of export_point_clouds (config ``endoscopy.point_clouds``).
+    """export_point_clouds -> results/endo/pointclouds/<stage>/<seq>/: frames/<index:08d>.ply (camera
+    frame: x right, y down, z forward; SfM units), fused.ply (all frames with an SfM pose, SfM world
+    frame and units), summary.json. Binary PLY, x y z + red green blue."""
 
-    Attributes:
-        frame_plys: write one PLY per frame (camera frame) besides the fused cloud.
-        pixel_stride: use every pixel_stride-th row and column for the fused cloud (1 = all).
-        voxel: voxel size of the fused cloud as a fraction of the median predicted depth
-            (0 = keep every point).
-        frame_scaling: "none" = use the depth as predicted (SfM units); "sfm_median" = rescale
-            each frame by median(SfM sparse z / predicted depth at those pixels) first.
-    """
-
-    frame_plys: bool = True
-    pixel_stride: int = 2
-    voxel: float = 0.005
-    frame_scaling: str = "none"
-
-    @classmethod
-    def from_config(cls, section: dict) -> PointCloudOptions:
-        return cls(
-            frame_plys=bool(section["frame_plys"]),
-            pixel_stride=int(section["pixel_stride"]),
-            voxel=float(section["voxel"]),
-            frame_scaling=str(section["frame_scaling"]),
-        )
+    frame_plys: bool = option(True, "Write the per-frame PLYs (about 0.5 MB each at 192x256); false = only the "
+                              "fused cloud.")
+    pixel_stride: int = option(2, "The fused cloud uses every pixel_stride-th row and column of each frame.",
+                               minimum=1)
+    voxel: float = option(0.005, "Then a voxel grid of this size, as a fraction of the median predicted depth "
+                          "(0 = off).", minimum=0)
+    frame_scaling: Literal["none", "sfm_median"] = option(
+        "none", "none = fuse the depth as predicted (SfM units, the prediction interface); sfm_median = first "
+        "rescale each frame by median(SfM sparse z / predicted depth) (per-frame scale drift).")
 
 
 @dataclass
@@ -159,50 +148,6 @@ def voxel_downsample(
     if colors is not None:
         out_colors = np.clip(np.round(np.asarray(down.colors) * 255.0), 0, 255).astype(np.uint8)
     return np.asarray(down.points), out_colors
-
-
-def write_ply(
-    path: str | Path, points: np.ndarray, colors: np.ndarray | None = None, comments: list[str] | None = None
-) -> None:
-    """Binary little-endian PLY with vertex x, y, z (float32) and red, green, blue (uint8),
-    written atomically; opens in Open3D, MeshLab and CloudCompare.
-
-    Args:
-        points: (N, 3); colors: (N, 3) uint8 RGB or None (no colour properties).
-        comments: header comments (e.g. the unit and the coordinate frame).
-    """
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points must be (N, 3), got {points.shape}")
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    if colors is not None:
-        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    vertex = np.empty(len(points), dtype=fields)
-    for i, k in enumerate("xyz"):
-        vertex[k] = points[:, i]
-    if colors is not None:
-        for i, k in enumerate(("red", "green", "blue")):
-            vertex[k] = colors[:, i]
-    element = PlyElement.describe(vertex, "vertex")
-    ply = PlyData([element], text=False, byte_order="<", comments=comments or [])
-    with atomic_file(path) as tmp:
-        ply.write(str(tmp))
-
-
-def read_ply_points(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Vertex positions (N, 3) float64 and RGB (N, 3) uint8 (None without colour) of a PLY."""
-    path = Path(path)
-    try:
-        ply = PlyData.read(str(path))
-    except Exception as err:  # plyfile raises several types for broken headers
-        raise InputDataError(path, f"is not a readable PLY file ({err})", "re-create the cloud") from err
-    if "vertex" not in ply:
-        raise InputDataError(path, "has no vertex element", "re-create the point cloud")
-    v = ply["vertex"].data
-    points = np.stack([v["x"], v["y"], v["z"]], 1).astype(np.float64)
-    names = v.dtype.names
-    colors = np.stack([v["red"], v["green"], v["blue"]], 1).astype(np.uint8) if "red" in names else None
-    return points, colors
 
 
 def frame_sparse_samples(sfm: dict, view: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.endo.ct_surface import CTSurface, load_ct_surface, residual_stats
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import option
 
 __all__ = [
     "CTSurface",
@@ -50,62 +51,43 @@ P2P_SCALED = o3d.pipelines.registration.TransformationEstimationPointToPoint(wit
 P2PLANE = o3d.pipelines.registration.TransformationEstimationPointToPlane()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RegisterOptions:
-    """Options of register_ct (config ``endoscopy.register``; lengths in CT millimetres).
+    """register_ct -> results/endo/registration/<stage>/<seq>.json (ct_from_sfm 4x4, scale in mm per
+    SfM unit, residual mean/median/RMS/p95 in mm, counts, timing) and <seq>.ply (the registered
+    cloud, CT frame, mm). 7-DoF similarity: automatic multi-start (or a manual initial pose) +
+    scaled ICP (Open3D); residual = distance to the mesh triangles. Lengths in CT millimetres."""
 
-    Attributes:
-        coarse_spacing_mm: spacing of the CT sample used by the coarse stage.
-        fine_spacing_mm: spacing of the dense CT sample and of the cloud in the fine stage.
-        rolls: hypotheses per anchor and direction, evenly spaced about the principal axis.
-        min_elongation: a cloud whose first principal spread is below this multiple of the
-            second has no stable axis: the 60 icosahedral rotations are tried instead.
-        max_hypotheses: anchors are thinned so that at most this many coarse ICPs run.
-        coarse_points / fine_points: cloud points (random subset) in the coarse / fine stage.
-        scale_factors: multiples of the radius-ratio scale tried per anchor.
-        top_k: coarse hypotheses refined by the first fine ICP.
-        refine_k: of those, the ones closest to the surface that get the remaining fine ICPs.
-        coarse_iterations / fine_iterations: ICP iterations per call.
-        fine_max_distance_mm: correspondence distances of the fine stage (shrinking).
-        min_points: fewer cloud points than this is an error.
-        seed: seed of the mesh sampling.
-    """
-
-    coarse_spacing_mm: float = 1.0
-    fine_spacing_mm: float = 0.3
-    rolls: int = 8
-    scale_factors: tuple[float, ...] = (1.0,)
-    top_k: int = 4
-    refine_k: int = 2
-    coarse_iterations: int = 30
-    fine_iterations: int = 60
-    fine_max_distance_mm: tuple[float, ...] = (3.0, 1.0, 0.5)
-    min_points: int = 200
-    coarse_points: int = 400
-    fine_points: int = 6000
-    min_elongation: float = 1.25
-    max_hypotheses: int = 1200
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, section: dict, seed: int = 0) -> RegisterOptions:
-        return cls(
-            coarse_spacing_mm=float(section["coarse_spacing_mm"]),
-            fine_spacing_mm=float(section["fine_spacing_mm"]),
-            rolls=int(section["rolls"]),
-            scale_factors=tuple(float(f) for f in section["scale_factors"]),
-            top_k=int(section["top_k"]),
-            refine_k=int(section["refine_k"]),
-            coarse_iterations=int(section["coarse_iterations"]),
-            fine_iterations=int(section["fine_iterations"]),
-            fine_max_distance_mm=tuple(float(d) for d in section["fine_max_distance_mm"]),
-            min_points=int(section["min_points"]),
-            coarse_points=int(section["coarse_points"]),
-            fine_points=int(section["fine_points"]),
-            min_elongation=float(section["min_elongation"]),
-            max_hypotheses=int(section["max_hypotheses"]),
-            seed=seed,
-        )
+    initial_poses: str = option("", "Manual initial poses, one file per sequence ({seq} is replaced), in the "
+                                "endoscopy reference's format: lines 'frame, tx, ty, tz, qw, qx, qy, qz' = that "
+                                "frame's camera pose in the CT (camera -> CT, mm). \"\" = fully automatic.")
+    flip_yz: bool = option(True, "Negate the y and z axes of the manual rotations (the reference does: viewer "
+                           "cameras look along -z with y up); false = the poses are already in the OpenCV "
+                           "camera convention.")
+    coarse_spacing_mm: float = option(1.0, "CT sample spacing of the coarse search.", exclusiveMinimum=0)
+    fine_spacing_mm: float = option(0.3, "CT sample spacing of the fine ICP (also the cloud's spacing).",
+                                    exclusiveMinimum=0)
+    rolls: int = option(8, "Coarse hypotheses per anchor and direction, evenly spaced about the cloud's "
+                        "principal axis (a tube is nearly symmetric about its axis).", minimum=1)
+    scale_factors: tuple[float, ...] = option((1.0,), "Multiples of the radius-ratio scale guess tried per "
+                                              "anchor.", minItems=1)
+    min_elongation: float = option(1.25, "A cloud whose first principal spread is below this multiple of the "
+                                   "second has no stable axis: the 60 icosahedral rotations are tried instead.",
+                                   minimum=1)
+    max_hypotheses: int = option(1200, "At most this many coarse ICPs (anchors are thinned).", minimum=1)
+    coarse_points: int = option(400, "Cloud points (random subset) in the coarse stage.", minimum=10)
+    fine_points: int = option(6000, "Cloud points in the fine stage (residuals are of every point).",
+                              minimum=10)
+    coarse_iterations: int = option(30, "ICP iterations per coarse hypothesis.", minimum=1)
+    top_k: int = option(4, "Best coarse hypotheses that get the first fine ICP.", minimum=1)
+    refine_k: int = option(2, "Of those, the ones closest to the surface that get the remaining fine ICPs.",
+                           minimum=1)
+    fine_iterations: int = option(60, "ICP iterations per fine call.", minimum=1)
+    fine_max_distance_mm: tuple[float, ...] = option(
+        (3.0, 1.0, 0.5), "Correspondence distances of the fine stage (shrinking): scaled point-to-point ICP at "
+        "each, then point-to-plane ICP at the last.", minItems=1)
+    min_points: int = option(200, "A cloud with fewer points is an error.", minimum=3)
+    seed: int = field(default=0)
 
 
 def _quat_matrix(wxyz: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import pycolmap
 
 from workflow_scripts.util import InputDataError
 
-__all__ = ["SfMScene", "read_frame_indexes", "scene_from_colmap"]
+__all__ = ["SfMScene", "opencv_K", "read_frame_indexes", "scene_from_colmap"]
 
 
 @dataclass
@@ -69,6 +69,13 @@ class SfMScene:
         return self.frames_dir / f"{int(index):08d}.jpg"
 
 
+def opencv_K(camera: pycolmap.Camera) -> np.ndarray:
+    """OpenCV K (3, 3) of a COLMAP PINHOLE / SIMPLE_PINHOLE camera."""
+    fx, fy = camera.focal_length_x, camera.focal_length_y
+    cx, cy = camera.principal_point_x - 0.5, camera.principal_point_y - 0.5
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
 def read_frame_indexes(frames_dir: str | Path) -> np.ndarray:
     """Frame indexes listed in an extract_frames manifest (frames.csv), ascending."""
     path = Path(frames_dir) / "frames.csv"
@@ -98,8 +105,6 @@ def scene_from_colmap(model_dir: str | Path, frames_dir: str | Path, K: np.ndarr
         K: OpenCV intrinsics; default: the model's (single) PINHOLE camera, shifted from
             COLMAP's pixel convention.
     """
-    from workflow_scripts.endo.sfm import opencv_K  # local: sfm imports nothing from here
-
     model_dir, frames_dir = Path(model_dir), Path(frames_dir)
     if not model_dir.is_dir():
         raise InputDataError(model_dir, "COLMAP model folder not found", "run run_sfm for this sequence")

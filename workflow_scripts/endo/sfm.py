@@ -23,21 +23,22 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pycolmap
 
 from workflow_scripts.endo.extract import read_frames_camera
-from workflow_scripts.endo.scene import read_frame_indexes
+from workflow_scripts.endo.scene import opencv_K, read_frame_indexes
 from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util.options import option
 
 __all__ = [
     "SfMOptions",
     "colmap_params",
     "largest_model",
-    "opencv_K",
     "run_sfm",
     "run_sfm_on_frames",
     "summarize",
@@ -45,65 +46,35 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SfMOptions:
-    """Options of run_sfm (the ``endoscopy.sfm`` config section).
+    """run_sfm -> results/endo/<seq>/sfm/: model/*.bin (COLMAP binary; open it in the COLMAP GUI with
+    the frames folder as image path) and summary.json. pycolmap on the CPU, seeded by `seed`."""
 
-    Attributes:
-        max_image_size: SIFT runs on frames downscaled so that the longer side is at most this
-            (keypoints are scaled back; -1 = full resolution).
-        max_num_features: SIFT features kept per frame.
-        first_octave: SIFT's first octave; -1 (COLMAP's default) doubles the image first: more
-            small-scale features, about twice the time of 0.
-        matcher: "sequential" (each frame with the next ``overlap`` frames) or "exhaustive".
-        overlap: sequential matching window (frames).
-        min_registered_fraction: fewer registered frames than this fraction is an error.
-        init_max_forward_motion, init_min_tri_angle: mapper initialisation (forward motion).
-        seed: random seed of COLMAP's RANSAC and mapper.
-        num_threads: threads (-1 = all). Only 1 thread gives bit-identical results from run to
-            run (COLMAP's multi-threaded matching and bundle adjustment are not reproducible).
-    """
-
-    max_image_size: int = 640
-    max_num_features: int = 4096
-    first_octave: int = -1
-    matcher: str = "sequential"
-    overlap: int = 10
-    min_registered_fraction: float = 0.9
-    init_max_forward_motion: float = 1.0
-    init_min_tri_angle: float = 2.0
-    seed: int = 0
-    num_threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.matcher not in ("sequential", "exhaustive"):
-            raise ValueError(f"matcher must be 'sequential' or 'exhaustive', got {self.matcher!r}")
-
-    @classmethod
-    def from_config(cls, section: dict, seed: int, num_threads: int = 1) -> SfMOptions:
-        keys = (
-            "max_image_size",
-            "max_num_features",
-            "first_octave",
-            "matcher",
-            "overlap",
-            "min_registered_fraction",
-            "init_max_forward_motion",
-            "init_min_tri_angle",
-        )
-        return cls(**{k: section[k] for k in keys}, seed=seed, num_threads=num_threads)
+    max_image_size: int = option(640, "SIFT runs on frames downscaled to this longer side (keypoints are scaled "
+                                 "back; -1 = full size).", minimum=-1)
+    max_num_features: int = option(4096, "SIFT features kept per frame.", minimum=64)
+    first_octave: int = option(-1, "SIFT's first octave: -1 (COLMAP's default) doubles the image first, for more "
+                               "small-scale features at about twice the time of 0.", minimum=-1, maximum=3)
+    matcher: Literal["sequential", "exhaustive"] = option(
+        "sequential", "sequential (each frame with the next `overlap` frames; video) or exhaustive.")
+    overlap: int = option(10, "Sequential matching window (frames).", minimum=1)
+    min_registered_fraction: float = option(0.9, "Fail when fewer than this fraction of the frames register "
+                                            "(largest model).", minimum=0, maximum=1)
+    init_max_forward_motion: float = option(1.0, "Mapper initialisation: forward motion along a tube defeats "
+                                            "COLMAP's defaults (0.95, 16); both this and init_min_tri_angle are "
+                                            "needed.", exclusiveMinimum=0, maximum=1)
+    init_min_tri_angle: float = option(2.0, "Mapper initialisation: minimum triangulation angle (degrees).",
+                                       exclusiveMinimum=0)
+    threads: int = option(1, "Threads per SfM job. 1 gives bit-identical results from run to run (COLMAP's "
+                          "multi-threaded matching and bundle adjustment do not), and Snakemake runs sequences in "
+                          "parallel; more threads finish one long sequence sooner.", minimum=1)
+    seed: int = field(default=0)
 
 
 def colmap_params(K: np.ndarray) -> list[float]:
     """PINHOLE parameters (fx, fy, cx, cy) in COLMAP's convention from an OpenCV K."""
     return [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5]
-
-
-def opencv_K(camera: pycolmap.Camera) -> np.ndarray:
-    """OpenCV K (3, 3) of a COLMAP PINHOLE / SIMPLE_PINHOLE camera."""
-    fx, fy = camera.focal_length_x, camera.focal_length_y
-    cx, cy = camera.principal_point_x - 0.5, camera.principal_point_y - 0.5
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def _pipeline_options(options: SfMOptions) -> pycolmap.IncrementalPipelineOptions:
@@ -118,8 +89,8 @@ def _pipeline_options(options: SfMOptions) -> pycolmap.IncrementalPipelineOption
     opts.random_seed = options.seed
     opts.mapper.random_seed = options.seed
     opts.triangulation.random_seed = options.seed
-    opts.num_threads = options.num_threads
-    opts.mapper.num_threads = options.num_threads
+    opts.num_threads = options.threads
+    opts.mapper.num_threads = options.threads
     opts.min_model_size = 3
     return opts
 
@@ -146,7 +117,7 @@ def summarize(rec: pycolmap.Reconstruction, n_frames: int) -> dict:
 
 def _match(database: Path, options: SfMOptions) -> None:
     matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = options.num_threads
+    matching.num_threads = options.threads
     verification = pycolmap.TwoViewGeometryOptions()
     verification.ransac.random_seed = options.seed
     if options.matcher == "sequential":
@@ -203,7 +174,7 @@ def run_sfm(
             reader.camera_mask_path = str(mask_path)
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.max_image_size = options.max_image_size
-        extraction.num_threads = options.num_threads
+        extraction.num_threads = options.threads
         extraction.sift.max_num_features = options.max_num_features
         extraction.sift.first_octave = options.first_octave
         t = time.perf_counter()

@@ -24,6 +24,7 @@ import numpy as np
 
 from workflow_scripts.endo.scene import SfMScene
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import option
 
 __all__ = [
     "SfMDataOptions",
@@ -41,36 +42,22 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SfMDataOptions:
-    """Options of prepare_sfm_data (the ``endoscopy.sfm_data`` config section; reference
-    defaults: downsampling 4, network_downsampling 64, inlier_percentage 0.99, overlap 30).
+    """prepare_sfm_data -> results/endo/<seq>/sfm_data.npz (+ .json): the reference's training
+    supervision (crop, K, scale, clean points, visibility, sparse depth/flow samples). Defaults:
+    the reference's (1920x1080 frames -> 256x320 network images)."""
 
-    Attributes:
-        downsampling: full-resolution frames are resized by 1 / downsampling.
-        network_downsampling: crop height and width are multiples of this.
-        inlier_percentage: histogram mass kept per frame by the cleaning; <= 0 or >= 1 = no cleaning.
-        visibility_overlap: a point seen in view j counts as visible in views j-overlap+1 .. j+overlap.
-        crop_size: (height, width) forced on every sequence (the reference's suggested size);
-            None = from this sequence's mask.
-    """
-
-    downsampling: float = 4.0
-    network_downsampling: int = 64
-    inlier_percentage: float = 0.99
-    visibility_overlap: int = 30
-    crop_size: tuple[int, int] | None = None
-
-    @classmethod
-    def from_config(cls, section: dict) -> SfMDataOptions:
-        crop = section.get("crop_size") or None
-        return cls(
-            downsampling=float(section["downsampling"]),
-            network_downsampling=int(section["network_downsampling"]),
-            inlier_percentage=float(section["inlier_percentage"]),
-            visibility_overlap=int(section["visibility_overlap"]),
-            crop_size=tuple(crop) if crop else None,
-        )
+    downsampling: float = option(4.0, "Frames are resized by 1 / downsampling, then cropped around the mask.",
+                                 minimum=1)
+    network_downsampling: int = option(64, "Crop height and width are multiples of this.", minimum=1)
+    inlier_percentage: float = option(0.99, "Fraction of the brightness x depth^2 histogram kept per frame by the "
+                                      "outlier cleaning (<= 0 or >= 1 = no cleaning).")
+    visibility_overlap: int = option(30, "A point seen in a view counts as visible in the views within this "
+                                     "window.", minimum=1)
+    crop_size: tuple[int, ...] = option((), "[height, width] forced on every sequence (the reference gives all "
+                                        "sequences the largest size); [] = each sequence's own size from its mask.",
+                                        maxItems=2, **{"not": {"minItems": 1, "maxItems": 1}})
 
 
 def _axis_crop(lo: int, hi: int, full: int, divide: int, suggested: int | None) -> tuple[int, int]:
@@ -275,7 +262,7 @@ def prepare(scene: SfMScene, options: SfMDataOptions) -> dict:
     (documented in ``workflow_scripts.endo.sparse.SFM_DATA_KEYS``)."""
     try:
         mask, crop = downsample_and_crop_mask(
-            scene.mask, options.downsampling, options.network_downsampling, options.crop_size
+            scene.mask, options.downsampling, options.network_downsampling, options.crop_size or None
         )
     except ValueError as err:
         raise InputDataError(

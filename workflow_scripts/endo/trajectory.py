@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["align_similarity", "camera_centres", "trajectory_error"]
+__all__ = ["align_similarity", "camera_centres", "similarity_matrix", "trajectory_error"]
 
 
 def camera_centres(cam_from_world: np.ndarray) -> np.ndarray:
@@ -41,10 +41,18 @@ def align_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarra
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:
         S[2, 2] = -1
     R = U @ S @ Vt
-    var_s = (xs**2).sum() / len(src)
+    var_s = np.mean(np.sum(xs**2, axis=1))
     s = float(np.trace(np.diag(D) @ S) / var_s)
     t = mu_d - s * R @ mu_s
     return s, R, t
+
+
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """:func:`align_similarity` as the 4x4 matrix ``dst_from_src`` = [s R | t]."""
+    s, R, t = align_similarity(src, dst)
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = s * R, t
+    return T
 
 
 def trajectory_error(est_centres: np.ndarray, ref_centres: np.ndarray) -> dict:

@@ -36,7 +36,7 @@ MASK_NAMES = ("mask.png", "undistorted_mask.bmp")  # never taken for frames
 
 @dataclass(frozen=True)
 class FrameSelection:
-    """Which source frames to keep (the ``endoscopy.frames`` config section).
+    """Which source frames to keep (from ``ExtractOptions``, the ``endoscopy.frames`` section).
 
     Attributes:
         start: first frame index kept (inclusive).
@@ -56,17 +56,6 @@ class FrameSelection:
             raise ValueError(f"need start >= 0 and stride >= 1, got start={self.start} stride={self.stride}")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"frame range end {self.end} must be greater than start {self.start}")
-
-    @classmethod
-    def from_config(cls, section: dict) -> FrameSelection:
-        end = section.get("end", -1)
-        fps = section.get("fps", 0)
-        return cls(
-            start=int(section.get("start", 0)),
-            end=None if end is None or end < 0 else int(end),
-            stride=int(section.get("stride", 1)),
-            fps=float(fps) if fps else None,
-        )
 
     def step(self, source_fps: float) -> int:
         """Frame step for a source at ``source_fps`` frames per second."""

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from workflow_scripts.util import InputDataError, write_text_atomic
+from workflow_scripts.util.options import option
 
 __all__ = ["Arithmetic", "FilterMethod", "FilterOptions", "changed_fraction", "select_frames",
            "filter_images", "read_gray", "write_frame_index", "read_frame_index"]
@@ -38,19 +39,20 @@ class FilterMethod(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class FilterOptions:
-    """The ``kitti.filter`` config section (defaults = SC-Depth, with correct arithmetic)."""
+    """Frame-index selection (rule filter_frames, SC-Depth): keep a frame when at least
+    min_changed of its grayscale pixels differ by more than threshold from the last KEPT frame;
+    drops standing frames. Writes results/kitti/frame_index/<date>/<drive>.txt. Defaults =
+    SC-Depth, with correct arithmetic."""
 
-    method: FilterMethod = FilterMethod.DIFFERENCE
-    threshold: int = 10
-    min_changed: float = 0.5
-    arithmetic: Arithmetic = Arithmetic.SIGNED
-    stride: int = 1
-
-    @classmethod
-    def from_config(cls, section: dict) -> FilterOptions:
-        return cls(method=FilterMethod(section["method"]), threshold=int(section["threshold"]),
-                   min_changed=float(section["min_changed"]), arithmetic=Arithmetic(section["arithmetic"]),
-                   stride=int(section["stride"]))
+    method: FilterMethod = option(FilterMethod.DIFFERENCE, "difference (as above) or stride (keep every "
+                                  "stride-th frame).")
+    threshold: int = option(10, "Grey-level difference (8-bit) above which a pixel counts as changed.",
+                            minimum=0, maximum=254)
+    min_changed: float = option(0.5, "Fraction of changed pixels that keeps a frame.", minimum=0, maximum=1)
+    arithmetic: Arithmetic = option(Arithmetic.SIGNED, "signed = the true absolute difference; uint8 = the "
+                                    "reference's wrap-around arithmetic (every pixel that got brighter by 1 counts "
+                                    "as changed).")
+    stride: int = option(1, "Frame step of method stride.", minimum=1)
 
 
 def changed_fraction(last_kept: np.ndarray, current: np.ndarray, threshold: int,

@@ -23,7 +23,7 @@ The eigen_benchmark split reads KITTI's annotated depth maps instead
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import numpy as np
 from workflow_scripts.kitti.calib import KittiRig
 from workflow_scripts.kitti.raw import read_velodyne
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import option
 
 __all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "lidar_depth_pixels",
            "lidar_depth_map", "densify", "velodyne_gt", "png_depth_map", "groundtruth_png_path"]
@@ -54,14 +55,14 @@ class DuplicateIndex(StrEnum):
 class GtOptions:
     """How ground truth is made from a Velodyne scan (defaults: the eigen split's reference)."""
 
-    depth: DepthSource = DepthSource.VELODYNE
-    duplicates: DuplicateIndex = DuplicateIndex.REFERENCE
-    cam: int = 2
-
-    @classmethod
-    def from_config(cls, section: dict) -> GtOptions:
-        """From the ``kitti.gt`` config section."""
-        return cls(depth=DepthSource(section["depth"]), duplicates=DuplicateIndex(section["duplicates"]))
+    depth: DepthSource = option(DepthSource.VELODYNE, "Depth of a LiDAR point: velodyne = its forward "
+                                "distance x (the reference's eigen ground truth, vel_depth=True), camera = its "
+                                "z in the rectified camera.")
+    duplicates: DuplicateIndex = option(DuplicateIndex.REFERENCE, "Points falling on one pixel keep the minimum "
+                                        "depth. reference = the reference's linear index v*(W-1)+u-1, which "
+                                        "also merges pixel pairs (v, W-1) and (v+1, 0); published numbers use "
+                                        "it. exact = per pixel.")
+    cam: int = field(default=2)
 
 
 def _rounds_into(x: np.ndarray, size: int) -> np.ndarray:

@@ -21,17 +21,40 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from workflow_scripts.kitti.calib import KittiRig, load_rig
-from workflow_scripts.kitti.gt_depth import GtOptions, densify, groundtruth_png_path, png_depth_map, velodyne_gt
+from workflow_scripts.kitti.gt_depth import (
+    GtOptions,
+    densify,
+    groundtruth_png_path,
+    png_depth_map,
+    velodyne_gt,
+)
 from workflow_scripts.kitti.raw import velodyne_path
 from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError, atomic_file
+from workflow_scripts.util.options import option
 
-__all__ = ["GtSet", "split_source", "export_split", "save_gt", "load_gt", "save_monodepth2_npz"]
+__all__ = ["GtConfig", "GtSet", "split_source", "export_split", "save_gt", "load_gt", "save_monodepth2_npz"]
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GtConfig(GtOptions):
+    """Ground truth of the test splits (rule export_gt_depth -> results/kitti/gt/<split>.npz, loads
+    without pickle). Split names are protocols: eigen = LiDAR projected as monodepth2 does (697
+    frames on real KITTI); eigen_benchmark = KITTI's annotated depth maps (652 frames; needs the
+    depth-completion annotations merged into the raw tree as <drive>/proj_depth/groundtruth/).
+    On the demo, both use the frames of the held-out drives (demo.kitti.test_drives)."""
+
+    splits: tuple[Literal["eigen", "eigen_benchmark"], ...] = option(
+        ("eigen", "eigen_benchmark"), "Test splits whose ground truth is exported.", minItems=1, uniqueItems=True)
+    monodepth2_npz: bool = option(False, "Also write monodepth2's results/kitti/gt/<split>_gt_depths.npz (an "
+                                  "object array that needs np.load(..., allow_pickle=True)) for monodepth2 / Depth "
+                                  "Hints tools.")
 
 
 @dataclass

@@ -7,14 +7,27 @@ JPEGs go to a mirror tree ``<out>/<date>/<drive>/image_0{2,3}/data/<frame>.jpg``
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from workflow_scripts.kitti.split_files import list_frames
 from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util.options import option
 
-__all__ = ["png_to_jpeg", "convert_drive"]
+__all__ = ["JpegOptions", "png_to_jpeg", "convert_drive"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JpegOptions:
+    """Optional PNG -> JPEG conversion (rule convert_to_jpeg) as the references train on: quality 92
+    with 4:2:0 chroma subsampling (ImageMagick -sampling-factor 2x2,1x1,1x1); published numbers
+    assume JPEG input. The JPEGs go to results/kitti/jpeg/ (the raw tree is never modified) and
+    every later stage reads them instead of the PNGs."""
+
+    convert: bool = option(False, "Convert the drives' PNGs to JPEG first.")
+    quality: int = option(92, "JPEG quality (1-100).", minimum=1, maximum=100)
 
 
 def png_to_jpeg(src: Path, dst: Path, quality: int = 92) -> None:

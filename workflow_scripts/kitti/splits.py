@@ -16,17 +16,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from workflow_scripts.kitti.gt_depth import groundtruth_png_path
 from workflow_scripts.kitti.raw import velodyne_path
-from workflow_scripts.kitti.split_files import (STANDARD_DIR, SplitLine, check_frames_exist, list_frames,
-                                                standard_split)
+from workflow_scripts.kitti.split_files import (
+    STANDARD_DIR,
+    SplitLine,
+    check_frames_exist,
+    list_frames,
+    standard_split,
+)
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import option
 
 __all__ = ["SplitSource", "SplitOptions", "demo_test_lines", "check_test_split", "training_frames",
            "filtered_train_val", "standard_train_val"]
@@ -39,11 +46,21 @@ class SplitSource(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class SplitOptions:
-    """Train/val list options (``kitti.splits``)."""
+    """Train/val lists (rule make_splits -> results/kitti/splits/{train,val}_files.txt, lines
+    "<date>/<drive> <frame> <l|r>" as monodepth2's)."""
 
-    sides: tuple[str, ...] = ("l", "r")
-    val_fraction: float = 0.1
-    seed: int = 0
+    source: Literal["auto", "standard", "filtered"] = option(
+        "auto", "auto = standard on real KITTI, filtered on the demo; standard = the references' list named by "
+        "`standard`; filtered = the frames filter_frames keeps on the drives of that list (demo: on the drives "
+        "not held out for testing), with frames f-1 and f+1 present.")
+    standard: Literal["eigen_zhou", "eigen_full"] = option(
+        "eigen_zhou", "eigen_zhou (monodepth2's default, 39,810 / 4,424 lines) or eigen_full (Depth Hints, "
+        "45,200 / 1,776 lines).")
+    sides: tuple[Literal["l", "r"], ...] = option(("l", "r"), "Sides written for each filtered frame (l = image_02, "
+                                                  "r = image_03).", minItems=1, uniqueItems=True)
+    val_fraction: float = option(0.1, "Fraction of the filtered frames (seeded by `seed`) that go to val.",
+                                 minimum=0, maximum=0.9)
+    seed: int = field(default=0)
 
 
 def demo_test_lines(image_root: Path, folders: Sequence[str], stride: int, ext: str) -> list[SplitLine]:

@@ -14,7 +14,7 @@ from workflow_scripts.util import InputDataError
 
 __all__ = ["EIGEN_METRICS", "HIGHER_IS_BETTER", "metrics_figure", "read_table"]
 
-# Eigen metrics of results/kitti_eval.csv (workflow_scripts/kitti/eigen_eval.py)
+# Eigen metrics of results/kitti_eval.csv (workflow_scripts/kitti/evaluate.py)
 EIGEN_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 HIGHER_IS_BETTER = frozenset({"a1", "a2", "a3"})
 

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.endo.trajectory import camera_centres
 from workflow_scripts.report.figure import new_figure, plt
 from workflow_scripts.util import InputDataError
 
-__all__ = ["camera_centres", "principal_axes", "read_sfm_inputs", "sfm_figure", "summary_row"]
+__all__ = ["principal_axes", "read_sfm_inputs", "sfm_figure", "summary_row"]
 
 NEEDED_KEYS = ("cam_from_world", "points", "clean", "view_indexes", "sparse_view")
-
-
-def camera_centres(cam_from_world: np.ndarray) -> np.ndarray:
-    """Camera centres in the world frame: C = -R^T t. (V, 4, 4) -> (V, 3), SfM units."""
-    R, t = cam_from_world[:, :3, :3], cam_from_world[:, :3, 3]
-    return -np.einsum("vji,vj->vi", R, t)
 
 
 def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,51 +1,51 @@
-"""Training stages of both branches, assembled from rule params (see kitti.py, endo.py).
+"""Training stages of both branches (rules train_teacher, train_student, finetune).
 
-:func:`run_stage` is what the rule scripts train_teacher / train_student / finetune call.
+Both branches' modules (:mod:`~workflow_scripts.training.kitti`, :mod:`~workflow_scripts.training.endo`)
+expose the same ``run(stage, common, section, inputs, out_model, *, seed, threads)``; the rule's
+``{branch}`` wildcard picks the module and the typed sections in :data:`BRANCHES`, once.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from pathlib import Path
 
+from workflow_scripts.training import options as opt
+from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.gpu import assign_gpu
+from workflow_scripts.util.options import load_options
 
+__all__ = ["BRANCHES", "run_stage", "main_from_snakemake"]
 log = logging.getLogger(__name__)
 
+# branch wildcard -> (module, config section, common section class, stage section classes)
+BRANCHES = {
+    "kitti": ("workflow_scripts.training.kitti", "kitti.train", opt.KittiCommon,
+              {"teacher": opt.KittiTeacher, "student": opt.KittiStudent, "finetune": opt.KittiFinetune}),
+    "endo": ("workflow_scripts.training.endo", "endoscopy.train", opt.EndoCommon,
+             {"teacher": opt.EndoTeacher, "student": opt.EndoStudent, "finetune": opt.EndoFinetune}),
+}
 
-def run_stage(branch: str, stage: str, params: dict, inputs: dict, out_model: Path, *, seed: int,
+
+def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_model: Path, *, seed: int,
               threads: int, gpus: int = 1) -> dict:
     """Train ``stage`` of ``branch`` on a GPU of its own when there is one, else on the CPU.
 
     Args:
-        params: the rule's params: ``train`` = {preset, section, common} and the branch's paths.
-        inputs: the rule's named inputs (split, hints, previous model, ...).
+        train: the rule's ``train`` param: {"common": the branch's shared section, "section": the
+            stage's section} as plain config mappings.
+        inputs: every path the stage reads (the rule's inputs).
     """
-    from models.training.stage import StageConfig
-
-    train = params["train"]
+    module_name, where, common_cls, stage_cls = BRANCHES[branch]
+    common = load_options(common_cls, train["common"], f"{where}.common")
+    section = load_options(stage_cls[stage], train["section"], f"{where}.{stage}")
     start = time.perf_counter()
     with assign_gpu(gpus) as gpu:
         log.info("%s/%s on GPU %s (%s)", branch, stage, gpu.devices or "none", gpu.source)
-        if branch == "kitti":
-            from workflow_scripts.training import kitti
-
-            cfg = StageConfig.from_params(branch, stage, train["preset"], train["section"])
-            hints = Path("results/kitti/depth_hints") if inputs.get("hints") else None
-            paths = params["paths"]
-            info = kitti.run(cfg, train["common"], raw_root=Path(paths["raw_root"]),
-                             image_root=Path(paths["image_root"]), image_ext=paths["image_ext"],
-                             train_split=Path(inputs["split"]), hints_root=hints,
-                             previous=Path(inputs["previous"]) if inputs.get("previous") else None,
-                             out_model=out_model, seed=seed, threads=threads)
-        else:
-            from workflow_scripts.training import endo
-
-            info = endo.run(train, stage, sfm_data=[Path(p) for p in inputs["sfm_data"]],
-                            frames=[Path(p) for p in inputs["frames"]],
-                            previous=Path(inputs["previous"]) if inputs.get("previous") else None,
-                            out_model=out_model, seed=seed, threads=threads)
+        info = importlib.import_module(module_name).run(stage, common, section, inputs, out_model, seed=seed,
+                                                        threads=threads)
     log.info("%s/%s done in %.1f s: %s", branch, stage, time.perf_counter() - start, info)
     return info
 
@@ -55,6 +55,6 @@ def main_from_snakemake(smk, stage: str) -> dict:
     from workflow_scripts.util.smk import setup_logging
 
     setup_logging(smk.log[0])
-    return run_stage(smk.wildcards.branch, stage, dict(smk.params.items()), dict(smk.input.items()),
-                     Path(smk.output.model), seed=smk.params.seed, threads=smk.threads,
-                     gpus=int(smk.resources.get("gpu", 1)))
+    inputs = StageInputs.from_rule(dict(smk.input.items()), smk.params.paths)
+    return run_stage(smk.wildcards.branch, stage, smk.params.train, inputs, Path(smk.output.model),
+                     seed=smk.params.seed, threads=smk.threads, gpus=int(smk.resources.get("gpu", 1)))

@@ -1,7 +1,9 @@
-"""Assemble the driving branch's training stages from rule params and run them.
+"""The driving branch's training stages, assembled from typed config sections and run.
 
-Bridges config (plain dicts from the rule's params) and files (splits, calibration, hints) to
-the config-free library in ``models/``: networks, objectives, dataset, engine.
+Bridges the config (``kitti.train``, see :mod:`workflow_scripts.training.options`) and files
+(split list, calibration, hints) to the config-free library in ``models/``: networks,
+objectives, engine. teacher (stereo + depth hints) -> student (distillation) -> fine-tune
+(video with a pose network), seed_methods §6.4-6.7.
 """
 
 from __future__ import annotations
@@ -9,103 +11,106 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from models.data.kitti import KittiDataOptions, KittiRawDataset, read_split
+from models.model_file import load_model, read_model_meta, save_model
+from models.networks.spec import NetworkSpec, build_pose_net
 from models.training import kitti_objectives as ko
 from models.training.engine import file_digest, pick_device, train
-from models.training.stage import StageConfig, build_pose_net, load_model, save_model
-from workflow_scripts.kitti.calib import load_rig
+from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, hint_folders, intrinsics
+from workflow_scripts.kitti.split_files import read_split
+from workflow_scripts.training.options import KittiCommon
+from workflow_scripts.training.stage import StageInputs, StagePlan
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.options import to_plain
 
+__all__ = ["run", "build_stage", "photo_options"]
 log = logging.getLogger(__name__)
 
 
-def intrinsics(raw_root: Path, dates: set[str]) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
-    """date -> (0-based K of the rectified left camera, native (H, W)) from the calibration."""
-    out = {}
-    for date in sorted(dates):
-        rig = load_rig(Path(raw_root) / date)
-        out[date] = (rig.K(2, zero_based=True), rig.image_size[2])
-    return out
+def photo_options(common: KittiCommon, frame_ids: tuple[int, ...], smoothness: float,
+                  stereo: bool) -> ko.PhotoOptions:
+    return ko.PhotoOptions(frame_ids=tuple(frame_ids), stereo=stereo, automask=common.automask,
+                           smoothness=smoothness, min_depth=common.min_depth, max_depth=common.max_depth,
+                           convention=common.sampling)
 
 
-def photo_options(common: dict, section: dict, stereo: bool) -> ko.PhotoOptions:
-    return ko.PhotoOptions(frame_ids=tuple(section.get("frame_ids", [0])), stereo=stereo,
-                           automask=common["automask"], smoothness=section["smoothness"],
-                           min_depth=common["min_depth"], max_depth=common["max_depth"],
-                           convention=common["sampling"])
-
-
-def build_stage(cfg: StageConfig, common: dict, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
+def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
     """Networks to train, the objective, and whether items need the stereo frame."""
-    opts = cfg.options
-    if cfg.stage == "teacher":
-        photo = photo_options(common, opts, stereo=True)
-        nets = nn.ModuleDict({"depth": cfg.network.build()})
+    s, common = plan.section, plan.common
+    if plan.stage == "teacher":
+        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=True)
+        nets = nn.ModuleDict({"depth": plan.network.build()})
         if len(photo.frame_ids) > 1:
-            nets["pose"] = build_pose_net(opts)
+            nets["pose"] = build_pose_net(s.pose_layers, s.pose_rotation)
         objective = ko.TeacherObjective(ko.TeacherOptions(
-            photo=photo, hints=opts["hints"], hint_variant=opts["hint_variant"],
-            data_graft=opts["data_graft"], self_distillation=opts["self_distillation"]))
+            photo=photo, hints=s.hints, hint_variant=s.hint_variant, data_graft=s.data_graft,
+            self_distillation=s.self_distillation))
         return nets, objective, True
-    teacher, meta = load_model(previous)
-    if cfg.stage == "student":
-        photo = photo_options(common, {"smoothness": 0.0}, stereo=False)
-        nets = nn.ModuleDict({"depth": cfg.network.build()})
-        return nets, ko.StudentObjective(teacher, photo, opts.get("eigen_lambda")), False
-    if cfg.stage == "finetune":  # the student, self-supervised on video
-        photo = photo_options(common, opts, stereo=False)
-        nets = nn.ModuleDict({"depth": teacher.train().requires_grad_(True), "pose": build_pose_net(opts)})
+    teacher, _ = load_model(previous)
+    if plan.stage == "student":
+        photo = photo_options(common, (0,), 0.0, stereo=False)
+        nets = nn.ModuleDict({"depth": plan.network.build()})
+        return nets, ko.StudentObjective(teacher, photo, s.eigen_lambda), False
+    if plan.stage == "finetune":  # the student, self-supervised on video
+        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=False)
+        nets = nn.ModuleDict({"depth": teacher.train().requires_grad_(True),
+                              "pose": build_pose_net(s.pose_layers, s.pose_rotation)})
         objective = ko.FinetuneObjective(ko.FinetuneOptions(
-            photo=photo, geometry_weight=opts["geometry_weight"], dynamic_mask=opts["dynamic_mask"]))
+            photo=photo, geometry_weight=s.geometry_weight, dynamic_mask=s.dynamic_mask))
         return nets, objective, False
-    raise ValueError(f"unknown stage {cfg.stage!r}")
+    raise ValueError(f"unknown stage {plan.stage!r}")
 
 
-def pose_schedule(cfg: StageConfig, n_items: int) -> dict:
+def pose_schedule(plan: StagePlan, n_items: int) -> dict:
     """Schedule extras of the fine-tune: the fresh pose network's own learning rate and a
     warm-up (a fraction of the stage's steps) with the pretrained depth network frozen, so the
     pose network first learns translations in the depth network's scale instead of the depth
     network shrinking to the untrained pose network's near-zero translations."""
-    opts = cfg.options
-    if cfg.stage != "finetune":
+    if plan.stage != "finetune":
         return {}
-    steps = cfg.schedule(n_items).steps
-    return {"lr_mult": (("pose", opts["pose_lr"] / cfg.lr),),
-            "frozen_until": (("depth", round(opts["pose_warmup"] * steps)),)}
+    s = plan.section
+    steps = plan.schedule(n_items).steps
+    return {"lr_mult": (("pose", s.pose_lr / s.lr),), "frozen_until": (("depth", round(s.pose_warmup * steps)),)}
 
 
-def run(cfg: StageConfig, common: dict, *, raw_root: Path, image_root: Path, image_ext: str,
-        train_split: Path, hints_root: Path | None, previous: Path | None, out_model: Path,
-        seed: int, threads: int) -> dict:
-    """Train one stage and write ``out_model`` (and checkpoint/history beside it)."""
+def stage_plan(stage: str, common: KittiCommon, section, previous: Path | None) -> StagePlan:
+    """The plan of a stage; the fine-tuned network is the student's (read from its model)."""
+    network = section.network if hasattr(section, "network") else None
+    if stage == "finetune":
+        network = NetworkSpec(**read_model_meta(previous)["network"])
+    return StagePlan("kitti", stage, common, section, tuple(common.size), network)
+
+
+def run(stage: str, common: KittiCommon, section, inputs: StageInputs, out_model: Path, *, seed: int,
+        threads: int) -> dict:
+    """Train one stage and write ``out_model`` (and checkpoint.pt, history.csv, tb/ beside it)."""
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
-    items = read_split(train_split)
+    items = read_split(inputs.split)
     if not items:
-        raise InputDataError(train_split, "the training split is empty",
+        raise InputDataError(inputs.split, "the training split is empty",
                              "check the frame filter and the drives of the test split")
-    nets, objective, stereo = build_stage(cfg, common, previous)
-    if cfg.stage == "finetune":  # the fine-tuned network is the student's (loaded, not built)
-        network = load_model(previous)[1]["network"]
-        cfg = StageConfig(**{**cfg.as_dict(), "network": type(cfg.network)(**network)})
+    plan = stage_plan(stage, common, section, inputs.previous)
+    nets, objective, stereo = build_stage(plan, inputs.previous)
+    use_hints = stage == "teacher" and section.hints
     data_opts = KittiDataOptions(
-        height=cfg.size[0], width=cfg.size[1], frame_ids=tuple(cfg.options.get("frame_ids", [0])),
-        stereo=stereo, hints_root=hints_root if cfg.stage == "teacher" and cfg.options.get("hints") else None,
-        stereo_baseline=common["stereo_baseline"], augment=True, image_ext=image_ext)
-    dataset = KittiRawDataset(Path(image_root), items, intrinsics(raw_root, {i.date for i in items}), data_opts,
-                              seed=seed)
-    schedule = cfg.schedule(len(items), **pose_schedule(cfg, len(items)))
+        height=plan.size[0], width=plan.size[1], frame_ids=tuple(getattr(section, "frame_ids", (0,))),
+        stereo=stereo, hints=hint_folders(list(inputs.hints)) if use_hints else None,
+        stereo_baseline=common.stereo_baseline, augment=True, image_ext=inputs.image_ext)
+    dataset = KittiRawDataset(inputs.image_root, items, intrinsics(inputs.raw_root, {i.date for i in items}),
+                              data_opts, seed=seed)
+    schedule = plan.schedule(len(items), **pose_schedule(plan, len(items)))
     device = pick_device()
-    log.info("%s/%s: %d items, %d steps at %s on %s", cfg.branch, cfg.stage, len(items), schedule.steps,
-             cfg.size, device)
-    config = {"stage": cfg.as_dict(), "common": common, "split": train_split.read_text(),
-              "previous": file_digest(previous)}
+    log.info("kitti/%s: %d items, %d steps at %s on %s", stage, len(items), schedule.steps, plan.size, device)
+    # the previous stage's weights are part of the configuration: a checkpoint trained from
+    # another teacher / student is never resumed
+    config = {"common": to_plain(common), "section": to_plain(section), "split": inputs.split.read_text(),
+              "previous": file_digest(inputs.previous)}
     train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device)
-    save_model(nets.cpu(), out_model, cfg, schedule.steps, min_depth=common["min_depth"],
-               max_depth=common["max_depth"], depth_kind="disp", stereo_baseline=common["stereo_baseline"],
-               options=cfg.options)
+    pose = {"pose": {"layers": section.pose_layers, "rotation": section.pose_rotation}} if "pose" in nets else {}
+    save_model(nets.cpu(), out_model, branch="kitti", stage=stage, network=plan.network, size=plan.size,
+               steps=schedule.steps, min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
+               stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     return {"steps": schedule.steps, "items": len(items)}

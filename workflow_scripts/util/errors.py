@@ -1,19 +1,6 @@
-"""The one exception type for bad user input."""
+"""The one exception type for bad user input (defined in ``models.errors``, the lowest layer,
+so that the PyTorch library raises the same type without importing the workflow)."""
 
-from __future__ import annotations
+from models.errors import InputDataError
 
-from pathlib import Path
-
-
-class InputDataError(Exception):
-    """Bad input data: names the file, what is wrong with it, and what to do.
-
-    Example:
-        >>> raise InputDataError("data/calib.txt", "has no key P_rect_02", "use the KITTI raw calib")
-    """
-
-    def __init__(self, path: str | Path, problem: str, fix: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.path}: {problem}. {fix}")
+__all__ = ["InputDataError"]

@@ -1,7 +1,6 @@
-# Driving branch, data preparation (DESIGN.md §2; README "Driving branch: data preparation"):
-# test splits and their ground truth, frame filtering, train/val lists, SGM depth hints, and
-# an optional PNG -> JPEG conversion. Input functions: rules/common.smk. Logic:
-# workflow_scripts/kitti/.
+# Driving branch, data preparation (docs/driving.md): test splits and their ground truth, frame
+# filtering, train/val lists, SGM depth hints, and an optional PNG -> JPEG conversion.
+# Library: workflow_scripts/kitti/.
 
 
 rule convert_to_jpeg:
@@ -36,8 +35,8 @@ rule make_test_split:
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         demo=USE_DEMO_KITTI,
-        demo_drives=KITTI["splits"]["demo_test_drives"],
-        demo_stride=KITTI["splits"]["demo_test_stride"],
+        demo_drives=DEMO["kitti"]["test_drives"],
+        demo_stride=DEMO["kitti"]["test_stride"],
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -114,7 +113,6 @@ rule make_splits:
         val="results/kitti/splits/val_files.txt",
     params:
         source=kitti_split_source(),
-        standard=KITTI["splits"]["standard"],
         splits=KITTI["splits"],
         image_root=kitti_image_root,
         ext=kitti_image_ext,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workflow_scripts.kitti.eigen_eval import (
+from models.inference import post_process_disparity
+from workflow_scripts.kitti.evaluate import (
     EvalOptions,
     compute_errors,
     evaluate_image,
     evaluate_split,
     garg_crop,
-    post_process_disparity,
     valid_mask,
 )
 

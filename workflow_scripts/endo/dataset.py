@@ -26,10 +26,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from models.data.augment import Jitter, color_jitter
+from models.augment import Jitter, color_jitter
 from workflow_scripts.endo.sfm_data import frame_sparse_points, load_network_image
-from workflow_scripts.endo.sparse import (load_sfm_data, rasterise_sparse_depth, rasterise_sparse_flow,
-                                         relative_motion)
+from workflow_scripts.endo.sparse import (
+    load_sfm_data,
+    rasterise_sparse_depth,
+    rasterise_sparse_flow,
+    relative_motion,
+)
 from workflow_scripts.util import InputDataError
 
 __all__ = ["EndoDataOptions", "EndoSequence", "EndoPairDataset", "training_intrinsics", "boundary_mask"]

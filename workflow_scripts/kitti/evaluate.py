@@ -10,10 +10,13 @@ log10. Split metrics are means over images (as the references report them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
 import pandas as pd
+
+from workflow_scripts.util.options import option
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
 GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)  # rows, cols as fractions
@@ -114,42 +117,42 @@ def evaluate_split(gts: list[np.ndarray], disps: np.ndarray | list[np.ndarray],
     return dict(zip(METRICS, means.tolist(), strict=True)), np.array(ratios)
 
 
-def post_process_disparity(disp: np.ndarray, disp_flipped: np.ndarray) -> np.ndarray:
-    """monodepth2's flip post-processing.
-
-    Args:
-        disp: (N, H, W) disparity of the images; disp_flipped: (N, H, W) disparity predicted
-            for the horizontally flipped images (NOT flipped back).
-    Returns:
-        (N, H, W): the two blended, each side's border taken from the prediction that saw it.
-    """
-    _, h, w = disp.shape
-    r = disp_flipped[:, :, ::-1]
-    m = 0.5 * (disp + r)
-    grid = np.linspace(0.0, 1.0, w)[None, :].repeat(h, 0)
-    l_mask = (1.0 - np.clip(20.0 * (grid - 0.05), 0.0, 1.0))[None]
-    r_mask = l_mask[:, :, ::-1]
-    return r_mask * disp + l_mask * r + (1.0 - l_mask - r_mask) * m
-
-
 NOMINAL_KITTI_BASELINE = 0.54  # metres: the references' x5.4 = 0.54 / 0.1
 
 
-def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: dict, stereo_baseline: float,
+@dataclass(frozen=True, kw_only=True)
+class KittiEvalOptions:
+    """Prediction and evaluation (rules predict_depth, evaluate_depth -> results/kitti_eval.csv)."""
+
+    split: Literal["eigen", "eigen_benchmark"] = option(
+        "eigen", "Test split of the Eigen protocol: eigen (LiDAR ground truth) or eigen_benchmark (KITTI's "
+        "annotated depth maps).")
+    post_process: bool = option(False, "monodepth2's flip post-processing of the predictions.")
+    protocol: Literal["monodepth2", "sc_depth"] = option(
+        "monodepth2", "monodepth2 (depth 1e-3 .. 80 m, Garg crop on eigen) or sc_depth (minimum depth 0.1 m).")
+    scalings: tuple[Literal["median", "stereo"], ...] = option(
+        ("median", "stereo"), "Scalings reported per stage: median (per-image median ratio) and stereo (the "
+        "fixed factor true baseline / stereo_baseline, 5.4 on KITTI).", minItems=1)
+    external_disparities: str = option(
+        "", "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
+        "(monodepth2's --ext_disp_to_eval); \"\" = none.")
+
+
+def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: KittiEvalOptions, stereo_baseline: float,
                    source: str = "") -> pd.DataFrame:
     """Rows of ``results/kitti_eval.csv`` for one stage: one per scaling in ``evaluate``.
 
     Args:
-        evaluate: the ``kitti.evaluate`` config section (split, protocol, scalings).
+        evaluate: the ``kitti.evaluate`` section (split, protocol, scalings).
         stereo_baseline: training baseline of stereo pairs; the "stereo" scaling multiplies
             depths by 0.54 / stereo_baseline (5.4 for the references' 0.1).
     Columns: stage, scaling, n_frames, the metrics, the median and relative spread of the
     applied per-image scale factors, and the prediction source.
     """
-    min_depth = 0.1 if evaluate["protocol"] == "sc_depth" else 1e-3
-    crop = "garg" if evaluate["split"] == "eigen" else "none"
+    min_depth = 0.1 if evaluate.protocol == "sc_depth" else 1e-3
+    crop = "garg" if evaluate.split == "eigen" else "none"
     rows = []
-    for scaling in evaluate["scalings"]:
+    for scaling in evaluate.scalings:
         opts = EvalOptions(min_depth=min_depth, max_depth=80.0, crop=crop,
                            scaling="median" if scaling == "median" else "fixed",
                            fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline)

@@ -1,8 +1,10 @@
 """KITTI raw training data: split lines -> frames, stereo pair, depth hints, intrinsics.
 
-A split line is ``<date>/<date>_drive_<id>_sync <frame> <l|r>`` (monodepth2 format). An item
-holds the target frame (``frame_ids`` 0), its temporal neighbours (e.g. -1, +1) and, with
-``stereo``, the other camera of the rig, all resized to the training resolution.
+A split line is ``<date>/<date>_drive_<id>_sync <frame> <l|r>`` (monodepth2 format, read by
+:func:`workflow_scripts.kitti.split_files.read_split`). An item holds the target frame
+(``frame_ids`` 0), its temporal neighbours (e.g. -1, +1) and, with ``stereo``, the other camera
+of the rig, all resized to the training resolution. The batches are what the objectives of
+``models.training.kitti_objectives`` take.
 """
 
 from __future__ import annotations
@@ -16,34 +18,29 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from models.data.augment import Jitter, color_jitter
+from models.augment import Jitter, color_jitter
+from workflow_scripts.kitti.calib import load_rig
+from workflow_scripts.kitti.raw import SIDE_TO_CAM, image_path
+from workflow_scripts.kitti.split_files import SplitLine
+from workflow_scripts.util import InputDataError
 
-SIDE_CAM = {"l": 2, "r": 3}
-
-
-@dataclass(frozen=True)
-class SplitItem:
-    folder: str  # "<date>/<date>_drive_<id>_sync"
-    frame: int
-    side: str  # "l" or "r"
-
-    @property
-    def date(self) -> str:
-        return self.folder.split("/")[0]
+__all__ = ["KittiDataOptions", "KittiRawDataset", "hint_folders", "intrinsics"]
 
 
-def read_split(path: str | Path) -> list[SplitItem]:
-    """Parse a monodepth2 split file; errors name the file and line."""
-    path = Path(path)
-    items = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3 or parts[2] not in SIDE_CAM or not parts[1].isdigit():
-            raise ValueError(f"{path}:{n}: expected '<date>/<drive> <frame> <l|r>', got {line!r}")
-        items.append(SplitItem(parts[0], int(parts[1]), parts[2]))
-    return items
+def intrinsics(raw_root: Path, dates: set[str]) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
+    """date -> (0-based K (3, 3) of the rectified left camera, native (H, W)) from the
+    calibration of each date under ``raw_root``."""
+    out = {}
+    for date in sorted(dates):
+        rig = load_rig(Path(raw_root) / date)
+        out[date] = (rig.K(2, zero_based=True), rig.image_size[2])
+    return out
+
+
+def hint_folders(hint_dirs: list[Path]) -> dict[str, Path]:
+    """Drive folder ``<date>/<drive>`` -> its depth-hint folder, from the hint folders of the
+    rule's inputs (``.../depth_hints/<date>/<drive>``)."""
+    return {f"{Path(d).parent.name}/{Path(d).name}": Path(d) for d in hint_dirs}
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,8 @@ class KittiDataOptions:
         height, width: training resolution (pixels).
         frame_ids: temporal offsets, 0 first (e.g. (0, -1, 1)).
         stereo: add the other camera of the rig (key "stereo").
-        hints_root: folder of precomputed depth hints (``<date>/<drive>/image_0X/<frame>.npy``).
+        hints: drive folder ``<date>/<drive>`` -> its depth-hint folder (``image_0X/<frame>.npy``
+            inside); None = no hints.
         stereo_baseline: baseline used for ``stereo_T`` in training units; 0.1 as monodepth2
             (predictions are then metric after x (true baseline / 0.1) = x5.4 on KITTI).
         augment: random horizontal flip and colour jitter (training only).
@@ -65,7 +63,7 @@ class KittiDataOptions:
     width: int
     frame_ids: tuple[int, ...] = (0,)
     stereo: bool = False
-    hints_root: Path | None = None
+    hints: dict[str, Path] | None = None
     stereo_baseline: float = 0.1
     augment: bool = True
     image_ext: str = "png"
@@ -89,7 +87,7 @@ class KittiRawDataset(Dataset):
     """
 
     root: Path
-    items: list[SplitItem]
+    items: list[SplitLine]
     intrinsics: dict[str, tuple[np.ndarray, tuple[int, int]]]
     opts: KittiDataOptions
     seed: int = 0
@@ -102,10 +100,10 @@ class KittiRawDataset(Dataset):
         key = (folder, cam, frame)
         if key in self._cache:
             return self._cache[key]
-        path = Path(self.root) / folder / f"image_0{cam}" / "data" / f"{frame:010d}.{self.opts.image_ext}"
+        path = image_path(Path(self.root) / folder, cam, frame, self.opts.image_ext)
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise FileNotFoundError(f"{path}: image missing or unreadable (check the split and kitti.root)")
+            raise InputDataError(path, "image missing or unreadable", "check the split list and kitti.root")
         img = cv2.resize(img, (self.opts.width, self.opts.height), interpolation=cv2.INTER_AREA)[..., ::-1]
         img = np.ascontiguousarray(img)
         if self.opts.cache:
@@ -113,8 +111,10 @@ class KittiRawDataset(Dataset):
         return img
 
     def _hint(self, folder: str, cam: int, frame: int) -> np.ndarray:
-        path = Path(self.opts.hints_root) / folder.split("/")[0] / folder.split("/")[1] / \
-            f"image_0{cam}" / f"{frame:010d}.npy"
+        if folder not in self.opts.hints:
+            raise InputDataError(self.root / folder, "no depth-hint folder among the stage's inputs",
+                                 "re-run precompute_depth_hints for this drive")
+        path = self.opts.hints[folder] / f"image_0{cam}" / f"{frame:010d}.npy"
         hint = np.load(path, allow_pickle=False)
         hint = hint[0] if hint.ndim == 3 else hint
         return cv2.resize(hint.astype(np.float32), (self.opts.width, self.opts.height),
@@ -138,7 +138,7 @@ class KittiRawDataset(Dataset):
         item = self.items[index]
         rng = np.random.default_rng([self.seed, draw, index])
         flip = self.opts.augment and rng.random() < 0.5
-        cam = SIDE_CAM[item.side]
+        cam = SIDE_TO_CAM[item.side]
         frames = [self._image(item.folder, cam, item.frame + f) for f in self.opts.frame_ids]
         if self.opts.stereo:
             frames.append(self._image(item.folder, 5 - cam, item.frame))
@@ -155,7 +155,7 @@ class KittiRawDataset(Dataset):
         stereo_T = torch.eye(4)
         stereo_T[0, 3] = side_sign * (-1.0 if flip else 1.0) * self.opts.stereo_baseline
         out["stereo_T"] = stereo_T
-        if self.opts.hints_root is not None:
+        if self.opts.hints is not None:
             hint = self._hint(item.folder, cam, item.frame)
             hint = torch.from_numpy(np.ascontiguousarray(hint[:, ::-1] if flip else hint))[None]
             out["hint"], out["hint_mask"] = hint, (hint > 0).float()

@@ -1,4 +1,5 @@
 # Prediction and evaluation of the driving branch (Eigen protocol) -> results/kitti_eval.csv.
+# Library: workflow_scripts/kitti/predict.py, workflow_scripts/kitti/evaluate.py.
 
 
 rule predict_depth:
@@ -59,4 +60,4 @@ rule kitti_eval_table:
     log:
         "logs/kitti_eval_table/kitti_eval_table.log",
     script:
-        "../workflow_scripts/kitti_eval_table.py"
+        "../workflow_scripts/join_tables.py"

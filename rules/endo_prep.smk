@@ -1,5 +1,5 @@
-# Endoscopy branch, data preparation: video -> frames -> COLMAP SfM -> sparse supervision.
-# One job per sequence; helpers in rules/common_endo.smk, library code in workflow_scripts/endo/.
+# Endoscopy branch, data preparation (docs/endoscopy.md): video -> frames -> COLMAP SfM -> sparse
+# supervision, one job per sequence. Library: workflow_scripts/endo/.
 
 
 wildcard_constraints:
@@ -16,7 +16,7 @@ rule extract_frames:
     params:
         source=endo_source,
         camera=endo_camera,
-        frames=config["endoscopy"]["frames"],
+        frames=ENDO["frames"],
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -35,9 +35,9 @@ rule run_sfm:
     output:
         directory("results/endo/{seq}/sfm"),
     params:
-        sfm=config["endoscopy"]["sfm"],
+        sfm=ENDO["sfm"],
         seed=config["seed"],
-    threads: config["endoscopy"]["sfm"]["threads"]
+    threads: ENDO["sfm"]["threads"]
     conda:
         "../envs/depth-workflow.yaml"
     log:
@@ -58,7 +58,7 @@ rule prepare_sfm_data:
         npz="results/endo/{seq}/sfm_data.npz",
         json="results/endo/{seq}/sfm_data.json",
     params:
-        sfm_data=config["endoscopy"]["sfm_data"],
+        sfm_data=ENDO["sfm_data"],
     conda:
         "../envs/depth-workflow.yaml"
     log:

@@ -1,0 +1,120 @@
+"""The whole configuration as one dataclass: every section, where it is defined, and the keys
+that only the rules read (data roots, which stages to evaluate, the report).
+
+The schema and the reference page are generated from :class:`WorkflowConfig`
+(``python -m workflow_scripts.config``). Defaults are the references' settings for real data;
+the embedded demo's small settings are the overlay ``config/demo.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from workflow_scripts.demo.endo_demo import EndoDemoConfig
+from workflow_scripts.demo.kitti_demo import KittiDemoConfig
+from workflow_scripts.endo.extract import ExtractOptions
+from workflow_scripts.endo.pointcloud import PointCloudOptions
+from workflow_scripts.endo.register import RegisterOptions
+from workflow_scripts.endo.sfm import SfMOptions
+from workflow_scripts.endo.sfm_data import SfMDataOptions
+from workflow_scripts.kitti.depth_hints import HintOptions
+from workflow_scripts.kitti.evaluate import KittiEvalOptions
+from workflow_scripts.kitti.frame_filter import FilterOptions
+from workflow_scripts.kitti.gt_export import GtConfig
+from workflow_scripts.kitti.jpeg import JpegOptions
+from workflow_scripts.kitti.splits import SplitOptions
+from workflow_scripts.training.options import EndoTrain, KittiTrain
+from workflow_scripts.util.options import option
+
+__all__ = ["WorkflowConfig", "KittiConfig", "EndoConfig", "DemoConfig", "ReportOptions", "EndoEvalOptions"]
+
+EvalStage = Literal["teacher", "student", "finetune", "constant"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KittiConfig:
+    """Driving branch: KITTI raw data (stereo + LiDAR)."""
+
+    root: str = option("", "KITTI raw root: the folder holding <date>/calib_*.txt and <date>/<date>_drive_<id>_sync/"
+                       "{image_02,image_03,velodyne_points}/. \"\" = the demo drives that make_demo_kitti generates.")
+    image_ext: Literal["png", "jpg"] = option("png", "File type of the colour images in the raw tree: png (as KITTI "
+                                              "ships them) or jpg (converted in place, as monodepth2's README does).")
+    jpeg: JpegOptions = option(factory=JpegOptions, doc=JpegOptions.__doc__)
+    gt: GtConfig = option(factory=GtConfig, doc=GtConfig.__doc__)
+    depth_hints: HintOptions = option(factory=HintOptions, doc=HintOptions.__doc__)
+    filter: FilterOptions = option(factory=FilterOptions, doc=FilterOptions.__doc__)
+    splits: SplitOptions = option(factory=SplitOptions, doc=SplitOptions.__doc__)
+    train: KittiTrain = option(factory=KittiTrain, doc=KittiTrain.__doc__)
+    evaluate: KittiEvalOptions = option(factory=KittiEvalOptions, doc=KittiEvalOptions.__doc__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndoEvalOptions:
+    """results/endo_eval.csv: one row per stage x sequence (residuals to the CT, counts, depth
+    metrics against the SfM sparse points after per-frame median scaling)."""
+
+    stages: tuple[EvalStage, ...] = option(
+        ("teacher", "student", "finetune", "constant"), "Stages evaluated: the trained ones and constant = the "
+        "median SfM depth of each frame everywhere (the baseline).", minItems=1, uniqueItems=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndoConfig:
+    """Endoscopy branch: monocular video + a CT surface."""
+
+    root: str = option("", "Folder with the endoscopy inputs: <seq>.mp4 (or <seq>/ folders of frames), camera.yaml "
+                       "(K + distortion) and ct_surface.ply (mm). \"\" = the demo sequences that make_demo_endoscopy "
+                       "generates.")
+    format: Literal["video", "liu"] = option(
+        "video", "video = <seq>.<video> files (or <seq>/ frame folders) and camera.yaml, which go through "
+        "extract_frames and run_sfm; liu = <seq>/ folders already in the endoscopy reference's format (undistorted "
+        "<index:08d>.jpg frames, motion.yaml, structure.ply, view_indexes_per_point, visible_view_indexes, "
+        "selected_indexes, camera_intrinsics_per_view, undistorted_mask.bmp), which enter at prepare_sfm_data.")
+    sequences: tuple[str, ...] = option(
+        (), "Sequences to process (names without extension); [] = every <seq>.<video> and <seq>/ folder found in "
+        "root when the workflow starts.", items={"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"})
+    frames: ExtractOptions = option(factory=ExtractOptions, doc=ExtractOptions.__doc__)
+    sfm: SfMOptions = option(factory=SfMOptions, doc=SfMOptions.__doc__)
+    sfm_data: SfMDataOptions = option(factory=SfMDataOptions, doc=SfMDataOptions.__doc__)
+    train: EndoTrain = option(factory=EndoTrain, doc=EndoTrain.__doc__)
+    ct_surface: str = option("", "CT surface of the cavity: a triangle-mesh PLY in millimetres (vertex + face "
+                             "elements); \"\" = <root>/ct_surface.ply.")
+    point_clouds: PointCloudOptions = option(factory=PointCloudOptions, doc=PointCloudOptions.__doc__)
+    register: RegisterOptions = option(factory=RegisterOptions, doc=RegisterOptions.__doc__)
+    evaluate: EndoEvalOptions = option(factory=EndoEvalOptions, doc=EndoEvalOptions.__doc__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    """The embedded demo data, generated by the workflow when a branch's root is empty."""
+
+    kitti: KittiDemoConfig = option(factory=KittiDemoConfig, doc=KittiDemoConfig.__doc__)
+    endoscopy: EndoDemoConfig = option(factory=EndoDemoConfig, doc=EndoDemoConfig.__doc__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """Figures of the Snakemake report (rules/report.smk; built by `all`, seconds each). Afterwards
+    `snakemake --report report.html` collects them with the evaluation tables into one page."""
+
+    endoscopy: bool = option(True, "Add the endoscopy figures: SfM summary, training curves, depth maps and (when "
+                             "results/endo_eval.csv is a target) residual histograms, clouds on the CT and the "
+                             "evaluation bars.")
+    frames: int = option(4, "Frames per depth figure (evenly spread over the test split / the sequence).",
+                         minimum=1, maximum=16)
+    curves_smooth: int = option(1, "Training curves: trailing mean over this many logged steps (1 = raw).",
+                                minimum=1)
+    residual_bins: int = option(50, "Bins of the registration residual histograms.", minimum=5, maximum=500)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowConfig:
+    """The self-supervised depth workflow's configuration (config.yaml and --configfile files)."""
+
+    seed: int = option(2026, "Seed of everything random (demo scenes, noise, splits, training). The same config "
+                       "gives the same numbers on the same machine type.", minimum=0)
+    kitti: KittiConfig = option(factory=KittiConfig, doc=KittiConfig.__doc__)
+    endoscopy: EndoConfig = option(factory=EndoConfig, doc=EndoConfig.__doc__)
+    demo: DemoConfig = option(factory=DemoConfig, doc=DemoConfig.__doc__)
+    report: ReportOptions = option(factory=ReportOptions, doc=ReportOptions.__doc__)

@@ -1,0 +1,104 @@
+"""What one training stage runs with: its typed sections, its inputs, and its schedule.
+
+:class:`StagePlan` joins a branch's ``common`` section and the stage's own section (both built
+by :func:`workflow_scripts.util.options.load_options`) and turns lengths in steps or epochs
+into the engine's :class:`~models.training.engine.Schedule`. :class:`StageInputs` holds every
+path a stage reads, from the rule's inputs (and the KITTI roots from its params).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.networks.spec import NetworkSpec
+from models.training.engine import Schedule
+
+__all__ = ["StagePlan", "StageInputs"]
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, Path)):
+        return (Path(value),)
+    return tuple(Path(v) for v in value)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """Every path a training stage reads.
+
+    Attributes:
+        previous: the previous stage's model.pt (student, fine-tune), else None.
+        split: KITTI train list (monodepth2 lines).
+        hints: KITTI depth-hint folders, one per drive (``.../depth_hints/<date>/<drive>``).
+        sfm_data, frames: endoscopy sequences (sfm_data.npz and frame folder, same order).
+        raw_root, image_root, image_ext: where the KITTI images and calibration are (the raw
+            tree is not a file of the DAG on real data, so these come from the rule's params).
+    """
+
+    previous: Path | None = None
+    split: Path | None = None
+    hints: tuple[Path, ...] = ()
+    sfm_data: tuple[Path, ...] = ()
+    frames: tuple[Path, ...] = ()
+    raw_root: Path | None = None
+    image_root: Path | None = None
+    image_ext: str = "png"
+
+    @classmethod
+    def from_rule(cls, inputs: Mapping[str, Any], paths: Mapping[str, Any] | None = None) -> StageInputs:
+        """From a training rule's named inputs and its ``paths`` param."""
+        paths = paths or {}
+        return cls(previous=Path(inputs["previous"]) if inputs.get("previous") else None,
+                   split=Path(inputs["split"]) if inputs.get("split") else None,
+                   hints=_paths(inputs.get("hints")), sfm_data=_paths(inputs.get("sfm_data")),
+                   frames=_paths(inputs.get("frames")),
+                   raw_root=Path(paths["raw_root"]) if paths.get("raw_root") else None,
+                   image_root=Path(paths["image_root"]) if paths.get("image_root") else None,
+                   image_ext=paths.get("image_ext", "png"))
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage of a branch with its settings.
+
+    Attributes:
+        branch, stage: e.g. ("kitti", "teacher").
+        common: the branch's shared section (size, batch_size, workers, unit, checkpoint_every, ...).
+        section: the stage's section (length, lr_step, lr, network, losses, ...).
+        size: training (height, width): ``common.size``, or for the endoscopy branch's ``[]`` the
+            network size of the sequences' sfm_data.
+        network: the depth network (the fine-tune's is the student's, read from its model).
+    """
+
+    branch: str
+    stage: str
+    common: Any
+    section: Any
+    size: tuple[int, int]
+    network: NetworkSpec
+
+    def __post_init__(self) -> None:
+        h, w = self.size
+        if h % 32 or w % 32 or min(h, w) < 64:
+            raise ValueError(f"{self.branch}.{self.stage}: training size {self.size} must be multiples of 32 "
+                             "and at least 64 (the encoder's 1/32 bottleneck needs 2 pixels for its padding)")
+
+    def per_unit(self, n_items: int) -> int:
+        """Optimiser steps per unit of length: 1 for steps, the steps of an epoch for epochs."""
+        return math.ceil(n_items / self.common.batch_size) if self.common.unit == "epochs" else 1
+
+    def schedule(self, n_items: int, optimizer: str = "adam", **extra) -> Schedule:
+        """Steps and learning-rate milestones of ``n_items`` training items."""
+        per_unit = self.per_unit(n_items)
+        steps = self.section.length * per_unit
+        milestones = (self.section.lr_step * per_unit,) if self.section.lr_step else ()
+        return Schedule(steps=steps, batch_size=self.common.batch_size, lr=self.section.lr, optimizer=optimizer,
+                        lr_milestones=milestones,
+                        checkpoint_every=min(self.common.checkpoint_every * per_unit, steps),
+                        log_every=max(1, min(10, steps // 20)), workers=self.common.workers, **extra)
