@@ -1,5 +1,6 @@
 """Benchmark (by hand, not CI): ground-truth export per frame vs the floor of reading a scan and
-projecting it, and identity with a line-by-line port of monodepth2's export.
+projecting it, and identity with the depth maps monodepth2's own ``generate_depth_map`` produced
+for the golden fixtures (tests/fixtures/reference, PROVENANCE.md there).
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python bench/kitti_gt_export.py [--root R] [--drive D] [--frames N]
 
@@ -15,15 +16,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.kitti.reference_ports import md2_generate_depth_map  # noqa: E402
+from tests.kitti import reference_fixtures as ref  # noqa: E402
 from workflow_scripts.kitti import calib as kc  # noqa: E402
-from workflow_scripts.kitti.gt_depth import densify, velodyne_gt  # noqa: E402
+from workflow_scripts.kitti.gt_depth import DepthSource, GtOptions, densify, velodyne_gt  # noqa: E402
 
 
 def floor_front(path: Path, P: np.ndarray) -> None:
@@ -38,8 +40,7 @@ def _passes(method: str, root: str, date: str, scans: list[Path], repeat: int) -
     """Per-frame best of ``repeat`` passes over ``scans`` (run in a fresh process)."""
     rig = kc.load_rig(Path(root) / date)
     P = rig.velo_to_image(2)
-    fns = {"floor": lambda path: floor_front(path, P), "ours": lambda path: velodyne_gt(path, rig),
-           "port": lambda path: md2_generate_depth_map(str(Path(root) / date), str(path), 2, True)}
+    fns = {"floor": lambda path: floor_front(path, P), "ours": lambda path: velodyne_gt(path, rig)}
     fn, times = fns[method], np.full((repeat, len(scans)), np.inf)
     for r in range(repeat):
         for i, path in enumerate(scans):
@@ -47,6 +48,21 @@ def _passes(method: str, root: str, date: str, scans: list[Path], repeat: int) -
             fn(path)
             times[r, i] = time.perf_counter() - t
     return times.min(axis=0)
+
+
+def identical_to_reference(tmp: Path) -> tuple[int, int]:
+    """(identical, total) golden cases: our export path (``velodyne_gt`` on the scan's ``.bin``,
+    densified) against monodepth2's output, for every fixture scan, vel_depth True and False."""
+    same = total = 0
+    for name in ref.gt_scan_names():
+        rig = kc.load_rig(ref.gt_rig_dir(name))
+        ref.gt_scan(name).tofile(tmp / "scan.bin")
+        for vel_depth in (True, False):
+            options = GtOptions(depth=DepthSource.VELODYNE if vel_depth else DepthSource.CAMERA)
+            ours = densify(*velodyne_gt(tmp / "scan.bin", rig, options), rig.image_size[2])
+            same += np.array_equal(ours, ref.gt_reference(name, vel_depth).astype(np.float32))
+            total += 1
+    return same, total
 
 
 def main() -> None:
@@ -62,18 +78,17 @@ def main() -> None:
     # each method in its own fresh process: the allocator's state (which large arrays page-fault)
     # otherwise carries from one method to the next and dominates the timings
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        per_frame = {m: pool.apply(_passes, (m, str(root), date, scans, args.repeat)) for m in ("floor", "ours", "port")}
-    identical = sum(np.array_equal(densify(*velodyne_gt(path, rig), rig.image_size[2]),
-                                   md2_generate_depth_map(str(root / date), str(path), 2, True).astype(np.float32))
-                    for path in scans)
+        per_frame = {m: pool.apply(_passes, (m, str(root), date, scans, args.repeat))
+                     for m in ("floor", "ours")}
+    with tempfile.TemporaryDirectory() as tmp:
+        same, cases = identical_to_reference(Path(tmp))
     n_points = np.mean([p.stat().st_size / 16 for p in scans])
     ms = {k: 1e3 * float(np.median(v)) for k, v in per_frame.items()}
     print(f"{len(scans)} scans of {args.drive} ({n_points:.0f} points each), image {rig.image_size[2]}")
     print(f"  read + project (floor)  {ms['floor']:7.3f} ms/frame")
-    print(f"  export_gt_depth (ours)  {ms['ours']:7.3f} ms/frame  ->  {ms['ours'] / ms['floor']:.2f} x floor (target <= 1.3)")
-    print(f"  reference port          {ms['port']:7.1f} ms/frame  ({ms['port'] / ms['ours']:.0f} x ours)")
-    print(f"  output identical to the reference port: {identical}/{len(scans)} frames")
-
+    print(f"  export_gt_depth (ours)  {ms['ours']:7.3f} ms/frame  ->  "
+          f"{ms['ours'] / ms['floor']:.2f} x floor (target <= 1.3)")
+    print(f"  identical to monodepth2's generate_depth_map on the golden fixtures: {same}/{cases} cases")
 
 if __name__ == "__main__":
     main()

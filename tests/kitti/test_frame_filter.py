@@ -1,5 +1,5 @@
-"""Frame-index selection: golden sequences for both arithmetic variants, the reference port, a
-demo drive that stops, the stride alternative and the file format."""
+"""Frame-index selection: golden sequences for both arithmetic variants, SC-Depth's own output
+(tests/fixtures/reference), a demo drive that stops, the stride alternative and the file format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.kitti.reference_ports import sc_generate_index
+from tests.kitti import reference_fixtures as ref
 from workflow_scripts.demo import kitti_demo
 from workflow_scripts.kitti import raw
 from workflow_scripts.kitti.frame_filter import (
@@ -17,6 +17,7 @@ from workflow_scripts.kitti.frame_filter import (
     changed_fraction,
     filter_images,
     read_frame_index,
+    read_gray,
     select_frames,
     write_frame_index,
 )
@@ -69,28 +70,48 @@ def test_golden_sequence_uint8_wraparound():
     assert select_frames(GOLDEN, UINT8) == [0, 1, 3, 5, 6]
 
 
-@pytest.mark.parametrize("arithmetic", list(Arithmetic))
-def test_same_as_the_reference_port_on_image_files(tmp_path, arithmetic):
-    """The reference's uint8 code reproduces UINT8; an int16 copy of it reproduces SIGNED."""
-    rng = np.random.default_rng(4)
-    base = rng.integers(0, 256, (24, 40, 3)).astype(np.int16)
-    paths = []
-    for i in range(12):
-        step = rng.integers(-30, 30, base.shape) * (rng.random(base.shape[:2])[..., None] < 0.3 + 0.05 * i)
-        base = np.clip(base + step, 0, 255)
-        paths.append(tmp_path / f"{i:010d}.jpg")
-        cv2.imwrite(str(paths[-1]), base.astype(np.uint8))
-    ours = filter_images(paths, FilterOptions(arithmetic=arithmetic))
-    if arithmetic == Arithmetic.UINT8:
-        assert ours == sc_generate_index(paths)
-    else:
-        grays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY).astype(np.int16) for p in paths]
-        kept = [0]
-        for i in range(1, len(grays)):
-            if np.mean(np.abs(grays[kept[-1]] - grays[i]) > 10) >= 0.5:
-                kept.append(i)
-        assert ours == kept
-    assert 2 < len(ours) < 12
+def _signed_by_definition(paths: list) -> list[int]:
+    """SIGNED by its definition: keep a frame when >= 50 % of its grey pixels differ by more than
+    10 (true absolute difference) from the last kept frame."""
+    grays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY).astype(np.int16) for p in paths]
+    kept = [0]
+    for i in range(1, len(grays)):
+        if np.mean(np.abs(grays[kept[-1]] - grays[i]) > 10) >= 0.5:
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("scene", ref.frame_scenes(), ids=lambda p: p.name)
+def test_uint8_arithmetic_gives_sc_depths_own_frame_index(scene, tmp_path):
+    """UINT8 reproduces the frame_index.txt that SC-Depth's generate_valid_frame_index.py wrote
+    for these JPEG sequences (PROVENANCE.md), list and file alike; SIGNED follows its definition."""
+    paths = sorted(scene.glob("*.jpg"))
+    expected = [int(t) for t in (scene / "frame_index.txt").read_text().split()]
+    ours = filter_images(paths, UINT8)
+    assert ours == expected
+    write_frame_index(tmp_path / "frame_index.txt", ours)
+    assert (tmp_path / "frame_index.txt").read_bytes() == (scene / "frame_index.txt").read_bytes()
+    assert filter_images(paths, SIGNED) == _signed_by_definition(paths)
+
+
+def test_the_reference_sequences_tell_the_variants_apart():
+    """No sequence is matched by keeping every frame; all but pan_and_stop need the uint8 wrap
+    (the signed difference fails them); pan_stop_exposure also needs the comparison with the last
+    KEPT frame (comparing with the previous frame gives 0-4, 10-13 there)."""
+    for scene in ref.frame_scenes():
+        paths = sorted(scene.glob("*.jpg"))
+        expected = [int(t) for t in (scene / "frame_index.txt").read_text().split()]
+        assert expected != list(range(len(paths))), scene.name
+        if scene.name != "pan_and_stop":  # there the two arithmetics agree (noise < 50 % wrapped)
+            assert filter_images(paths, SIGNED) != expected, scene.name
+    steps = ref.FRAMES_DIR / "training" / "pan_stop_exposure"
+    grays = [read_gray(p) for p in sorted(steps.glob("*.jpg"))]
+    kept = [int(t) for t in (steps / "frame_index.txt").read_text().split()]
+    # standing frames 4..9 with creeping exposure: frame 6 is kept against frame 4 although it
+    # differs from frame 5 by less than the ratio (comparing with the previous frame drops it)
+    assert 6 in kept and 5 not in kept
+    assert changed_fraction(grays[5], grays[6], 10, Arithmetic.UINT8) < 0.5 <= \
+        changed_fraction(grays[4], grays[6], 10, Arithmetic.UINT8)
 
 
 @pytest.fixture(scope="module")

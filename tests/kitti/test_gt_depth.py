@@ -1,12 +1,13 @@
-"""Ground-truth export: hand-computed projections, the reference port, the demo's depth maps,
-the real calibration, the stored format, and bad input."""
+"""Ground-truth export: hand-computed projections, golden outputs of monodepth2's
+``generate_depth_map`` (tests/fixtures/reference), the demo's depth maps, the stored format,
+and bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.kitti.reference_ports import md2_generate_depth_map, md2_read_calib_file
+from tests.kitti import reference_fixtures as ref
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
 from workflow_scripts.kitti.gt_depth import (
@@ -14,6 +15,7 @@ from workflow_scripts.kitti.gt_depth import (
     DuplicateIndex,
     GtOptions,
     _rounds_into,
+    densify,
     lidar_depth_map,
     lidar_depth_pixels,
     png_depth_map,
@@ -90,66 +92,50 @@ def test_duplicates_keep_the_minimum_with_the_reference_index():
     np.testing.assert_array_equal(lidar_depth_map(near_first, P_TOY, HW, CAMERA), exact)
 
 
-def _write_rig(date_dir, hw=(37, 61), P=None):
-    h, w = hw
-    P = P if P is not None else np.array([[30.0, 0, 31.2, 1.5], [0, 30.0, 18.7, 0], [0, 0, 1, 0]])
-    r = np.eye(3)
-    r[:2, :2] = [[np.cos(0.01), -np.sin(0.01)], [np.sin(0.01), np.cos(0.01)]]
-    c2c = {"calib_time": "01-Jan-2011 00:00:00", "S_rect_02": np.array([w, h], float), "R_rect_00": r}
-    for cam in range(4):
-        c2c[f"S_rect_0{cam}"] = np.array([w, h], float)
-        c2c[f"P_rect_0{cam}"] = P
-    kc.write_calib_file(date_dir / kc.CAM_TO_CAM, c2c)
-    kc.write_calib_file(date_dir / kc.VELO_TO_CAM, {"R": VELO_TO_CAM[:3, :3], "T": np.array([0.0, -0.08, -0.27])})
-
-
 def _dense_scan(rng: np.random.Generator, n: int) -> np.ndarray:
     """Random points in front of (and some behind) the sensor, dense enough for many duplicates."""
     pts = np.c_[rng.uniform(-1, 30, n), rng.uniform(-12, 12, n), rng.uniform(-3, 2, n), rng.uniform(0, 1, n)]
     return pts.astype(np.float32)
 
 
+def _options(vel_depth: bool, duplicates: DuplicateIndex = DuplicateIndex.REFERENCE) -> GtOptions:
+    return GtOptions(depth=DepthSource.VELODYNE if vel_depth else DepthSource.CAMERA, duplicates=duplicates)
+
+
 @pytest.mark.parametrize("vel_depth", [True, False])
-def test_identical_to_line_by_line_reference_port(tmp_path, vel_depth):
-    date_dir = tmp_path / "2011_01_01"
-    date_dir.mkdir()
-    _write_rig(date_dir)
-    rig = kc.load_rig(date_dir)
-    options = GtOptions(depth=DepthSource.VELODYNE if vel_depth else DepthSource.CAMERA)
-    rng = np.random.default_rng(7)
-    merged_pairs = 0
-    for i in range(4):
-        scan = _dense_scan(rng, 6000)
-        raw.write_velodyne(tmp_path / f"{i}.bin", scan)
-        ref = md2_generate_depth_map(str(date_dir), str(tmp_path / f"{i}.bin"), 2, vel_depth)
-        ours = lidar_depth_map(raw.read_velodyne(tmp_path / f"{i}.bin"), rig.velo_to_image(2), rig.image_size[2],
-                               options)
-        np.testing.assert_array_equal(ours, ref.astype(np.float32))
-        exact = lidar_depth_map(scan, rig.velo_to_image(2), rig.image_size[2],
-                                GtOptions(depth=options.depth, duplicates=DuplicateIndex.EXACT))
-        merged_pairs += np.count_nonzero(exact != ours)
-    assert merged_pairs > 0  # the scans do exercise the reference's collapsed index
+@pytest.mark.parametrize("name", ref.gt_scan_names())
+def test_identical_to_monodepth2_generate_depth_map(tmp_path, name, vel_depth):
+    """Bit-identical (as float32) to what monodepth2's own code returned for the same calibration
+    files and scan: rounding edges, duplicates, the sub2ind row wrap, points behind the camera,
+    odd and even sizes, a full-size rig (PROVENANCE.md)."""
+    raw.write_velodyne(tmp_path / "scan.bin", ref.gt_scan(name))  # through the .bin, as the export reads it
+    scan = raw.read_velodyne(tmp_path / "scan.bin")
+    rig = kc.load_rig(ref.gt_rig_dir(name))
+    expected = ref.gt_reference(name, vel_depth).astype(np.float32)
+    ours = lidar_depth_map(scan, rig.velo_to_image(2), rig.image_size[2], _options(vel_depth))
+    assert ours.shape == expected.shape
+    np.testing.assert_array_equal(ours, expected)
+    index, depth = lidar_depth_pixels(scan, rig.velo_to_image(2), rig.image_size[2], _options(vel_depth))
+    np.testing.assert_array_equal(densify(index, depth, rig.image_size[2]), expected)  # the stored form
 
 
-@pytest.mark.realdata
-def test_real_calibration_gives_the_reference_projection(shared_dir, tmp_path):
-    date_dir = shared_dir / "realdata" / "kitti_raw_calib_2011_09_26" / "2011_09_26"
-    rig = kc.load_rig(date_dir)
-    c2c = md2_read_calib_file(date_dir / kc.CAM_TO_CAM)
-    v2c = md2_read_calib_file(date_dir / kc.VELO_TO_CAM)
-    velo2cam = np.vstack([np.hstack([v2c["R"].reshape(3, 3), v2c["T"][:, None]]), [0, 0, 0, 1.0]])
-    R = np.eye(4)
-    R[:3, :3] = c2c["R_rect_00"].reshape(3, 3)
-    np.testing.assert_array_equal(rig.velo_to_image(2), c2c["P_rect_02"].reshape(3, 4) @ R @ velo2cam)
-    assert rig.image_size[2] == tuple(c2c["S_rect_02"][::-1].astype(int))
-    scan = _dense_scan(np.random.default_rng(3), 40000) * np.float32([2, 1, 1, 1])
-    raw.write_velodyne(tmp_path / "scan.bin", scan)
-    for vel_depth in (True, False):
-        ref = md2_generate_depth_map(str(date_dir), str(tmp_path / "scan.bin"), 2, vel_depth)
-        ours = lidar_depth_map(scan, rig.velo_to_image(2), rig.image_size[2],
-                               GtOptions(depth=DepthSource.VELODYNE if vel_depth else DepthSource.CAMERA))
-        assert np.count_nonzero(ref) > 5000
-        np.testing.assert_array_equal(ours, ref.astype(np.float32))
+def test_the_golden_maps_hold_the_quirks_they_are_meant_to_test():
+    """The fixtures do exercise what a plausible re-implementation gets wrong: on the toy rig
+    (6 x 4, f = 8) a point's pixel is known exactly (make_inputs.toy_scan)."""
+    cam, velo = ref.gt_reference("toy_even_edges", False), ref.gt_reference("toy_even_edges", True)
+    assert cam[2, 2] == 3.0  # three points on one pixel (5, 3, 9 m): the minimum, not the last
+    assert cam[0, 5] == 2.0  # its only point is at 6 m; the row-wrapped index gives it (1, 0)'s 2 m
+    assert cam[3, 1] == 0.0 and velo[3, 1] == 0.375  # behind the camera: camera z < 0 wins, clamped to 0
+    assert velo[0, 4] == 0.25 and cam[0, 4] == 0.0  # alone behind the camera: kept only for eigen
+    assert cam[2, 1] == 8.0 and cam[2, 0] == 2.0  # 1.5 +- 2^-10 px: rounded up / down
+    assert ref.gt_reference("toy_odd_edges", True).shape == (5, 7)
+    # the reference's collapsed duplicate index changes pixels in every rig with duplicates
+    for name in ("toy_even_edges", "toy_odd_edges", "small_rotated_random0", "kitti_like_dense"):
+        rig = kc.load_rig(ref.gt_rig_dir(name))
+        exact = lidar_depth_map(ref.gt_scan(name), rig.velo_to_image(2), rig.image_size[2],
+                                _options(False, DuplicateIndex.EXACT))
+        assert np.count_nonzero(exact != ref.gt_reference(name, False).astype(np.float32)) >= 2, name
+    assert ref.gt_reference("kitti_like_sweep", True).shape == (375, 1242)
 
 
 def test_demo_lidar_ground_truth_matches_the_rendered_depth(kitti_demo_small):
