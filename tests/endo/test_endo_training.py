@@ -4,6 +4,7 @@ depth.npz of predict_endo_depth, on a synthetic scene whose points lie on a know
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -179,18 +180,51 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
         assert ratio.mean() == pytest.approx(1.0, rel=1e-3)
 
 
-def test_a_new_teacher_restarts_the_student(plane):
-    """The student's checkpoint belongs to the teacher it learnt from: retraining the teacher
-    (other weights) must not resume it."""
+def _killed_at(objective: type, step: int):
+    """``objective.__call__`` that raises at ``step`` (a job killed during that step)."""
+    real = objective.__call__
+
+    def call(self, batch, nets):
+        if int(batch["step"][0]) == step:
+            raise RuntimeError("killed")
+        return real(self, batch, nets)
+
+    return call
+
+
+def test_a_new_teacher_restarts_an_interrupted_student(plane, monkeypatch, caplog):
+    """The student's checkpoint belongs to the teacher it learnt from: an interrupted student
+    resumes with the same teacher, but once the teacher is retrained (other weights) it trains
+    from step 0 again, to exactly the weights of a fresh run on the new teacher."""
     tmp = plane["tmp"]
-    out = tmp / "c"
-    _run(plane, out, "teacher")
-    _run(plane, out, "student", out / "teacher" / "model.pt")
-    first = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    teacher = tmp / "c" / "teacher" / "model.pt"
+    student = _params("student")
+    student["preset"]["length"]["student"] = 4  # checkpoints at steps 2 and 4
+
+    def run_student(out):
+        return endo.run(copy.deepcopy(student), "student", sfm_data=[plane["npz"]], frames=[plane["frames"]],
+                        previous=teacher, out_model=out / "student" / "model.pt", seed=3, threads=1)
+
+    _run(plane, tmp / "c", "teacher")
+    monkeypatch.setattr(eo.DistillObjective, "__call__", _killed_at(eo.DistillObjective, 2))
+    with pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert load_checkpoint(tmp / "c" / "student" / "checkpoint.pt")["step"] == 2
+    # the same teacher: the student resumes from its checkpoint (and is killed again)
+    monkeypatch.setattr(eo.DistillObjective, "__call__", _killed_at(eo.DistillObjective, 3))
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert "resuming from" in caplog.text and "at step 2" in caplog.text
+    monkeypatch.undo()
     params = _params("teacher")
-    params["section"]["lr"] = 5e-3  # another teacher
+    params["section"]["lr"] = 5e-3  # another teacher, written over the first
     endo.run(params, "teacher", sfm_data=[plane["npz"]], frames=[plane["frames"]], previous=None,
-             out_model=out / "teacher" / "model.pt", seed=3, threads=1)
-    _run(plane, out, "student", out / "teacher" / "model.pt")
-    second = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
-    assert any(not torch.equal(first[k], second[k]) for k in first)
+             out_model=teacher, seed=3, threads=1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_student(tmp / "c")
+    assert "resuming from" not in caplog.text
+    run_student(tmp / "d")  # a fresh student of the new teacher
+    restarted = torch.load(tmp / "c" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    fresh = torch.load(tmp / "d" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
