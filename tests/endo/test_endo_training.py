@@ -171,13 +171,15 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
     assert out["K"].dtype == np.float64 and np.array_equal(out["K"], d["K"])
     assert out["mask"].dtype == np.uint8 and set(np.unique(out["mask"])) <= {0, 1}
     assert np.all(out["depth"][:, out["mask"] == 0] == 0)
-    # SfM world units: per frame, the depth-scaling layer's mean ratio sparse z / depth is 1
+    # SfM world units: per frame, the depth-scaling layer's mean ratio sparse z / depth is 1; the
+    # layer adds eps = 1e-8 to the raw depth (eps x frame_scale in SfM units), which shifts a
+    # frame's scale by 0.2 % where this briefly trained network's raw depth is ~4e-6
     for v in range(n):
         sel = d["sparse_view"] == v
         xy, z = d["sparse_xy"][sel], d["sparse_z"][sel]
         keep = z > 0.5 * z.mean()
-        ratio = z[keep] / out["depth"][v][xy[keep, 1], xy[keep, 0]]
-        assert ratio.mean() == pytest.approx(1.0, rel=1e-3)
+        depth = out["depth"][v][xy[keep, 1], xy[keep, 0]].astype(np.float64) + 1e-8 * out["frame_scales"][v]
+        assert (z[keep] / depth).mean() == pytest.approx(1.0, rel=1e-5)
 
 
 def _killed_at(objective: type, step: int):
