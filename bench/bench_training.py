@@ -14,6 +14,7 @@ On a GPU it also runs bf16 autocast against fp32 and reports the peak memory.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import tempfile
 import time
@@ -67,21 +68,12 @@ def time_loop(stage: str, hw: tuple[int, int], batch: int, steps: int, device: t
         data = SyntheticKitti(batch * (steps + 1), hw, frames=3, hints=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    marks: list[float] = []
-    orig = engine._append_history
-
-    def mark(path, row):  # history rows carry the loop's own clock
-        marks.append(row["seconds"])
-        orig(path, row)
-
-    engine._append_history = mark
     sched = engine.Schedule(steps=steps + 1, batch_size=batch, checkpoint_every=10_000, log_every=1)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            engine.train(nets, objective, data, sched, tmp, seed=0, config={}, device=device, progress=False,
-                         bf16=bf16)
-    finally:
-        engine._append_history = orig
+    with tempfile.TemporaryDirectory() as tmp:
+        files = engine.train(nets, objective, data, sched, tmp, seed=0, config={}, device=device,
+                             progress=False, bf16=bf16)
+        with files.history.open() as fh:  # history rows carry the loop's own clock
+            marks = [float(row["seconds"]) for row in csv.DictReader(fh)]
     rate = steps / (marks[-1] - marks[0])
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return rate, peak

@@ -1,10 +1,16 @@
 """Endoscopy training stages on the demo: do the depths beat a constant depth on the SfM points?
 
-Scores ``results/endo/pred/<stage>/<seq>/depth.npz`` (or depths trained here) against the SfM
-sparse depths of sfm_data.npz: abs_rel and delta < 1.25 after per-frame median scaling, with the
-constant-depth baseline (every frame at its median sparse depth) beside them.
+Scores ``results/endo/pred/<stage>/<seq>/depth.npz`` (as rule predict_endo_depth writes it)
+against the SfM sparse depths of ``results/endo/<seq>/sfm_data.npz`` with the workflow's own
+metric, ``workflow_scripts.endo.evaluate.sparse_depth_metrics``, the function of rule
+evaluate_endo_depth: per frame, the prediction inside its mask is median-scaled to the frame's
+sparse samples, then abs_rel and delta < 1.25; frames are averaged. The numbers printed are
+therefore the ``abs_rel`` and ``delta1`` columns of ``results/endo_eval.csv`` for the same
+depth.npz. Beside them, the constant-depth baseline (``constant_prediction``: every frame at its
+median sparse depth), the table's ``constant`` row.
 
-usage: python -m bench.endo_train [STAGE ...]       (after the predict_endo_depth jobs ran)
+usage: python -m bench.endo_train [STAGE ...]   (in the workflow's folder, after the
+       predict_endo_depth jobs ran; PYTHONPATH=<project> when that folder is elsewhere)
 """
 
 from __future__ import annotations
@@ -12,42 +18,27 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from workflow_scripts.endo.evaluate import constant_prediction, sparse_depth_metrics
+from workflow_scripts.endo.pointcloud import load_predicted_depth
 from workflow_scripts.endo.sparse import load_sfm_data
 
 
-def sparse_scores(depth: np.ndarray, data: dict) -> dict[str, float]:
-    """abs_rel and delta < 1.25 of depth (V, H, W) at every sparse sample of sfm_data (SfM units),
-    each frame median-scaled to its samples; also for the constant depth."""
-    rel, rel_c, d1, d1_c = [], [], [], []
-    for v in range(len(data["view_indexes"])):
-        sel = data["sparse_view"] == v
-        if not sel.any():
-            continue
-        xy, z = data["sparse_xy"][sel], data["sparse_z"][sel].astype(np.float64)
-        pred = depth[v][xy[:, 1], xy[:, 0]].astype(np.float64)
-        ok = pred > 0
-        pred, z = pred[ok], z[ok]
-        pred = pred * np.median(z) / np.median(pred)
-        const = np.full_like(z, np.median(z))
-        for p, r, d in ((pred, rel, d1), (const, rel_c, d1_c)):
-            r.append(np.abs(p - z) / z)
-            d.append(np.maximum(p / z, z / p) < 1.25)
-    cat = np.concatenate
-    return {"abs_rel": float(cat(rel).mean()), "a1": float(cat(d1).mean()),
-            "const_abs_rel": float(cat(rel_c).mean()), "const_a1": float(cat(d1_c).mean())}
+def scores(depth_npz: Path, sfm_data: Path) -> tuple[dict, dict]:
+    """Metrics of a depth.npz and of the constant baseline on the same sequence, as
+    ``sparse_depth_metrics`` returns them (sparse_frames, sparse_samples, abs_rel, delta1)."""
+    sfm = load_sfm_data(sfm_data)
+    return (sparse_depth_metrics(load_predicted_depth(depth_npz), sfm),
+            sparse_depth_metrics(constant_prediction(sfm), sfm))
 
 
-def main(stages: list[str]) -> None:
+def main(stages: list[str], root: Path = Path(".")) -> None:
     for stage in stages:
-        for npz in sorted(Path(f"results/endo/pred/{stage}").glob("*/depth.npz")):
+        for npz in sorted((root / "results" / "endo" / "pred" / stage).glob("*/depth.npz")):
             seq = npz.parent.name
-            with np.load(npz) as f:
-                depth = f["depth"]
-            s = sparse_scores(depth, load_sfm_data(f"results/endo/{seq}/sfm_data.npz"))
-            print(f"{stage:9s} {seq}: abs_rel {s['abs_rel']:.4f} a1 {s['a1']:.3f}   "
-                  f"constant: abs_rel {s['const_abs_rel']:.4f} a1 {s['const_a1']:.3f}")
+            s, c = scores(npz, root / "results" / "endo" / seq / "sfm_data.npz")
+            print(f"{stage:9s} {seq}: abs_rel {s['abs_rel']:.4f} delta1 {s['delta1']:.3f} "
+                  f"({s['sparse_frames']} frames, {s['sparse_samples']} samples)   "
+                  f"constant: abs_rel {c['abs_rel']:.4f} delta1 {c['delta1']:.3f}")
 
 
 if __name__ == "__main__":

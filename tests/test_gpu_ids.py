@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -186,7 +187,7 @@ def test_local_jobs_inside_a_multi_gpu_slurm_allocation_share_it_out(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["slurm-job-44"]  # locks private to the job
 
 
-def test_count_nvidia_gpus_reads_nvidia_smi(tmp_path, monkeypatch):
+def test_count_nvidia_gpus_reads_nvidia_smi(tmp_path, monkeypatch, caplog):
     fake = tmp_path / "nvidia-smi"
     fake.write_text(textwrap.dedent("""\
         #!/bin/sh
@@ -196,7 +197,41 @@ def test_count_nvidia_gpus_reads_nvidia_smi(tmp_path, monkeypatch):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert count_nvidia_gpus() == 2
-    fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    fake.write_text(textwrap.dedent("""\
+        #!/bin/sh
+        echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' >&2
+        echo 'Make sure that the latest NVIDIA driver is installed and running.' >&2
+        echo '' >&2
+        echo 'Details: /var/log/nvidia.log' >&2
+        echo 'a fourth line, not shown' >&2
+        exit 9
+        """))
     assert count_nvidia_gpus() == 0
+    (record,) = caplog.records  # a failing tool is logged: the job would silently use the CPU
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        f"`{fake} -L` failed (exit status 9): NVIDIA-SMI has failed because it could not "
+        "communicate with the NVIDIA driver. | Make sure that the latest NVIDIA driver is installed "
+        "and running. | Details: /var/log/nvidia.log; counting 0 GPUs: this job runs on the CPU")
+    caplog.clear()
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert count_nvidia_gpus() == 0
+    assert not caplog.records  # no nvidia-smi: a machine without NVIDIA GPUs, nothing to report
+
+
+def test_count_nvidia_gpus_warns_when_nvidia_smi_hangs_or_cannot_start(tmp_path, monkeypatch, caplog):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    t0 = time.monotonic()
+    assert count_nvidia_gpus(timeout=0.5) == 0
+    assert time.monotonic() - t0 < 10  # killed at the timeout, not waited for
+    assert caplog.records[-1].getMessage() == (
+        f"`{fake} -L` failed (no answer within 0.5 s), nothing on stderr; counting 0 GPUs: "
+        "this job runs on the CPU")
+    fake.write_text("#!/no/such/interpreter\n")  # executable, but exec fails: OSError
+    assert count_nvidia_gpus() == 0
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"`{fake} -L` failed (could not run (FileNotFoundError: ")
+    assert message.endswith("this job runs on the CPU") and len(caplog.records) == 2

@@ -5,18 +5,19 @@ A stage supplies networks (an ``nn.ModuleDict`` of the trainable ones), an objec
 checkpoints, logs and resumption, and nothing else. Runs are step-deterministic: the batch of
 step ``s`` and every random draw inside it depend only on ``(seed, s)``, so an interrupted job
 resumed from its last checkpoint continues exactly as an uninterrupted one.
+
+:func:`train` is the loop; its parts are :func:`build_optimizer` (parameter groups),
+:func:`~models.training.checkpoint.resume`, :func:`train_step` (one update) and :class:`RunLog`
+(history, TensorBoard, progress). What a run writes is described in ``checkpoint.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+# checkpoint names are re-exported: importers use models.training.engine for all of them
+from models.training.checkpoint import (
+    RunFiles,
+    append_history,
+    config_digest,
+    file_digest,
+    load_checkpoint,
+    resume,
+    save_atomic,
+    save_checkpoint,
+    write_history,
+)
+
+__all__ = ["Objective", "RunFiles", "RunLog", "Schedule", "StepSampler", "build_optimizer", "config_digest",
+           "file_digest", "load_checkpoint", "pick_device", "resume", "save_atomic", "train", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -107,58 +124,112 @@ class StepSampler(Sampler):
         return self.stop - self.start
 
 
-def config_digest(config: dict) -> str:
-    """Short hash of a stage configuration, stored in checkpoints: a checkpoint of another
-    configuration is never resumed."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path: str | Path | None) -> str | None:
-    """SHA-256 of a file's bytes (e.g. the previous stage's model, so that a checkpoint made
-    from another teacher is never resumed); None for no file."""
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a killed job never leaves a torn file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def pick_device(prefer_cuda: bool = True) -> torch.device:
     """CUDA when usable (not merely when CUDA_VISIBLE_DEVICES is set), else CPU."""
     return torch.device("cuda") if prefer_cuda and torch.cuda.is_available() else torch.device("cpu")
 
 
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+def build_optimizer(nets: nn.ModuleDict, schedule: Schedule) -> torch.optim.Optimizer:
+    """Fused Adam or SGD (momentum 0.9) over the parameters of ``nets`` that require gradients.
+
+    One parameter group per network that has such parameters, in the order of ``nets``, with
+    keys ``name`` and ``lr_mult`` (``schedule.lr_mult``, default 1); :func:`train_step` sets
+    each group's rate to ``schedule.lr_at(step) * lr_mult`` and freezes networks by group.
+    Raises ValueError when the schedule names a network that ``nets`` lacks.
+    """
+    mult = dict(schedule.lr_mult)
+    unknown = (set(mult) | {n for n, _ in schedule.frozen_until}) - set(nets.keys())
+    if unknown:
+        raise ValueError(f"schedule names networks {sorted(unknown)} that the stage does not train "
+                         f"({list(nets)})")
+    trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
+    groups = [{"params": ps, "name": name, "lr_mult": mult.get(name, 1.0)}
+              for name, ps in trainable.items() if ps]
+    if schedule.optimizer == "adam":
+        # fused: one pass over each parameter (CPU and CUDA); 7.6 instead of 35 ms per step for
+        # a ResNet-18 depth network on 2 CPU cores
+        return torch.optim.Adam(groups, lr=schedule.lr, fused=True)
+    if schedule.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=schedule.lr, momentum=0.9, fused=True)
+    raise ValueError(f"unknown optimizer {schedule.optimizer!r}")
 
 
-@dataclass
-class RunFiles:
-    """Where a stage writes: ``checkpoint.pt`` (resumable state), ``history.csv``, ``tb/``."""
+def _params(opt: torch.optim.Optimizer) -> dict[str, list[nn.Parameter]]:
+    """Network name -> its trained parameters (the groups of :func:`build_optimizer`)."""
+    return {group["name"]: group["params"] for group in opt.param_groups}
 
-    out_dir: Path
 
-    @property
-    def checkpoint(self) -> Path:
-        return self.out_dir / "checkpoint.pt"
+def _freeze(nets: nn.ModuleDict, opt: torch.optim.Optimizer, frozen: set[str]) -> None:
+    """Frozen networks: no gradients (Adam skips them) and eval mode (BN statistics kept)."""
+    params = _params(opt)
+    for name, net in nets.items():
+        net.train(name not in frozen)
+        for p in params.get(name, ()):
+            p.requires_grad_(name not in frozen)
 
-    @property
-    def history(self) -> Path:
-        return self.out_dir / "history.csv"
+
+def train_step(nets: nn.ModuleDict, opt: torch.optim.Optimizer, objective: Objective, batch: dict,
+               step: int, schedule: Schedule, autocast: AbstractContextManager | None = None
+               ) -> tuple[Tensor, dict[str, float]]:
+    """Optimiser step ``step`` (0-based): its learning rate and frozen networks, the objective
+    on ``batch`` (already on the networks' device) under ``autocast``, then the update.
+
+    A non-finite loss skips the update (as the endoscopy reference does); the step still
+    counts. Returns the objective's ``(loss, logs)``.
+    """
+    for group in opt.param_groups:
+        group["lr"] = schedule.lr_at(step) * group["lr_mult"]
+    _freeze(nets, opt, schedule.frozen_at(step))
+    with autocast or nullcontext():
+        loss, logs = objective(batch, nets)
+    opt.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        if schedule.clip_grad > 0:
+            params = [p for ps in _params(opt).values() for p in ps]
+            torch.nn.utils.clip_grad_norm_(params, schedule.clip_grad)
+        opt.step()
+    else:
+        log.warning("step %d: non-finite loss %s, update skipped", step, float(loss.detach()))
+    return loss, logs
+
+
+class RunLog:
+    """A run's history (``history.csv`` and the rows kept in checkpoints), its TensorBoard
+    scalars (``tb/``, when tensorboard is installed) and its progress bar."""
+
+    def __init__(self, files: RunFiles, rows: list[dict], start: int, steps: int, progress: bool) -> None:
+        """``rows``: the history of steps before ``start`` (from the resumed checkpoint)."""
+        # history.csv restarts from the checkpoint's rows: rows an interrupted run logged after
+        # its last checkpoint are dropped (they are logged again), a deleted file is rewritten
+        write_history(files.history, rows)
+        self.path, self.rows = files.history, rows
+        self.writer = _tensorboard(files.out_dir / "tb")
+        self.bar = _progress(steps, start, progress)
+        self.t0 = time.perf_counter()
+
+    def add(self, step: int, loss: Tensor, lr: float, logs: dict[str, float]) -> None:
+        """Log the row of ``step`` optimiser steps done: loss, rate, seconds since start, logs."""
+        row = {"step": step, "loss": float(loss.detach()), "lr": lr,
+               "seconds": round(time.perf_counter() - self.t0, 3), **logs}
+        self.rows.append(row)
+        append_history(self.path, row)
+        for key, value in row.items():
+            if key != "step":
+                self.writer.add_scalar(key, value, step)
+
+    def tick(self) -> None:
+        """One more step done (the progress bar)."""
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
+def _due(done: int, every: int, steps: int) -> bool:
+    """Whether a periodic action (log row, checkpoint) falls after ``done`` steps of ``steps``."""
+    return done % every == 0 or done == steps
 
 
 def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule: Schedule,
@@ -183,113 +254,36 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     nets.to(device)
     if device.type == "cuda" or channels_last:
         nets.to(memory_format=torch.channels_last)
-    mult = dict(schedule.lr_mult)
-    unknown = (set(mult) | {n for n, _ in schedule.frozen_until}) - set(nets.keys())
-    if unknown:
-        raise ValueError(f"schedule names networks {sorted(unknown)} that the stage does not train ({list(nets)})")
-    trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
-    params = [p for ps in trainable.values() for p in ps]
-    groups = [{"params": ps, "name": name, "lr_mult": mult.get(name, 1.0)} for name, ps in trainable.items() if ps]
-    if schedule.optimizer == "adam":
-        # fused: one pass over each parameter (CPU and CUDA); 7.6 instead of 35 ms per step for
-        # a ResNet-18 depth network on 2 CPU cores
-        opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=schedule.lr, fused=True)
-    elif schedule.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=schedule.lr, momentum=0.9, fused=True)
-    else:
-        raise ValueError(f"unknown optimizer {schedule.optimizer!r}")
-
-    digest, start, rows = config_digest(config), 0, []
-    if files.checkpoint.exists():
-        state = load_checkpoint(files.checkpoint)
-        if int(state.get("step", 0)) >= schedule.steps:
-            # a finished run being run again: forced (-R), or its code or inputs changed
-            log.info("%s holds a finished run: training again from step 0", files.checkpoint)
-        elif state.get("digest") == digest:
-            nets.load_state_dict(state["nets"])
-            opt.load_state_dict(state["optimizer"])
-            start, rows = int(state["step"]), list(state.get("history", []))
-            log.info("resuming from %s at step %d", files.checkpoint, start)
-        else:
-            log.warning("ignoring %s: written for another configuration", files.checkpoint)
-    # history.csv restarts from the checkpoint's rows: rows an interrupted run logged after
-    # its last checkpoint are dropped (they are logged again), a deleted file is rewritten
-    _write_history(files.history, rows)
-
-    writer = _tensorboard(files.out_dir / "tb")
+    opt = build_optimizer(nets, schedule)
+    digest = config_digest(config)
+    start, rows = resume(files, nets, opt, digest, schedule.steps)
     sampler = StepSampler(len(dataset), schedule.batch_size, seed, start, schedule.steps)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=schedule.workers,
                         persistent_workers=False, pin_memory=device.type == "cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else _nullcontext()
-    bar = _progress(schedule.steps, start, progress)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else None
+    run_log = RunLog(files, rows, start, schedule.steps, progress)
     nets.train()
-    t0, step = time.perf_counter(), start
     for step, batch in enumerate(loader, start):
         torch.manual_seed(seed * 1_000_003 + step)  # every draw inside the step (tie noise, ...)
-        frozen = schedule.frozen_at(step)
-        for group in opt.param_groups:
-            group["lr"] = schedule.lr_at(step) * group["lr_mult"]
-        for name, net in nets.items():  # frozen: no gradients (Adam skips them), BN statistics kept
-            net.train(name not in frozen)
-            for p in trainable[name]:
-                p.requires_grad_(name not in frozen)
-        with autocast:
-            loss, logs = objective(_to(batch, device), nets)
-        opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            if schedule.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(params, schedule.clip_grad)
-            opt.step()
-        else:  # as the endoscopy reference: skip the update, keep counting steps
-            log.warning("step %d: non-finite loss %s, update skipped", step, float(loss.detach()))
+        loss, logs = train_step(nets, opt, objective, _to(batch, device), step, schedule, autocast)
         done = step + 1
-        if done % schedule.log_every == 0 or done == schedule.steps:
-            row = {"step": done, "loss": float(loss.detach()), "lr": schedule.lr_at(step),
-                   "seconds": round(time.perf_counter() - t0, 3), **logs}
-            rows.append(row)
-            _append_history(files.history, row)
-            for key, value in row.items():
-                if key != "step":
-                    writer.add_scalar(key, value, done)
-        if done % schedule.checkpoint_every == 0 or done == schedule.steps:
-            save_atomic({"nets": nets.state_dict(), "optimizer": opt.state_dict(), "step": done,
-                         "digest": digest, "schedule": asdict(schedule), "history": rows}, files.checkpoint)
-        bar.update(1)
-    for p in params:  # a stage shorter than a warm-up leaves nothing frozen behind
-        p.requires_grad_(True)
-    bar.close()
-    writer.close()
+        if _due(done, schedule.log_every, schedule.steps):
+            run_log.add(done, loss, schedule.lr_at(step), logs)
+        if _due(done, schedule.checkpoint_every, schedule.steps):
+            save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
+                            history=run_log.rows)
+        run_log.tick()
+    for params in _params(opt).values():  # a stage shorter than a warm-up leaves nothing frozen
+        for p in params:
+            p.requires_grad_(True)
+    run_log.close()
     if start >= schedule.steps:
         log.info("%s already holds the final step %d", files.checkpoint, start)
     return files
 
 
-def _write_history(path: Path, rows: list[dict]) -> None:
-    """Rewrite ``path`` atomically with ``rows`` (none: remove it)."""
-    path.unlink(missing_ok=True)
-    if rows:
-        tmp = path.with_name(f".{path.name}.tmp")
-        for row in rows:
-            _append_history(tmp, row)
-        os.replace(tmp, path)
-
-
-def _append_history(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
 class _NoWriter:

@@ -3,6 +3,8 @@ depth.npz of predict_endo_depth, on a synthetic scene whose points lie on a know
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -179,15 +181,45 @@ def test_stages_run_resume_and_predict(plane, monkeypatch):
         assert out["frame_scales"][v] == pytest.approx(g * np.mean(z[keep] / (1e-8 + raw)), rel=1e-5)
 
 
-def test_a_new_teacher_restarts_the_student(plane):
-    """The student's checkpoint belongs to the teacher it learnt from: retraining the teacher
-    (other weights) must not resume it."""
+def _killed_at(objective: type, step: int):
+    """``objective.__call__`` that raises at ``step`` (a job killed during that step)."""
+    real = objective.__call__
+
+    def call(self, batch, nets):
+        if int(batch["step"][0]) == step:
+            raise RuntimeError("killed")
+        return real(self, batch, nets)
+
+    return call
+
+
+def test_a_new_teacher_restarts_an_interrupted_student(plane, monkeypatch, caplog):
+    """The student's checkpoint belongs to the teacher it learnt from: an interrupted student
+    resumes with the same teacher, but once the teacher is retrained (other weights) it trains
+    from step 0 again, to exactly the weights of a fresh run on the new teacher."""
     tmp = plane["tmp"]
-    out = tmp / "c"
-    _run(plane, out, "teacher")
-    _run(plane, out, "student", out / "teacher" / "model.pt")
-    first = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
-    _run(plane, out, "teacher", lr=5e-3)  # another teacher
-    _run(plane, out, "student", out / "teacher" / "model.pt")
-    second = torch.load(out / "student" / "model.pt", weights_only=True)["nets"]["depth"]
-    assert any(not torch.equal(first[k], second[k]) for k in first)
+    teacher = tmp / "c" / "teacher" / "model.pt"
+
+    def run_student(out):  # checkpoints at steps 2 and 4
+        return _run(plane, out, "student", teacher, length=4)
+
+    _run(plane, tmp / "c", "teacher")
+    monkeypatch.setattr(eo.DistillObjective, "__call__", _killed_at(eo.DistillObjective, 2))
+    with pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert load_checkpoint(tmp / "c" / "student" / "checkpoint.pt")["step"] == 2
+    # the same teacher: the student resumes from its checkpoint (and is killed again)
+    monkeypatch.setattr(eo.DistillObjective, "__call__", _killed_at(eo.DistillObjective, 3))
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert "resuming from" in caplog.text and "at step 2" in caplog.text
+    monkeypatch.undo()
+    _run(plane, tmp / "c", "teacher", lr=5e-3)  # another teacher, written over the first
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_student(tmp / "c")
+    assert "resuming from" not in caplog.text
+    run_student(tmp / "d")  # a fresh student of the new teacher
+    restarted = torch.load(tmp / "c" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    fresh = torch.load(tmp / "d" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)

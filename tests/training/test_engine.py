@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from models.training.engine import Schedule, StepSampler, config_digest, load_checkpoint
+from models.training.engine import (
+    Schedule,
+    StepSampler,
+    build_optimizer,
+    config_digest,
+    load_checkpoint,
+    train_step,
+)
 from tests.conftest import ROOT
 from tests.training import toy_run
 
@@ -136,3 +143,32 @@ def test_frozen_network_keeps_weights_and_bn_statistics_then_learns_at_its_own_r
     with pytest.raises(ValueError, match="pose"):
         train(nets, objective, Data(), Schedule(steps=1, batch_size=4, frozen_until=(("pose", 1),)),
               tmp_path / "bad", seed=0, config={}, progress=False)
+
+
+def test_train_step_sets_group_rates_clips_and_skips_a_non_finite_loss(caplog):
+    """One SGD step: each network at lr_at(step) x its lr_mult, the gradient clipped to a total
+    norm of clip_grad over all networks; a NaN loss changes nothing and is logged."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    nets = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 1)})
+    sched = Schedule(steps=10, batch_size=1, lr=0.1, optimizer="sgd", lr_milestones=(5,),
+                     lr_mult=(("b", 2.0),), clip_grad=0.5)
+    opt = build_optimizer(nets, sched)
+    batch = {"x": torch.full((1, 3), 100.0)}  # a gradient far above the clipping norm
+
+    def objective(b, n):
+        return ((n["a"](b["x"]) + n["b"](b["x"])) ** 2).sum(), {"k": 1.0}
+
+    before = {k: v.clone() for k, v in nets.state_dict().items()}
+    loss, logs = train_step(nets, opt, objective, batch, 5, sched)
+    assert logs == {"k": 1.0} and float(loss.detach()) > 100
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.02])
+    # SGD's first step is p -= lr x g (no momentum yet): recover g, check its total norm
+    rate = {"a": 0.01, "b": 0.02}
+    grads = [(before[k] - v) / rate[k[0]] for k, v in nets.state_dict().items()]
+    assert torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item() == pytest.approx(0.5, rel=1e-4)
+    after = {k: v.clone() for k, v in nets.state_dict().items()}
+    loss, _ = train_step(nets, opt, lambda b, n: (objective(b, n)[0] * float("nan"), {}), batch, 6, sched)
+    assert torch.isnan(loss) and "step 6: non-finite loss nan, update skipped" in caplog.text
+    assert all(torch.equal(v, after[k]) for k, v in nets.state_dict().items())

@@ -76,17 +76,37 @@ class GpuAssignment:
 
 def count_nvidia_gpus(timeout: float = 20.0) -> int:
     """Number of NVIDIA GPUs on the machine from ``nvidia-smi -L`` (0 without the tool or a
-    driver). Does not initialise CUDA in this process and ignores ``CUDA_VISIBLE_DEVICES``."""
+    driver). Does not initialise CUDA in this process and ignores ``CUDA_VISIBLE_DEVICES``.
+
+    When nvidia-smi exists but fails (non-zero exit, no answer within ``timeout`` seconds, or
+    it cannot be started), the count is 0 and a warning names the command, how it failed and
+    the first lines of its stderr: the job then runs on the CPU.
+    """
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return 0
+    cmd = [exe, "-L"]
     try:
-        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        _warn_no_gpu(cmd, f"no answer within {timeout:g} s", err.stderr)
+        return 0
+    except OSError as err:
+        _warn_no_gpu(cmd, f"could not run ({type(err).__name__}: {err})", None)
         return 0
     if out.returncode != 0:
+        _warn_no_gpu(cmd, f"exit status {out.returncode}", out.stderr)
         return 0
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def _warn_no_gpu(cmd: list[str], failure: str, stderr: str | bytes | None, lines: int = 3) -> None:
+    """Log that ``cmd`` failed (``failure``), with the first ``lines`` non-blank lines of its stderr."""
+    if isinstance(stderr, bytes):  # TimeoutExpired keeps bytes even with text=True
+        stderr = stderr.decode(errors="replace")
+    head = [line.strip() for line in (stderr or "").splitlines() if line.strip()][:lines]
+    log.warning("`%s` failed (%s)%s; counting 0 GPUs: this job runs on the CPU",
+                " ".join(cmd), failure, ": " + " | ".join(head) if head else ", nothing on stderr")
 
 
 def default_lock_dir() -> Path:

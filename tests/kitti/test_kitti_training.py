@@ -1,0 +1,99 @@
+"""Driving-branch training stages (workflow_scripts/training/kitti.py): a student checkpoint
+belongs to the teacher it learnt from. Runs on a tiny KITTI-raw layout (one drive, 6 frames)."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.training import kitti_objectives as ko
+from models.training.engine import load_checkpoint
+from models.model_file import save_model
+from models.networks.spec import NetworkSpec
+from workflow_scripts.demo.kitti_demo import demo_calibration
+from workflow_scripts.kitti import calib as kc
+from workflow_scripts.kitti import raw
+from workflow_scripts.training import kitti
+from workflow_scripts.training.options import KittiCommon, KittiStudent
+from workflow_scripts.training.stage import StageInputs
+
+DATE, DRIVE, FRAMES = "2011_01_01", "0001", 6
+COMMON = KittiCommon(size=(64, 64), batch_size=1, workers=0, unit="steps", checkpoint_every=2)
+
+
+@pytest.fixture
+def tiny_raw(tmp_path) -> dict:
+    """KITTI-raw layout: the demo's calibration at 96x320, smooth random left frames, a split."""
+    root = tmp_path / "kitti_raw"
+    for name, entries in demo_calibration((96, 320), 721.5, 0.54).items():
+        kc.write_calib_file(root / DATE / name, entries)
+    drive = raw.drive_dir(root, DATE, DRIVE)
+    (drive / "image_02" / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(FRAMES):
+        img = cv2.GaussianBlur(rng.integers(40, 220, (96, 320, 3), dtype=np.uint8), (0, 0), 2)
+        cv2.imwrite(str(raw.image_path(drive, 2, i)), img)
+    split = tmp_path / "train_files.txt"
+    split.write_text("".join(f"{DATE}/{drive.name} {i} l\n" for i in range(FRAMES)))
+    return {"root": root, "split": split, "tmp": tmp_path}
+
+
+def _teacher(path, seed: int) -> None:
+    """An (untrained) teacher model.pt: its weights differ with ``seed``."""
+    torch.manual_seed(seed)
+    save_model(nn.ModuleDict({"depth": NetworkSpec().build()}), path, branch="kitti", stage="teacher",
+               network=NetworkSpec(), size=(64, 128), steps=1, min_depth=0.1, max_depth=100.0, depth_kind="disp",
+               stereo_baseline=0.1, options={})
+
+
+def _killed_after(calls: int):
+    """``StudentObjective.__call__`` that raises on call ``calls + 1`` (a job killed then)."""
+    real, count = ko.StudentObjective.__call__, [0]
+
+    def call(self, batch, nets):
+        count[0] += 1
+        if count[0] > calls:
+            raise RuntimeError("killed")
+        return real(self, batch, nets)
+
+    return call
+
+
+def test_a_new_teacher_restarts_an_interrupted_student(tiny_raw, monkeypatch, caplog):
+    """An interrupted student resumes with the same teacher; after a new teacher it trains from
+    step 0 again, to exactly the weights of a fresh student of the new teacher."""
+    tmp = tiny_raw["tmp"]
+    teacher = tmp / "teacher" / "model.pt"
+    teacher.parent.mkdir()
+    section = KittiStudent(length=4, lr_step=0)
+    inputs = StageInputs(previous=teacher, split=tiny_raw["split"], raw_root=tiny_raw["root"],
+                         image_root=tiny_raw["root"])
+
+    def run_student(out):
+        return kitti.run("student", COMMON, section, inputs, out / "student" / "model.pt", seed=3, threads=1)
+
+    _teacher(teacher, seed=1)
+    monkeypatch.setattr(ko.StudentObjective, "__call__", _killed_after(2))  # killed in step 2
+    with pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert load_checkpoint(tmp / "c" / "student" / "checkpoint.pt")["step"] == 2
+    # the same teacher: the student resumes from its checkpoint (and is killed in step 3)
+    monkeypatch.setattr(ko.StudentObjective, "__call__", _killed_after(1))
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="killed"):
+        run_student(tmp / "c")
+    assert "resuming from" in caplog.text and "at step 2" in caplog.text
+    monkeypatch.undo()
+    _teacher(teacher, seed=2)  # a new teacher, written over the first
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_student(tmp / "c")
+    assert "resuming from" not in caplog.text
+    run_student(tmp / "d")  # a fresh student of the new teacher
+    restarted = torch.load(tmp / "c" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    fresh = torch.load(tmp / "d" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
+    assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
