@@ -29,7 +29,11 @@ $(STAMP): requirements.txt
 	$(BIN)/python -c "import open3d, torch, cv2, pycolmap, snakemake" 
 	touch $(STAMP)
 
+# The code checks of tests/test_code_quality.py, for a quick look while editing.
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules
+	PYTHONPATH=. $(BIN)/lint-imports
 	$(BIN)/snakemake --lint
 
 clean-demo:

@@ -21,10 +21,10 @@ include: "rules/endo_eval.smk"
 include: "rules/report.smk"
 
 
+# Everything the configured data lead to (on the demo the demo datasets, results/kitti_eval.csv
+# and results/endo_eval.csv) and the report's figures.
 rule all:
-    """Everything the configured data lead to: on the demo the demo datasets, results/kitti_eval.csv
-    and results/endo_eval.csv, and the report's figures."""
+    default_target: True
     input:
         final_targets(),
         report_targets(),
-    default_target: True

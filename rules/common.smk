@@ -13,19 +13,14 @@ min_version("9.0")
 # workflow root importable here and, through PYTHONPATH, in every job (also under SLURM or conda).
 sys.path.insert(0, workflow.basedir)
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
-    )
+    PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p)
 )
 
 from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
 
-
 # A branch with an empty root runs on the demo data, with config/demo.yaml's small settings
 # UNDER what the user set; validation then adds the defaults (docs/configuration.md).
-ON_DEMO = apply_demo_overlay(
-    config, read_yaml(os.path.join(workflow.basedir, "config", "demo.yaml"))
-)
+ON_DEMO = apply_demo_overlay(config, read_yaml(os.path.join(workflow.basedir, "config", "demo.yaml")))
 validate(config, schema="schemas/config.schema.yaml")
 
 KITTI = config["kitti"]
@@ -148,9 +143,7 @@ ENDO_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", 
 ENDO_FORMAT = ENDO["format"]
 
 if ENDO_FORMAT == "liu" and USE_DEMO_ENDO:
-    raise ValueError(
-        "endoscopy.format 'liu' needs endoscopy.root (the demo data are videos)"
-    )
+    raise ValueError("endoscopy.format 'liu' needs endoscopy.root (the demo data are videos)")
 
 
 def endo_sequences():
@@ -345,8 +338,14 @@ EVAL_PLOTS = {
         "x": "stage",
         "group": "sequence",
         # not "numeric": register_seconds and the truth_* checks are not metrics
-        "metrics": ["residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm",
-                    "abs_rel", "delta1"],
+        "metrics": [
+            "residual_mean_mm",
+            "residual_median_mm",
+            "residual_rms_mm",
+            "residual_p95_mm",
+            "abs_rel",
+            "delta1",
+        ],
         "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
     },
 }

@@ -6,17 +6,17 @@ rule make_demo_kitti:
     plus dense ground-truth depth and poses for tests."""
     output:
         directory(DEMO["kitti"]["root"]),
-    params:
-        # the generator's settings only (the choice of test drives does not change the data)
-        demo={k: v for k, v in DEMO["kitti"].items() if k not in ("test_drives", "test_stride")},
-        seed=config["seed"],
-    threads: 8
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/make_demo_kitti/make_demo_kitti.log",
     benchmark:
         "benchmarks/make_demo_kitti/make_demo_kitti.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
+    params:
+        # the generator's settings only (the choice of test drives does not change the data)
+        demo={k: v for k, v in DEMO["kitti"].items() if k not in ("test_drives", "test_stride")},
+        seed=config["seed"],
     script:
         "../workflow_scripts/make_demo_kitti.py"
 
@@ -26,15 +26,15 @@ rule make_demo_endoscopy:
     the cavity surface as a PLY mesh in mm (our CT), plus ground-truth poses and depth."""
     output:
         directory(DEMO["endoscopy"]["root"]),
-    params:
-        demo=DEMO["endoscopy"],
-        seed=config["seed"],
-    threads: 8
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/make_demo_endoscopy/make_demo_endoscopy.log",
     benchmark:
         "benchmarks/make_demo_endoscopy/make_demo_endoscopy.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
+    params:
+        demo=DEMO["endoscopy"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/make_demo_endoscopy.py"

@@ -29,18 +29,18 @@ rule predict_endo_depth:
         frames="results/endo/{seq}/frames",
     output:
         "results/endo/pred/{stage,teacher|student|finetune}/{seq}/depth.npz",
+    log:
+        "logs/predict_endo_depth/{stage}_{seq}.log",
+    benchmark:
+        "benchmarks/predict_endo_depth/{stage}_{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
     # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
     # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
     # More for large CPU runs: --set-threads predict_endo_depth=8.
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/predict_endo_depth/{stage}_{seq}.log",
-    benchmark:
-        "benchmarks/predict_endo_depth/{stage}_{seq}.tsv"
     script:
         "../workflow_scripts/predict_endo_depth.py"
 
@@ -52,12 +52,12 @@ rule predict_endo_constant:
         sfm_data="results/endo/{seq}/sfm_data.npz",
     output:
         "results/endo/pred/constant/{seq}/depth.npz",
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/predict_endo_constant/{seq}.log",
     benchmark:
         "benchmarks/predict_endo_constant/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
     script:
         "../workflow_scripts/predict_endo_constant.py"
 
@@ -72,14 +72,14 @@ rule export_point_clouds:
         fused="results/endo/pointclouds/{stage}/{seq}/fused.ply",
         frames=directory("results/endo/pointclouds/{stage}/{seq}/frames"),
         summary="results/endo/pointclouds/{stage}/{seq}/summary.json",
-    params:
-        options=ENDO["point_clouds"],
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/export_point_clouds/{stage}/{seq}.log",
     benchmark:
         "benchmarks/export_point_clouds/{stage}/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        options=ENDO["point_clouds"],
     script:
         "../workflow_scripts/export_point_clouds.py"
 
@@ -92,17 +92,17 @@ rule register_ct:
         json="results/endo/registration/{stage}/{seq}.json",
         ply="results/endo/registration/{stage}/{seq}.ply",
         residuals="results/endo/registration/{stage}/{seq}_residuals.npy",
+    log:
+        "logs/register_ct/{stage}/{seq}.log",
+    benchmark:
+        "benchmarks/register_ct/{stage}/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
     params:
         ct=endo_ct_surface(),
         truth=register_ct_truth,
         options=ENDO["register"],
         seed=config["seed"],
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/register_ct/{stage}/{seq}.log",
-    benchmark:
-        "benchmarks/register_ct/{stage}/{seq}.tsv"
     script:
         "../workflow_scripts/register_ct.py"
 
@@ -114,10 +114,10 @@ rule evaluate_endo_depth:
         sfm_data="results/endo/{seq}/sfm_data.npz",
     output:
         "results/endo/eval/{stage}/{seq}.json",
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/evaluate_endo_depth/{stage}/{seq}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     script:
         "../workflow_scripts/evaluate_endo_depth.py"
 
@@ -130,11 +130,11 @@ rule endo_eval_table:
         depths=expand("results/endo/eval/{key}.json", key=endo_eval_keys()),
     output:
         report("results/endo_eval.csv", caption="report/endo_eval.rst", category="Evaluation"),
-    params:
-        rows=endo_eval_keys(),
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/endo_eval_table/endo_eval_table.log",
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        rows=endo_eval_keys(),
     script:
         "../workflow_scripts/endo_eval_table.py"

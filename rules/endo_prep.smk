@@ -13,16 +13,16 @@ rule extract_frames:
         unpack(extract_frames_input),
     output:
         directory("results/endo/{seq}/frames"),
-    params:
-        source=endo_source,
-        camera=endo_camera,
-        frames=ENDO["frames"],
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/extract_frames/{seq}.log",
     benchmark:
         "benchmarks/extract_frames/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        source=endo_source,
+        camera=endo_camera,
+        frames=ENDO["frames"],
     script:
         "../workflow_scripts/extract_frames.py"
 
@@ -34,17 +34,17 @@ rule run_sfm:
         frames="results/endo/{seq}/frames",
     output:
         directory("results/endo/{seq}/sfm"),
-    params:
-        sfm=ENDO["sfm"],
-        seed=config["seed"],
-    threads: ENDO["sfm"]["threads"]
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         main="logs/run_sfm/{seq}.log",
         colmap="logs/run_sfm/{seq}.colmap.log",
     benchmark:
         "benchmarks/run_sfm/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: ENDO["sfm"]["threads"]
+    params:
+        sfm=ENDO["sfm"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/run_sfm.py"
 
@@ -57,13 +57,13 @@ rule prepare_sfm_data:
     output:
         npz="results/endo/{seq}/sfm_data.npz",
         json="results/endo/{seq}/sfm_data.json",
-    params:
-        sfm_data=ENDO["sfm_data"],
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/prepare_sfm_data/{seq}.log",
     benchmark:
         "benchmarks/prepare_sfm_data/{seq}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        sfm_data=ENDO["sfm_data"],
     script:
         "../workflow_scripts/prepare_sfm_data.py"

@@ -10,23 +10,23 @@ rule predict_depth:
         split="results/kitti/splits/{split}/test_files.txt",
     output:
         "results/kitti/pred/{stage,teacher|student|finetune}/{split,eigen|eigen_benchmark}_disps.npy",
-    params:
-        image_root=kitti_image_root,
-        raw_root=kitti_raw_root,
-        image_ext=kitti_image_ext,
-        post_process=KITTI["evaluate"]["post_process"],
+    log:
+        "logs/predict_depth/{stage}_{split}.log",
+    benchmark:
+        "benchmarks/predict_depth/{stage}_{split}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
     # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
     # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
     # More for large CPU runs: --set-threads predict_depth=8.
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/predict_depth/{stage}_{split}.log",
-    benchmark:
-        "benchmarks/predict_depth/{stage}_{split}.tsv"
+    params:
+        image_root=kitti_image_root,
+        raw_root=kitti_raw_root,
+        image_ext=kitti_image_ext,
+        post_process=KITTI["evaluate"]["post_process"],
     script:
         "../workflow_scripts/predict_depth.py"
 
@@ -38,13 +38,13 @@ rule evaluate_depth:
         disps=kitti_eval_disparities,
     output:
         "results/kitti/eval/{stage}.csv",
+    log:
+        "logs/evaluate_depth/{stage}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     params:
         evaluate=KITTI["evaluate"],
         stereo_baseline=KITTI["train"]["common"]["stereo_baseline"],
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/evaluate_depth/{stage}.log",
     script:
         "../workflow_scripts/evaluate_depth.py"
 
@@ -55,9 +55,9 @@ rule kitti_eval_table:
         expand("results/kitti/eval/{stage}.csv", stage=kitti_eval_stages()),
     output:
         report("results/kitti_eval.csv", caption="report/kitti_eval.rst", category="Evaluation"),
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/kitti_eval_table/kitti_eval_table.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     script:
         "../workflow_scripts/join_tables.py"

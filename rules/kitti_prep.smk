@@ -9,16 +9,16 @@ rule convert_to_jpeg:
         kitti_raw_data,
     output:
         directory(r"results/kitti/jpeg/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"),
-    params:
-        raw_root=kitti_raw_root,
-        quality=KITTI["jpeg"]["quality"],
-    threads: 4
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/convert_to_jpeg/{date}/{drive}.log",
     benchmark:
         "benchmarks/convert_to_jpeg/{date}/{drive}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 4
+    params:
+        raw_root=kitti_raw_root,
+        quality=KITTI["jpeg"]["quality"],
     script:
         "../workflow_scripts/convert_to_jpeg.py"
 
@@ -30,6 +30,10 @@ rule make_test_split:
         kitti_jpeg_drives(kitti_test_drives()),
     output:
         "results/kitti/splits/{split,eigen|eigen_benchmark}/test_files.txt",
+    log:
+        "logs/make_test_split/{split}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     params:
         raw_root=kitti_raw_root,
         image_root=kitti_image_root,
@@ -37,10 +41,6 @@ rule make_test_split:
         demo=USE_DEMO_KITTI,
         demo_drives=DEMO["kitti"]["test_drives"],
         demo_stride=DEMO["kitti"]["test_stride"],
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/make_test_split/{split}.log",
     script:
         "../workflow_scripts/make_test_split.py"
 
@@ -52,15 +52,15 @@ rule export_gt_depth:
         split="results/kitti/splits/{split}/test_files.txt",
     output:
         "results/kitti/gt/{split,eigen|eigen_benchmark}.npz",
-    params:
-        raw_root=kitti_raw_root,
-        gt=KITTI["gt"],
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/export_gt_depth/{split}.log",
     benchmark:
         "benchmarks/export_gt_depth/{split}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        raw_root=kitti_raw_root,
+        gt=KITTI["gt"],
     script:
         "../workflow_scripts/export_gt_depth.py"
 
@@ -71,10 +71,10 @@ rule export_monodepth2_gt:
         "results/kitti/gt/{split}.npz",
     output:
         "results/kitti/gt/{split,eigen|eigen_benchmark}_gt_depths.npz",
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/export_monodepth2_gt/{split}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     script:
         "../workflow_scripts/export_monodepth2_gt.py"
 
@@ -85,14 +85,14 @@ rule filter_frames:
         kitti_drive_images,
     output:
         r"results/kitti/frame_index/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}.txt",
+    log:
+        "logs/filter_frames/{date}/{drive}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     params:
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         filter=KITTI["filter"],
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/filter_frames/{date}/{drive}.log",
     script:
         "../workflow_scripts/filter_frames.py"
 
@@ -111,16 +111,16 @@ rule make_splits:
     output:
         train="results/kitti/splits/train_files.txt",
         val="results/kitti/splits/val_files.txt",
+    log:
+        "logs/make_splits/make_splits.log",
+    conda:
+        "../envs/depth-workflow.yaml"
     params:
         source=kitti_split_source(),
         splits=KITTI["splits"],
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         seed=config["seed"],
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/make_splits/make_splits.log",
     script:
         "../workflow_scripts/make_splits.py"
 
@@ -132,18 +132,20 @@ rule precompute_depth_hints:
         train="results/kitti/splits/train_files.txt",
         val="results/kitti/splits/val_files.txt",
     output:
-        directory(r"results/kitti/depth_hints/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"),
+        directory(
+            r"results/kitti/depth_hints/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"
+        ),
+    log:
+        "logs/precompute_depth_hints/{date}/{drive}.log",
+    benchmark:
+        "benchmarks/precompute_depth_hints/{date}/{drive}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
     params:
         raw_root=kitti_raw_root,
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         hints=KITTI["depth_hints"],
-    threads: 8
-    conda:
-        "../envs/depth-workflow.yaml"
-    log:
-        "logs/precompute_depth_hints/{date}/{drive}.log",
-    benchmark:
-        "benchmarks/precompute_depth_hints/{date}/{drive}.tsv"
     script:
         "../workflow_scripts/precompute_depth_hints.py"

@@ -19,17 +19,17 @@ rule plot_kitti_depth:
             subcategory="Depth",
             labels={"stage": "{stage}"},
         ),
-    params:
-        image_root=kitti_image_root,
-        image_ext=kitti_image_ext,
-        frames=REPORT["frames"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_kitti_depth/{stage}.log",
     benchmark:
         "benchmarks/plot_kitti_depth/{stage}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        image_root=kitti_image_root,
+        image_ext=kitti_image_ext,
+        frames=REPORT["frames"],
     script:
         "../workflow_scripts/plot_kitti_depth.py"
 
@@ -45,16 +45,16 @@ rule plot_training_curves:
             category="Training",
             labels={"branch": "{branch}"},
         ),
-    params:
-        stages=TRAIN_STAGES,
-        smooth=REPORT["curves_smooth"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_training_curves/{branch}.log",
     benchmark:
         "benchmarks/plot_training_curves/{branch}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        stages=TRAIN_STAGES,
+        smooth=REPORT["curves_smooth"],
     script:
         "../workflow_scripts/plot_training_curves.py"
 
@@ -70,15 +70,15 @@ rule plot_kitti_eval:
             category="Evaluation",
             labels={"branch": "kitti", "content": "bar charts"},
         ),
-    params:
-        plot=EVAL_PLOTS["kitti"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_kitti_eval/plot_kitti_eval.log",
     benchmark:
         "benchmarks/plot_kitti_eval/plot_kitti_eval.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        plot=EVAL_PLOTS["kitti"],
     script:
         "../workflow_scripts/plot_eval_metrics.py"
 
@@ -96,15 +96,15 @@ rule plot_sfm_summary:
             labels={"sequence": "{seq}", "content": "trajectory and points"},
         ),
         row="results/endo/report/sfm/{seq}.json",
-    params:
-        seed=config["seed"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_sfm_summary/{seq}.log",
     benchmark:
         "benchmarks/plot_sfm_summary/{seq}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/plot_sfm_summary.py"
 
@@ -121,11 +121,11 @@ rule sfm_summary_table:
             subcategory="SfM",
             labels={"sequence": "all", "content": "table"},
         ),
+    log:
+        "logs/sfm_summary_table/sfm_summary_table.log",
     priority: -1
     conda:
         "../envs/depth-workflow.yaml"
-    log:
-        "logs/sfm_summary_table/sfm_summary_table.log",
     script:
         "../workflow_scripts/join_tables.py"
 
@@ -144,16 +144,16 @@ rule plot_endo_depth:
             subcategory="Depth",
             labels={"stage": "{stage}", "sequence": "{seq}"},
         ),
-    params:
-        frames=REPORT["frames"],
-        unit="SfM units",
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_endo_depth/{stage}_{seq}.log",
     benchmark:
         "benchmarks/plot_endo_depth/{stage}_{seq}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        frames=REPORT["frames"],
+        unit="SfM units",
     script:
         "../workflow_scripts/plot_endo_depth.py"
 
@@ -170,16 +170,16 @@ rule plot_registration_residuals:
             subcategory="Registration to CT",
             labels={"sequence": "{seq}", "stage": "all", "content": "residual histogram"},
         ),
-    params:
-        stages=endo_eval_stages(),
-        bins=REPORT["residual_bins"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_registration_residuals/{seq}.log",
     benchmark:
         "benchmarks/plot_registration_residuals/{seq}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        stages=endo_eval_stages(),
+        bins=REPORT["residual_bins"],
     script:
         "../workflow_scripts/plot_registration_residuals.py"
 
@@ -196,16 +196,16 @@ rule plot_registration_view:
             subcategory="Registration to CT",
             labels={"sequence": "{seq}", "stage": "{stage}", "content": "cloud on CT"},
         ),
-    params:
-        ct=endo_ct_surface,
-        seed=config["seed"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_registration_view/{stage}_{seq}.log",
     benchmark:
         "benchmarks/plot_registration_view/{stage}_{seq}.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        ct=endo_ct_surface,
+        seed=config["seed"],
     script:
         "../workflow_scripts/plot_registration_view.py"
 
@@ -226,15 +226,15 @@ rule plot_endo_eval:
             category="Evaluation",
             labels={"branch": "endo", "content": "bar charts"},
         ),
-    params:
-        plot=EVAL_PLOTS["endo"],
-    priority: -1
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/plot_endo_eval/plot_endo_eval.log",
     benchmark:
         "benchmarks/plot_endo_eval/plot_endo_eval.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        plot=EVAL_PLOTS["endo"],
     script:
         "../workflow_scripts/plot_eval_metrics.py"
 

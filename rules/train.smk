@@ -15,19 +15,19 @@ rule train_teacher:
     output:
         model="results/{branch}/train/teacher/model.pt",
         history="results/{branch}/train/teacher/history.csv",
-    params:
-        train=train_params("teacher"),
-        paths=train_paths,
-        seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/train_teacher/{branch}.log",
     benchmark:
         "benchmarks/train_teacher/{branch}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+    params:
+        train=train_params("teacher"),
+        paths=train_paths,
+        seed=config["seed"],
     script:
         "../workflow_scripts/train_teacher.py"
 
@@ -40,19 +40,19 @@ rule train_student:
     output:
         model="results/{branch}/train/student/model.pt",
         history="results/{branch}/train/student/history.csv",
-    params:
-        train=train_params("student"),
-        paths=train_paths,
-        seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/train_student/{branch}.log",
     benchmark:
         "benchmarks/train_student/{branch}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+    params:
+        train=train_params("student"),
+        paths=train_paths,
+        seed=config["seed"],
     script:
         "../workflow_scripts/train_student.py"
 
@@ -65,18 +65,18 @@ rule finetune:
     output:
         model="results/{branch}/train/finetune/model.pt",
         history="results/{branch}/train/finetune/history.csv",
-    params:
-        train=train_params("finetune"),
-        paths=train_paths,
-        seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../envs/depth-workflow.yaml"
     log:
         "logs/finetune/{branch}.log",
     benchmark:
         "benchmarks/finetune/{branch}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+    params:
+        train=train_params("finetune"),
+        paths=train_paths,
+        seed=config["seed"],
     script:
         "../workflow_scripts/finetune.py"

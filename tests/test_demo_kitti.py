@@ -174,7 +174,7 @@ def test_next_frame_warped_with_gt_pose_reproduces_frame(kitti_demo_small):
 def test_generation_is_deterministic(tmp_path, kitti_demo_small):
     """Same config and seed -> byte-identical files, whatever the number of workers."""
     tiny = kitti_demo.KittiDemoConfig(dates={"2011_01_02": (370, 1226)},
-                                      drives=(kitti_demo.DemoDrive("2011_01_02", "0003", 2, 9.0, False),),
+                                      drives=(kitti_demo.DemoDrive(date="2011_01_02", drive="0003", frames=2, speed=9.0, stop=False),),
                                       lidar_azimuth_steps=kitti_demo_small["config"].lidar_azimuth_steps)
     kitti_demo.generate(tmp_path / "a", tiny, seed=5, workers=1)
     kitti_demo.generate(tmp_path / "b", tiny, seed=5, workers=2)

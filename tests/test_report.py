@@ -30,12 +30,13 @@ from workflow_scripts import (
     plot_registration_view,
     plot_sfm_summary,
     plot_training_curves,
-    sfm_summary_table,
+    join_tables,
 )
 from workflow_scripts.endo.trajectory import camera_centres
 from workflow_scripts.report.curves import moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
-from workflow_scripts.report.figure import plt, read_ply
+from workflow_scripts.report.figure import plt
+from workflow_scripts.util.ply import read_ply
 from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
 from workflow_scripts.report.sfm import principal_axes
 from workflow_scripts.util import InputDataError
@@ -138,17 +139,17 @@ def test_crop_mesh_keeps_triangles_touching_the_box():
 def test_read_ply_round_trip_with_faces_and_properties(tmp_path):
     verts, tris = cylinder(n_around=8, n_along=3)
     write_mesh_ply(tmp_path / "ct.ply", verts, tris, {"nx": np.ones(len(verts))})
-    v, t, extra = read_ply(tmp_path / "ct.ply", need_faces=True)
-    np.testing.assert_allclose(v, verts.astype(np.float32))
-    assert t.tolist() == tris.tolist() and list(extra) == ["nx"]
+    ply = read_ply(tmp_path / "ct.ply", need_faces=True)
+    np.testing.assert_allclose(ply.vertices, verts.astype(np.float32))
+    assert ply.faces.tolist() == tris.tolist() and list(ply.properties) == ["nx"] and ply.colors is None
     write_mesh_ply(tmp_path / "cloud.ply", verts, None)
-    assert read_ply(tmp_path / "cloud.ply")[1] is None
+    assert read_ply(tmp_path / "cloud.ply").faces is None
     with pytest.raises(InputDataError, match="no faces"):
         read_ply(tmp_path / "cloud.ply", need_faces=True)
     with pytest.raises(InputDataError, match="file not found"):
         read_ply(tmp_path / "missing.ply")
     (tmp_path / "junk.ply").write_text("not a ply")
-    with pytest.raises(InputDataError, match="cannot read as PLY"):
+    with pytest.raises(InputDataError, match="cannot be read as PLY"):
         read_ply(tmp_path / "junk.ply")
 
 
@@ -217,7 +218,7 @@ def test_sfm_summary_figure_and_table(tmp_path):
         png_size(tmp_path / f"{seq}.png")
         rows.append(tmp_path / f"{seq}.json")
     assert row["registered"] == 6 and row["clean_points"] == 197 and row["mean_track_length"] == 5.5
-    table = sfm_summary_table.main(rows, tmp_path / "sfm_summary.csv")
+    table = join_tables.join_tables(rows, tmp_path / "sfm_summary.csv")
     assert table.sequence.tolist() == ["seqA", "seqB"]
     assert pd.read_csv(tmp_path / "sfm_summary.csv").sparse_points_per_view.tolist() == [3.5, 3.5]
     # data in the reference's format have no run_sfm summary: those numbers are NaN, not errors

@@ -1,4 +1,5 @@
-"""Rule plot_eval_metrics: bar charts of an evaluation table (results/<branch>_eval.csv)."""
+"""Rules plot_kitti_eval and plot_endo_eval: bar charts of an evaluation table
+(workflow_scripts/report/metrics.py)."""
 
 import logging
 from pathlib import Path

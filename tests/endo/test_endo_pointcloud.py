@@ -16,11 +16,15 @@ from workflow_scripts.endo.pointcloud import (
     backproject,
     export_clouds,
     load_predicted_depth,
-    read_ply_points,
     save_predicted_depth,
-    write_ply,
 )
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.ply import read_ply, write_ply
+
+
+def read_ply_points(path):
+    ply = read_ply(path)
+    return ply.vertices, ply.colors
 
 H, W = 6, 8
 K = np.array([[10.0, 0.0, 3.5], [0.0, 12.0, 2.5], [0.0, 0.0, 1.0]])

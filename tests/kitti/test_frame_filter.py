@@ -118,7 +118,7 @@ def test_the_reference_sequences_tell_the_variants_apart():
 def stopping_drive(tmp_path_factory, default_config):
     """A small demo drive (94x310, 16 frames) that brakes to a standstill for frames 3..12."""
     cfg = kitti_demo.KittiDemoConfig(dates={"2011_01_01": (94, 310)},
-                                     drives=(kitti_demo.DemoDrive("2011_01_01", "0002", 16, 7.0, True),),
+                                     drives=(kitti_demo.DemoDrive(date="2011_01_01", drive="0002", frames=16, speed=7.0, stop=True),),
                                      lidar_beams=4, lidar_azimuth_steps=64)
     root = tmp_path_factory.mktemp("stop") / "kitti_raw"
     kitti_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
