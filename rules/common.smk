@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -22,6 +23,13 @@ from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
 # UNDER what the user set; validation then adds the defaults (docs/configuration.md).
 ON_DEMO = apply_demo_overlay(config, read_yaml(os.path.join(workflow.basedir, "config", "demo.yaml")))
 validate(config, schema="schemas/config.schema.yaml")
+
+for _key, _root in (("kitti.root", config["kitti"]["root"]), ("endoscopy.root", config["endoscopy"]["root"])):
+    if _root and not os.path.isdir(_root):
+        raise WorkflowError(
+            f"config {_key} = {_root!r}: no such folder. Set {_key} to your data folder "
+            f'(see docs/configuration.md), or to "" for the embedded demo'
+        )
 
 KITTI = config["kitti"]
 ENDO = config["endoscopy"]

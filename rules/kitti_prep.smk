@@ -118,6 +118,7 @@ rule make_splits:
     params:
         source=kitti_split_source(),
         splits=KITTI["splits"],
+        raw_root=kitti_raw_root,
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         seed=config["seed"],

@@ -35,7 +35,7 @@ def _check(cfg: dict) -> dict:
 
 def test_generated_schema_and_reference_are_up_to_date():
     for path, text in generated_files().items():
-        assert path.read_text() == text, f"{path} is out of date: run python -m workflow_scripts.config"
+        assert path.read_text() == text, f"{path} is out of date: run python -m workflow_scripts.config generate"
 
 
 def test_defaults_fill_an_empty_config_and_equal_the_dataclass_defaults():
@@ -150,3 +150,20 @@ def test_config_files_load_with_safe_load():
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict), path
         _check(resolve(data) if path.parent.name == "configs" else data)
+
+
+def test_config_check_names_the_file_line_and_key(tmp_path):
+    def check(*files):
+        return subprocess.run([sys.executable, "-m", "workflow_scripts.config", "check", *map(str, files)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    broken, typo, good = tmp_path / "broken.yaml", tmp_path / "typo.yaml", tmp_path / "good.yaml"
+    broken.write_text("kitti:\n  root: [unclosed\n")
+    typo.write_text("kitti:\n  train:\n    teacher: {lenght: 3}\n")
+    good.write_text("kitti:\n  train:\n    teacher: {length: 3}\n")
+    run = check(broken)
+    assert run.returncode == 1 and f"{broken}: cannot be read as YAML" in run.stderr and "line 2" in run.stderr
+    run = check(good, typo)
+    assert run.returncode == 1 and f"{typo}: config key kitti.train.teacher:" in run.stderr
+    assert "'lenght' was unexpected" in run.stderr
+    assert check(good).returncode == 0

@@ -74,6 +74,10 @@ def test_velodyne_round_trip_and_truncation(tmp_path):
     (tmp_path / "b.bin").write_bytes(pts.tobytes()[:-4])
     with pytest.raises(InputDataError, match="b.bin: size 1596 bytes is not a multiple of 16"):
         raw.read_velodyne(tmp_path / "b.bin")
+    for extra in (1, 2, 3):  # a partial float at the end: the byte count is checked, not the floats
+        (tmp_path / "c.bin").write_bytes(pts.tobytes() + b"\0" * extra)
+        with pytest.raises(InputDataError, match=f"c.bin: size {1600 + extra} bytes is not a multiple of 16"):
+            raw.read_velodyne(tmp_path / "c.bin")
 
 
 def test_timestamps_round_trip(tmp_path):

@@ -23,6 +23,7 @@ from tests.report_inputs import (
     write_mesh_ply,
 )
 from workflow_scripts import (
+    join_tables,
     plot_endo_depth,
     plot_eval_metrics,
     plot_kitti_depth,
@@ -30,16 +31,15 @@ from workflow_scripts import (
     plot_registration_view,
     plot_sfm_summary,
     plot_training_curves,
-    join_tables,
 )
 from workflow_scripts.endo.trajectory import camera_centres
 from workflow_scripts.report.curves import moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
 from workflow_scripts.report.figure import plt
-from workflow_scripts.util.ply import read_ply
 from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
 from workflow_scripts.report.sfm import principal_axes
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.ply import read_ply
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

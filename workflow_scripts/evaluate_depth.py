@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.kitti.evaluate import METRICS, KittiEvalOptions, evaluate_stage
+from workflow_scripts.kitti.evaluate import METRICS, KittiEvalOptions, evaluate_stage, load_disparities
 from workflow_scripts.kitti.gt_export import load_gt
 from workflow_scripts.util import atomic_file
 from workflow_scripts.util.options import load_options
@@ -21,7 +21,7 @@ def main(gt_path: Path, disps_path: Path | None, stage: str, evaluate: KittiEval
     if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
         disps = [np.ones((8, 24), np.float32) for _ in gts]
     else:
-        disps = np.load(disps_path, allow_pickle=False)
+        disps = load_disparities(disps_path, len(gts))
     table = evaluate_stage(gts, disps, stage, evaluate, stereo_baseline, source=str(disps_path or "constant"))
     with atomic_file(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from models.training import kitti_objectives as ko
-from models.training.engine import load_checkpoint
 from models.model_file import save_model
 from models.networks.spec import NetworkSpec
+from models.training import kitti_objectives as ko
+from models.training.engine import load_checkpoint
 from workflow_scripts.demo.kitti_demo import demo_calibration
 from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw

@@ -35,7 +35,7 @@ def test_stages_chain_on_the_demo(kitti_demo_small, tmp_path):
     assert kept == list(range(5)) and index.read_text() == "0\n1\n2\n3\n4\n"
     train_file, val_file = res / "splits" / "train_files.txt", res / "splits" / "val_files.txt"
     train, val = make_splits.main(train_file, val_file, SplitSource.FILTERED, [index], [test_file],
-                                  root, "png", SplitOptions(val_fraction=0.34, seed=1))
+                                  root, root, "png", SplitOptions(val_fraction=0.34, seed=1))
     assert read_split(train_file) == train and read_split(val_file) == val
     assert sorted({ln.frame for ln in train + val}) == [1, 2, 3] and len(val) == 2  # one frame, l + r
 

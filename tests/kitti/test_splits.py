@@ -18,6 +18,7 @@ from workflow_scripts.kitti.split_files import (
 from workflow_scripts.kitti.splits import (
     SplitOptions,
     check_test_split,
+    complete_frames,
     demo_test_lines,
     filtered_train_val,
     standard_train_val,
@@ -65,6 +66,28 @@ def test_training_frames_need_both_neighbour_conventions():
     frames = list(range(0, 20))
     assert training_frames([0, 3, 6, 9, 19], frames) == [3, 6, 9]  # not first/last kept
     assert training_frames([0, 3, 6, 9, 12], [f for f in frames if f != 7]) == [3, 9]  # 6 lacks frame 7
+    assert training_frames([0, 3, 6, 9, 12], [f for f in frames if f != 6]) == [3, 9]  # 6 itself incomplete
+
+
+def test_frames_without_partner_or_scan_are_dropped_or_stop(kitti_demo_small, tmp_path, caplog):
+    import shutil
+
+    root = tmp_path / "kitti_raw"
+    shutil.copytree(kitti_demo_small["root"], root)
+    drive = root / D1
+    (drive / "image_03" / "data" / "0000000002.png").unlink()  # frame 2 lost its stereo partner
+    (drive / "velodyne_points" / "data" / "0000000003.bin").unlink()  # frame 3 lost its scan
+    have = complete_frames(drive, drive, "png")
+    assert have == {0, 1, 4}
+    kept = {D1: [0, 1, 2, 3, 4]}
+    with caplog.at_level("WARNING"), pytest.raises(InputDataError, match="no training frames"):
+        filtered_train_val(kept, {D1: have}, [], SplitOptions(), tmp_path)
+    assert "left out 3 training frame(s)" in caplog.text and f"{D1} 1, {D1} 2, {D1} 3" in caplog.text
+    with pytest.raises(InputDataError, match=r"3 training frame\(s\) lack .* set kitti.splits.missing: drop"):
+        filtered_train_val(kept, {D1: have}, [], SplitOptions(missing="error"), tmp_path)
+    full = {D1: set(range(5))}
+    train, val = filtered_train_val(kept, full, [], SplitOptions(val_fraction=0.0))
+    assert [ln.frame for ln in train] == [1, 1, 2, 2, 3, 3] and val == []
 
 
 def test_filtered_train_val_is_disjoint_from_test_drives_and_seeded():
@@ -105,5 +128,7 @@ def test_split_line_naming_a_missing_frame_is_an_error(kitti_demo_small, tmp_pat
     with pytest.raises(InputDataError, match=r"line 2 .* needs .*image_02/data/0000000005.png"):
         check_frames_exist(lines, root, "png", tmp_path / "train_files.txt", offsets=(-1, 0, 1))
     # the shipped lists are checked against the tree: a demo tree has none of KITTI's frames
-    with pytest.raises(InputDataError, match=r"eigen_zhou/train_files.txt: line 1 \(2011_09_26"):
-        standard_train_val("eigen_zhou", root, "png", [])
+    with pytest.raises(InputDataError, match=r"eigen_zhou: 4\d{4} training frame\(s\) lack .* \(first: 2011_09_26"):
+        standard_train_val("eigen_zhou", root, root, "png", [], missing="error")
+    with pytest.raises(InputDataError, match=r"eigen_zhou/train_files.txt: no line names a frame that kitti.root"):
+        standard_train_val("eigen_zhou", root, root, "png", [])

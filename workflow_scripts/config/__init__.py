@@ -10,5 +10,5 @@ in the module that uses it, and a section is turned into its dataclass by ``load
 * :mod:`~workflow_scripts.config.resolve`: the effective configuration outside Snakemake.
 
 Regenerate the schema and the reference page after changing an option:
-``python -m workflow_scripts.config`` (a test fails while they are out of date).
+``python -m workflow_scripts.config generate`` (a test fails while they are out of date).
 """

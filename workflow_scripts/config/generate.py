@@ -20,7 +20,7 @@ _DESCRIPTION = ("Configuration of the self-supervised depth workflow. Every obje
                 "validation fills in the defaults.")
 _INTRO = """# Configuration reference
 
-Generated from the option dataclasses by `python -m workflow_scripts.config` (a test fails when
+Generated from the option dataclasses by `python -m workflow_scripts.config generate` (a test fails when
 it is out of date): each key's default and meaning live in one place, its field in the code.
 
 - `config.yaml` holds only what you set: the data roots. A `--configfile` file is merged over it

@@ -2,7 +2,7 @@
 that only the rules read (data roots, which stages to evaluate, the report).
 
 The schema and the reference page are generated from :class:`WorkflowConfig`
-(``python -m workflow_scripts.config``). Defaults are the references' settings for real data;
+(``python -m workflow_scripts.config generate``). Defaults are the references' settings for real data;
 the embedded demo's small settings are the overlay ``config/demo.yaml``.
 """
 

@@ -23,7 +23,7 @@ from workflow_scripts.util.options import config_fields, field_default, to_plain
 __all__ = ["json_schema", "dataclass_schema", "reference_rows", "markdown_reference"]
 
 SCHEMA_HEADER = (
-    "# GENERATED from the option dataclasses by `python -m workflow_scripts.config`: do not edit.\n"
+    "# GENERATED from the option dataclasses by `python -m workflow_scripts.config generate`: do not edit.\n"
     "# Each key's default and documentation live in its dataclass field (see docs/configuration.md).\n"
 )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from workflow_scripts.demo.textures import MipTextures
 from workflow_scripts.endo.camera import EndoCamera
 from workflow_scripts.util import atomic_dir
 from workflow_scripts.util.options import option
+from workflow_scripts.util.pool import map_in_processes
 
 log = logging.getLogger(__name__)
 DEPTH_PNG_SCALE = 500.0  # uint16 units per mm (max 131 mm, 2 micrometre steps)
@@ -144,18 +144,12 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
         writers = [cv2.VideoWriter(str(tmp / f"{s.name}.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), cfg.fps,
                                    (camera.size[1], camera.size[0])) for s in cfg.sequences]
         try:
-            if workers > 1:
-                pool = mp.get_context("fork").Pool(workers)
-                results = pool.imap(_render, tasks, chunksize=2)  # ordered: frames go to the writer in order
-            else:
-                pool, results = None, map(_render, tasks)
-            for n, (q, i, bgr) in enumerate(results, 1):
+            # ordered: the frames go to the writers in order
+            results = map_in_processes(_render, tasks, workers, context="fork") if workers > 1 else map(_render, tasks)
+            for n, (q, _, bgr) in enumerate(results, 1):
                 writers[q].write(bgr)
                 if n % 30 == 0 or n == len(tasks):
                     log.info("rendered %d/%d frames", n, len(tasks))
-            if pool is not None:
-                pool.close()
-                pool.join()
         finally:
             for w in writers:
                 w.release()

@@ -15,7 +15,6 @@ written files, so the files and the pixels agree to the printed precision.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 from dataclasses import MISSING, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +35,7 @@ from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
 from workflow_scripts.util import atomic_dir
 from workflow_scripts.util.options import option
+from workflow_scripts.util.pool import map_in_processes
 
 log = logging.getLogger(__name__)
 DEPTH_PNG_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
@@ -219,10 +219,10 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
             summary["drives"][path.name] = d.frames
         tasks = [(k, i) for k, d in enumerate(cfg.drives) for i in range(d.frames)]
         if workers > 1:
-            with mp.get_context("fork").Pool(workers) as pool:
-                for n, _ in enumerate(pool.imap_unordered(_render_frame, tasks, chunksize=2), 1):
-                    if n % 20 == 0 or n == len(tasks):
-                        log.info("rendered %d/%d frames", n, len(tasks))
+            done = map_in_processes(_render_frame, tasks, workers, context="fork", ordered=False)
+            for n, _ in enumerate(done, 1):
+                if n % 20 == 0 or n == len(tasks):
+                    log.info("rendered %d/%d frames", n, len(tasks))
         else:
             for task in tasks:
                 _render_frame(task)

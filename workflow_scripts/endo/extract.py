@@ -29,6 +29,7 @@ from workflow_scripts.endo.video import (
     iter_video_frames,
 )
 from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
 __all__ = ["ExtractOptions", "extract_frames", "read_frames_camera"]
@@ -68,9 +69,7 @@ def _source_mask(source: Path) -> np.ndarray | None:
         return None
     for name in MASK_NAMES:
         if (source / name).is_file():
-            mask = cv2.imread(str(source / name), cv2.IMREAD_GRAYSCALE)
-            if mask is None:
-                raise InputDataError(source / name, "cannot be read as an image", "replace or remove it")
+            mask = read_image(source / name, cv2.IMREAD_GRAYSCALE, fix="replace or remove it")
             log.info("using the source mask %s", source / name)
             return np.where(mask >= 128, 255, 0).astype(np.uint8)
     return None

@@ -31,6 +31,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.endo.scene import SfMScene
 from workflow_scripts.util import InputDataError, write_text_atomic
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.ply import read_ply
 
 __all__ = ["LIU_FILES", "pose_from_yaml_entry", "read_liu_folder", "write_liu_folder"]
@@ -141,9 +142,7 @@ def read_liu_folder(folder: str | Path) -> SfMScene:
     cam_from_world = _read_motion(folder / "motion.yaml", len(view_indexes))
     points = _read_points(folder / "structure.ply")
     visibility = _read_visibility(folder / "view_indexes_per_point", view_indexes, len(points))
-    mask = cv2.imread(str(folder / "undistorted_mask.bmp"), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise InputDataError(folder / "undistorted_mask.bmp", "missing or unreadable", _FIX)
+    mask = read_image(folder / "undistorted_mask.bmp", cv2.IMREAD_GRAYSCALE, fix=_FIX)
     missing = [int(i) for i in view_indexes if not (folder / f"{int(i):08d}.jpg").is_file()]
     if missing:
         raise InputDataError(

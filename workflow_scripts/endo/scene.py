@@ -19,6 +19,7 @@ import numpy as np
 import pycolmap
 
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 
 __all__ = ["SfMScene", "opencv_K", "read_frame_indexes", "scene_from_colmap"]
 
@@ -130,9 +131,7 @@ def scene_from_colmap(model_dir: str | Path, frames_dir: str | Path, K: np.ndarr
         for el in rec.points3D[pid].track.elements:
             if el.image_id in column:
                 visibility[row, column[el.image_id]] = 1
-    mask = cv2.imread(str(frames_dir / "mask.png"), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise InputDataError(frames_dir / "mask.png", "missing or unreadable", "re-run extract_frames")
+    mask = read_image(frames_dir / "mask.png", cv2.IMREAD_GRAYSCALE, fix="re-run extract_frames")
     return SfMScene(
         K=np.asarray(K, np.float64),
         frame_indexes=read_frame_indexes(frames_dir),

@@ -24,6 +24,7 @@ import numpy as np
 
 from workflow_scripts.endo.scene import SfMScene
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
 __all__ = [
@@ -118,9 +119,7 @@ def crop_intrinsics(K: np.ndarray, downsampling: float, crop: tuple[int, int, in
 
 def load_network_image(path: str | Path, downsampling: float, crop: tuple[int, int, int, int]) -> np.ndarray:
     """Frame as the reference feeds it: imread (BGR) -> resize 1/d (bilinear) -> crop. (h, w, 3) uint8."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputDataError(path, "missing or unreadable frame", "re-run extract_frames for this sequence")
+    image = read_image(path, fix="re-run extract_frames for this sequence")
     small = cv2.resize(image, (0, 0), fx=1.0 / downsampling, fy=1.0 / downsampling)
     return small[crop[0] : crop[1], crop[2] : crop[3]]
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 
 __all__ = [
     "FrameSelection",
@@ -160,7 +161,4 @@ def iter_folder_frames(
     for index, path in frames:
         if not selection.wanted(index, source_fps):
             continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputDataError(path, "cannot be read as an image", "replace or remove the file")
-        yield index, image
+        yield index, read_image(path, fix="replace or remove the file")

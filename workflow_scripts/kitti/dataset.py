@@ -23,6 +23,7 @@ from workflow_scripts.kitti.calib import load_rig
 from workflow_scripts.kitti.raw import SIDE_TO_CAM, image_path
 from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 
 __all__ = ["KittiDataOptions", "KittiRawDataset", "hint_folders", "intrinsics"]
 
@@ -101,9 +102,7 @@ class KittiRawDataset(Dataset):
         if key in self._cache:
             return self._cache[key]
         path = image_path(Path(self.root) / folder, cam, frame, self.opts.image_ext)
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputDataError(path, "image missing or unreadable", "check the split list and kitti.root")
+        img = read_image(path, fix="check the split list and kitti.root")
         img = cv2.resize(img, (self.opts.width, self.opts.height), interpolation=cv2.INTER_AREA)[..., ::-1]
         img = np.ascontiguousarray(img)
         if self.opts.cache:

@@ -11,7 +11,6 @@ Images are resized with PIL's Lanczos filter, as the reference (``Image.ANTIALIA
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,9 @@ from workflow_scripts.kitti.calib import load_rig
 from workflow_scripts.kitti.raw import image_path
 from workflow_scripts.kitti.sgm_fusion import Sampling, SgbmSweep, fused_depth_hint, make_matchers
 from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
+from workflow_scripts.util.pool import map_in_processes
 
 __all__ = ["HintOptions", "load_rgb", "hint_path", "normalised_focal", "frame_hints", "precompute_drive"]
 log = logging.getLogger(__name__)
@@ -60,10 +61,8 @@ class HintOptions:
 def load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB resized to ``size`` = (H, W) with PIL's Lanczos, as the reference
     (decoded by OpenCV, which is faster than PIL at the same pixels)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-    if bgr is None:
-        raise InputDataError(path, "image not found or unreadable (both images of a stereo pair are needed)",
-                             "check that image_02 and image_03 of the drive are complete")
+    bgr = read_image(path, fix="both images of a stereo pair are needed: check that image_02 and image_03 of "
+                     "the drive are complete")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if rgb.shape[:2] == tuple(size):
         return rgb
@@ -149,10 +148,11 @@ def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequ
         job = _DriveJob(image_drive, tmp, ext, options, fx, baseline)
         if workers > 1 and len(frames) > 1:
             # spawn, not fork: a process forked while OpenCV's thread pool runs can deadlock
-            with mp.get_context("spawn").Pool(workers, _init_worker, (job,)) as pool:
-                for n, _ in enumerate(pool.imap_unordered(_run_frame, frames), 1):
-                    if n % 20 == 0 or n == len(frames):
-                        log.info("%s: hints for %d/%d frames", folder, n, len(frames))
+            done = map_in_processes(_run_frame, frames, workers, context="spawn", initializer=_init_worker,
+                                    initargs=(job,), ordered=False)
+            for n, _ in enumerate(done, 1):
+                if n % 20 == 0 or n == len(frames):
+                    log.info("%s: hints for %d/%d frames", folder, n, len(frames))
         else:
             threads = cv2.getNumThreads()
             try:

@@ -10,12 +10,14 @@ log10. Split metrics are means over images (as the references report them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import option
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
@@ -136,6 +138,28 @@ class KittiEvalOptions:
     external_disparities: str = option(
         "", "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
         "(monodepth2's --ext_disp_to_eval); \"\" = none.")
+
+
+def load_disparities(path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities") -> np.ndarray:
+    """Disparities (N, H, W) of a .npy file in the test split's order, checked; errors name the
+    file and, for external predictions, the config key that points to it."""
+    fix = (f"save them as one float array (N, H, W) in the test split's order, e.g. "
+           f"np.save(path, np.stack(disps).astype(np.float32)), and point {key} to it")
+    try:
+        disps = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputDataError(path, "disparity file not found", fix) from None
+    except ValueError as err:  # object arrays and pickles need allow_pickle, which is never used here
+        raise InputDataError(path, f"is not a plain numeric .npy array ({err})", fix) from None
+    except OSError as err:
+        raise InputDataError(path, f"cannot be read as .npy ({err})", fix) from None
+    if not isinstance(disps, np.ndarray) or disps.ndim != 3 or not np.issubdtype(disps.dtype, np.number):
+        raise InputDataError(path, f"holds a {getattr(disps, 'dtype', type(disps))} array of shape "
+                             f"{getattr(disps, 'shape', '?')}, not (N, H, W) numbers", fix)
+    if len(disps) != n_frames:
+        raise InputDataError(path, f"holds {len(disps)} disparity maps for the {n_frames} frames of the test split",
+                             fix)
+    return disps
 
 
 def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: KittiEvalOptions, stereo_baseline: float,

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from workflow_scripts.util import InputDataError, write_text_atomic
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
 __all__ = ["Arithmetic", "FilterMethod", "FilterOptions", "changed_fraction", "select_frames",
@@ -85,9 +86,7 @@ def select_frames(frames: Iterable[np.ndarray], options: FilterOptions = FilterO
 
 def read_gray(path: Path) -> np.ndarray:
     """Grayscale as the reference makes it: decode in colour, then ``BGR2GRAY``."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputDataError(path, "image missing or unreadable", "re-extract the drive's images")
+    img = read_image(path, fix="re-extract the drive's images")
     return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
 
 

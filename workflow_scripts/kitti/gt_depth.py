@@ -33,6 +33,7 @@ import numpy as np
 from workflow_scripts.kitti.calib import KittiRig
 from workflow_scripts.kitti.raw import read_velodyne
 from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
 __all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "lidar_depth_pixels",
@@ -200,11 +201,9 @@ def groundtruth_png_path(drive_path: Path, frame: int, cam: int = 2) -> Path:
 def png_depth_map(path: str | Path) -> np.ndarray:
     """Annotated depth map (eigen_benchmark): (H, W) float32 metres = uint16 / 256, 0 = none."""
     path = Path(path)
-    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-    if png is None:
-        raise InputDataError(path, "annotated depth map not found or unreadable",
-                             "eigen_benchmark needs KITTI's annotated depth maps (data_depth_annotated) "
-                             "merged into the raw tree as <drive>/proj_depth/groundtruth/image_02/")
+    png = read_image(path, cv2.IMREAD_UNCHANGED,
+                     fix="eigen_benchmark needs KITTI's annotated depth maps (data_depth_annotated) merged into "
+                     "the raw tree as <drive>/proj_depth/groundtruth/image_02/")
     if png.dtype != np.uint16 or png.ndim != 2:
         raise InputDataError(path, f"expected a single-channel uint16 PNG, got {png.dtype} {png.shape}",
                              "use the annotated depth maps exactly as KITTI ships them")

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 
 from workflow_scripts.kitti.split_files import list_frames
-from workflow_scripts.util import InputDataError, atomic_dir
+from workflow_scripts.util import atomic_dir
+from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
 __all__ = ["JpegOptions", "png_to_jpeg", "convert_drive"]
@@ -32,9 +33,7 @@ class JpegOptions:
 
 def png_to_jpeg(src: Path, dst: Path, quality: int = 92) -> None:
     """Re-encode one image as baseline JPEG with 4:2:0 chroma subsampling."""
-    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputDataError(src, "image missing or unreadable", "re-extract the drive's images")
+    img = read_image(src, fix="re-extract the drive's images")
     params = [cv2.IMWRITE_JPEG_QUALITY, quality,
               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420]
     if not cv2.imwrite(str(dst), img, params):

@@ -46,11 +46,11 @@ def read_velodyne(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputDataError(path, "Velodyne scan not found",
                              "check kitti.root and that velodyne_points was extracted")
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % 4:
-        raise InputDataError(path, f"size {raw.size * 4} bytes is not a multiple of 16",
-                             "the file is truncated: re-extract it from the KITTI archive")
-    return raw.reshape(-1, 4)
+    size = path.stat().st_size  # checked before reading: a partial record must not pass
+    if size % 16:
+        raise InputDataError(path, f"size {size} bytes is not a multiple of 16 (one point = 4 float32)",
+                             "the file is truncated or damaged: re-extract it from the KITTI archive")
+    return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 
 def write_velodyne(path: str | Path, points: np.ndarray) -> None:

@@ -91,7 +91,14 @@ def list_frames(drive_path: Path, cam: int, ext: str) -> list[int]:
     if not folder.is_dir():
         raise InputDataError(folder, "image folder not found",
                              "check kitti.root (and kitti.image_ext) and that the drive was extracted")
-    return sorted(int(p.stem) for p in folder.glob(f"*.{ext}") if p.stem.isdigit())
+    frames = sorted(int(p.stem) for p in folder.glob(f"*.{ext}") if p.stem.isdigit())
+    if not frames:
+        others = sorted({p.suffix.lstrip(".") for p in folder.iterdir() if p.stem.isdigit() and p.suffix})
+        if others:
+            raise InputDataError(folder, f"holds no .{ext} frames but .{others[0]} ones",
+                                 f"set kitti.image_ext: {others[0]} (the file type of the raw tree's images)")
+        raise InputDataError(folder, "holds no frames", "extract the drive's images again")
+    return frames
 
 
 def check_frames_exist(lines: list[SplitLine], image_root: Path, ext: str, list_path: Path,

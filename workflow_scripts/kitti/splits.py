@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from workflow_scripts.kitti.gt_depth import groundtruth_png_path
-from workflow_scripts.kitti.raw import velodyne_path
+from workflow_scripts.kitti.raw import image_path, velodyne_path
 from workflow_scripts.kitti.split_files import (
     STANDARD_DIR,
     SplitLine,
@@ -34,6 +35,8 @@ from workflow_scripts.kitti.split_files import (
 )
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import option
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SplitSource", "SplitOptions", "demo_test_lines", "check_test_split", "training_frames",
            "filtered_train_val", "standard_train_val"]
@@ -60,6 +63,9 @@ class SplitOptions:
                                                   "r = image_03).", minItems=1, uniqueItems=True)
     val_fraction: float = option(0.1, "Fraction of the filtered frames (seeded by `seed`) that go to val.",
                                  minimum=0, maximum=0.9)
+    missing: Literal["drop", "error"] = option(
+        "drop", "A training frame whose stereo partner, temporal neighbour or LiDAR scan is missing: drop = leave "
+        "it out of the lists (make_splits' log counts and names them); error = stop.")
     seed: int = field(default=0)
 
 
@@ -87,11 +93,33 @@ def check_test_split(lines: list[SplitLine], split: str, raw_root: Path, image_r
                                  "annotated depth maps), or drop the split from kitti.gt.splits")
 
 
-def training_frames(kept: Sequence[int], frames: Sequence[int]) -> list[int]:
+def complete_frames(raw_drive: Path, image_drive: Path, ext: str) -> set[int]:
+    """Frame numbers of a drive with both colour images (image_02, image_03) and a Velodyne scan."""
+    scans = Path(raw_drive) / "velodyne_points" / "data"
+    have_scan = {int(p.stem) for p in scans.glob("*.bin") if p.stem.isdigit()} if scans.is_dir() else set()
+    return set(list_frames(image_drive, 2, ext)) & set(list_frames(image_drive, 3, ext)) & have_scan
+
+
+def training_frames(kept: Sequence[int], frames: Sequence[int] | set[int]) -> list[int]:
     """Kept frame numbers usable as training targets: interior in ``kept`` (SC-Depth
-    neighbours) and with ``f - 1`` and ``f + 1`` in ``frames`` (monodepth2 neighbours)."""
+    neighbours), complete themselves and with ``f - 1`` and ``f + 1`` complete (monodepth2
+    neighbours); ``frames`` = the complete frames of the drive."""
     have = set(frames)
-    return [f for f in kept[1:-1] if f - 1 in have and f + 1 in have]
+    return [f for f in kept[1:-1] if f - 1 in have and f in have and f + 1 in have]
+
+
+def _report_missing(dropped: list[str], where: Path, missing: str) -> None:
+    """Log the frames left out for missing data, or stop when ``missing`` is "error"."""
+    if not dropped:
+        return
+    first = ", ".join(dropped[:3]) + (" ..." if len(dropped) > 3 else "")
+    if missing == "error":
+        raise InputDataError(where, f"{len(dropped)} training frame(s) lack their stereo partner, a temporal "
+                             f"neighbour or their LiDAR scan (first: {first})",
+                             "complete those drives in kitti.root, or set kitti.splits.missing: drop to leave "
+                             "such frames out")
+    log.warning("%s: left out %d training frame(s) whose stereo partner, temporal neighbour or LiDAR scan is "
+                "missing (kitti.splits.missing: drop): %s", where, len(dropped), first)
 
 
 def _split_val(lines_by_frame: list[list[SplitLine]], options: SplitOptions) -> tuple[list, list]:
@@ -104,33 +132,40 @@ def _split_val(lines_by_frame: list[list[SplitLine]], options: SplitOptions) -> 
 
 
 def filtered_train_val(kept_by_drive: Mapping[str, Sequence[int]], frames_by_drive: Mapping[str, Sequence[int]],
-                       test_lines: Sequence[SplitLine], options: SplitOptions) -> tuple[list, list]:
+                       test_lines: Sequence[SplitLine], options: SplitOptions,
+                       where: Path = Path("kitti.splits")) -> tuple[list, list]:
     """Train and val lines from the frame filter's output.
 
     Args:
         kept_by_drive: folder -> kept frame NUMBERS (frame_index mapped through the frame list).
-        frames_by_drive: folder -> every frame number of the drive (both cameras present).
+        frames_by_drive: folder -> the complete frame numbers of the drive (both images, scan).
         test_lines: lines of all test splits; their drives are never used.
+        where: the file or folder that errors and the log name.
     """
     test_drives = {line.folder for line in test_lines}
-    groups = []
+    groups, dropped = [], []
     for folder in sorted(kept_by_drive):
         if folder in test_drives:
             continue
-        for f in training_frames(kept_by_drive[folder], frames_by_drive[folder]):
-            groups.append([SplitLine(folder, f, side) for side in options.sides])
+        usable = training_frames(kept_by_drive[folder], frames_by_drive[folder])
+        groups += [[SplitLine(folder, f, side) for side in options.sides] for f in usable]
+        dropped += [f"{folder} {f}" for f in sorted(set(kept_by_drive[folder][1:-1]) - set(usable))]
+    _report_missing(dropped, where, options.missing)
     if not groups:
-        raise ValueError("no training frames: every kept frame lacks temporal neighbours or sits on a test drive")
+        raise InputDataError(where, "no training frames: every kept frame lacks temporal neighbours or sits on a "
+                             "test drive", "train on more (or longer) drives, or lower kitti.filter.min_changed")
     return _split_val(groups, options)
 
 
-def standard_train_val(name: str, image_root: Path, ext: str, test_lines: Sequence[SplitLine]) -> tuple[list, list]:
-    """A shipped train/val pair, checked: every frame exists for the line's side (with its
-    neighbours +-1 for eigen_zhou, the monocular-video split; eigen_full also lists first
-    frames, for stereo training), and no line is on a drive of a test split."""
+def standard_train_val(name: str, raw_root: Path, image_root: Path, ext: str, test_lines: Sequence[SplitLine],
+                       missing: str = "drop") -> tuple[list, list]:
+    """A shipped train/val pair, checked: no line is on a drive of a test split, and a line whose
+    image (with its neighbours +-1 for eigen_zhou, the monocular-video split; eigen_full also lists
+    first frames, for stereo training), stereo partner or LiDAR scan is missing is dropped (counted
+    in the log) or stops the run, per ``missing``."""
     test_drives = {line.folder for line in test_lines}
     offsets = (-1, 0, 1) if name == "eigen_zhou" else (0,)
-    out = []
+    out, dropped = [], []
     for part in ("train", "val"):
         lines = standard_split(name, part)
         list_path = STANDARD_DIR / name / f"{part}_files.txt"
@@ -138,6 +173,20 @@ def standard_train_val(name: str, image_root: Path, ext: str, test_lines: Sequen
             if line.folder in test_drives:
                 raise InputDataError(list_path, f"line {n} ({line.text()}) is on a test drive",
                                      "train/val lists must not overlap the test split")
-        check_frames_exist(lines, image_root, ext, list_path, offsets=offsets)
-        out.append(lines)
+        complete = [_line_complete(line, Path(raw_root), Path(image_root), ext, offsets) for line in lines]
+        dropped += [line.text() for line, ok in zip(lines, complete, strict=True) if not ok]
+        out.append([line for line, ok in zip(lines, complete, strict=True) if ok])
+    _report_missing(dropped, STANDARD_DIR / name, missing)
+    if not out[0]:
+        raise InputDataError(STANDARD_DIR / name / "train_files.txt", "no line names a frame that kitti.root holds",
+                             "check kitti.root (and kitti.image_ext), or train on the filtered frames "
+                             "(kitti.splits.source: filtered)")
     return out[0], out[1]
+
+
+def _line_complete(line: SplitLine, raw_root: Path, image_root: Path, ext: str, offsets: tuple[int, ...]) -> bool:
+    """The line's images (its side at every offset, the other side at the frame) and its scan exist."""
+    drive = image_root / line.folder
+    cams = [(line.cam, line.frame + off) for off in offsets] + [(5 - line.cam, line.frame)]
+    return all(image_path(drive, cam, f, ext).is_file() for cam, f in cams) and \
+        velodyne_path(raw_root / line.folder, line.frame).is_file()

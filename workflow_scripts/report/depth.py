@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from workflow_scripts.report.figure import new_figure, plt
-from workflow_scripts.util import InputDataError
+from workflow_scripts.util.images import read_image
 
 __all__ = ["colorize", "depth_grid", "read_rgb", "robust_range", "select_frames"]
 
@@ -73,9 +73,7 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str = "magma",
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; a clear error when it is missing or unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputDataError(path, "missing or unreadable image", "re-run the rule that writes the frames")
+    image = read_image(path, fix="re-run the rule that writes the frames")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
