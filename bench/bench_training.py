@@ -45,8 +45,15 @@ class SyntheticKitti(Dataset):
         h, w = self.hw
         color = torch.rand(self.frames, 3, h, w, generator=g)
         K = torch.tensor([[0.58 * w, 0, 0.5 * w], [0, 1.92 * h, 0.5 * h], [0, 0, 1.0]])
-        out = {"color": color, "color_aug": color, "K": K, "inv_K": torch.linalg.inv(K),
-               "stereo_T": torch.eye(4), "index": torch.tensor(index), "side": torch.tensor(2)}
+        out = {
+            "color": color,
+            "color_aug": color,
+            "K": K,
+            "inv_K": torch.linalg.inv(K),
+            "stereo_T": torch.eye(4),
+            "index": torch.tensor(index),
+            "side": torch.tensor(2),
+        }
         out["stereo_T"][0, 3] = -0.1
         if self.hints:
             out["hint"] = 1 + 20 * torch.rand(1, h, w, generator=g)
@@ -54,8 +61,9 @@ class SyntheticKitti(Dataset):
         return out
 
 
-def time_loop(stage: str, hw: tuple[int, int], batch: int, steps: int, device: torch.device,
-              bf16: bool) -> tuple[float, float]:
+def time_loop(
+    stage: str, hw: tuple[int, int], batch: int, steps: int, device: torch.device, bf16: bool
+) -> tuple[float, float]:
     """Steps/s of engine.train for ``stage`` (first step excluded) and peak GPU memory (GiB)."""
     photo = ko.PhotoOptions(frame_ids=(0,) if stage == "teacher" else (0, -1, 1), stereo=stage == "teacher")
     nets = nn.ModuleDict({"depth": NetworkSpec().build()})
@@ -70,8 +78,9 @@ def time_loop(stage: str, hw: tuple[int, int], batch: int, steps: int, device: t
         torch.cuda.reset_peak_memory_stats()
     sched = engine.Schedule(steps=steps + 1, batch_size=batch, checkpoint_every=10_000, log_every=1)
     with tempfile.TemporaryDirectory() as tmp:
-        files = engine.train(nets, objective, data, sched, tmp, seed=0, config={}, device=device,
-                             progress=False, bf16=bf16)
+        files = engine.train(
+            nets, objective, data, sched, tmp, seed=0, config={}, device=device, progress=False, bf16=bf16
+        )
         with files.history.open() as fh:  # history rows carry the loop's own clock
             marks = [float(row["seconds"]) for row in csv.DictReader(fh)]
     rate = steps / (marks[-1] - marks[0])
@@ -105,8 +114,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, hw = torch.device(args.device), tuple(args.size)
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"size {hw}, batch {args.batch}, ResNet-18 monodepth2 decoder")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"device {device} ({where}), size {hw}, batch {args.batch}, ResNet-18 monodepth2 decoder")
     base = time_network(hw, args.batch, args.steps, device)
     print(f"{'baseline: depth net fwd+bwd':38s} {base:7.3f} steps/s  {base * args.batch:7.2f} img/s")
     modes = [False, True] if device.type == "cuda" else [False]
@@ -115,8 +124,10 @@ def main() -> None:
             rate, peak = time_loop(stage, hw, args.batch, args.steps, device, bf16)
             mem = f"  peak {peak:5.2f} GiB" if device.type == "cuda" else ""
             name = f"{stage} loop ({'bf16' if bf16 else 'fp32'})"
-            print(f"{name:38s} {rate:7.3f} steps/s  {rate * args.batch:7.2f} img/s  "
-                  f"x{base / rate:4.2f} the baseline's time{mem}")
+            print(
+                f"{name:38s} {rate:7.3f} steps/s  {rate * args.batch:7.2f} img/s  "
+                f"x{base / rate:4.2f} the baseline's time{mem}"
+            )
 
 
 if __name__ == "__main__":

@@ -94,8 +94,14 @@ def split_one_process(size, n: int = 3) -> dict[str, float]:
             t0 = time.perf_counter()
             disp = sgbm_disparities(base, lookup, _MATCHERS, is_right)
             t1 = time.perf_counter()
-            fuse_candidates(base / np.float32(255), lookup / np.float32(255), disparity_to_depth(disp, fx, 0.1),
-                            fx, 0.1, is_right)
+            fuse_candidates(
+                base / np.float32(255),
+                lookup / np.float32(255),
+                disparity_to_depth(disp, fx, 0.1),
+                fx,
+                0.1,
+                is_right,
+            )
             sgbm, fuse = sgbm + t1 - t0, fuse + time.perf_counter() - t1
     return {"sgbm": sgbm / (2 * n), "fuse": fuse / (2 * n)}
 
@@ -125,14 +131,19 @@ def main() -> None:
     ap.add_argument("--paper", action="store_true", help="the reference's 320 x 1024")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--jpeg", action="store_true",
-                    help="read JPEG copies (quality 92, 4:2:0) as the references do, not the demo's PNGs")
+    ap.add_argument(
+        "--jpeg",
+        action="store_true",
+        help="read JPEG copies (quality 92, 4:2:0) as the references do, not the demo's PNGs",
+    )
     args = ap.parse_args()
     size = (320, 1024) if args.paper else tuple(args.size)
     root, drive = Path(args.root), Path(args.root) / args.drive
     frames = sorted(int(p.stem) for p in (drive / "image_02" / "data").glob("*.png"))[: args.frames]
-    _PAIRS[:] = [(load_rgb(raw.image_path(drive, 2, f), size), load_rgb(raw.image_path(drive, 3, f), size))
-                 for f in frames]
+    _PAIRS[:] = [
+        (load_rgb(raw.image_path(drive, 2, f), size), load_rgb(raw.image_path(drive, 3, f), size))
+        for f in frames
+    ]
     options = HintOptions(size=size)
     bare8, bare12, ours = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,27 +155,35 @@ def main() -> None:
             bare8.append(bare_pool(len(frames), args.workers, distinct_only=True))
             bare12.append(bare_pool(len(frames), args.workers, distinct_only=False))
             t = time.perf_counter()
-            precompute_drive(root, image_root, args.drive, frames, Path(tmp) / f"h{r}", options, ext,
-                             workers=args.workers)
+            precompute_drive(
+                root, image_root, args.drive, frames, Path(tmp) / f"h{r}", options, ext, workers=args.workers
+            )
             ours.append(time.perf_counter() - t)
     per = 2 * len(frames)
     b8, b12, o = min(bare8) / per, min(bare12) / per, min(ours) / per
     n8 = len(_distinct(make_matchers()))
     split = split_one_process(size)
     same, total = agreement_with_reference()
-    print(f"{len(frames)} frames of {args.drive} ({'JPEG' if args.jpeg else 'PNG'}) at {size[1]}x{size[0]}, "
-          f"{args.workers} worker processes")
+    print(
+        f"{len(frames)} frames of {args.drive} ({'JPEG' if args.jpeg else 'PNG'}) at {size[1]}x{size[0]}, "
+        f"{args.workers} worker processes"
+    )
     unit = "ms per frame and side"
     print(f"  bare SGBM, {n8} distinct settings {1e3 * b8:7.1f} {unit} (wall, pool): the calls we make")
     print(f"  bare SGBM, 12 settings     {1e3 * b12:7.1f} {unit} (wall, pool): the reference's calls")
     print(f"  depth hints (ours)         {1e3 * o:7.1f} {unit} (wall of the whole drive job)")
     verdict = "met" if o / b8 <= TARGET else "NOT met"
     print(f"  ratio to the {n8} SGBM calls we make: {o / b8:.3f}  (target <= {TARGET}: {verdict})")
-    print(f"  ratio to the reference's 12 calls:  {o / b12:.3f}  "
-          f"(for comparison only; skipping the 4 copies gains {b12 / b8:.2f}x)")
+    print(
+        f"  ratio to the reference's 12 calls:  {o / b12:.3f}  "
+        f"(for comparison only; skipping the 4 copies gains {b12 / b8:.2f}x)"
+    )
     print(f"  one process, {unit}: SGBM {1e3 * split['sgbm']:.1f} ms, fusion {1e3 * split['fuse']:.1f} ms")
-    print(f"  pixels identical to Depth Hints' own output (fixtures, {total} px): {same} "
-          f"({100 * same / total:.3f} %)")
+    print(
+        f"  pixels identical to Depth Hints' own output (fixtures, {total} px): {same} "
+        f"({100 * same / total:.3f} %)"
+    )
+
 
 if __name__ == "__main__":
     main()

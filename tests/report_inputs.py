@@ -118,7 +118,7 @@ def make_report_inputs(root: Path) -> list[str]:
     (report_figures asks for them all)."""
     make_kitti_predictions(root)
     stages = ("teacher", "student", "finetune")
-    for k, (branch, stage) in enumerate((b, st) for b in ("kitti", "endo") for st in stages):
+    for branch, stage in ((b, st) for b in ("kitti", "endo") for st in stages):
         train = root / "results" / branch / "train" / stage
         train.mkdir(parents=True)
         pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.8, 0.7], "lr": 1e-4, "seconds": [1, 2, 3],

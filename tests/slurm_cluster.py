@@ -194,11 +194,11 @@ class LocalSlurm:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self.lock_fd = fd
                 return
-            except BlockingIOError:
+            except BlockingIOError as err:
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise ClusterBusy(f"another test session has run a local SLURM for over "
-                                      f"{wait_s:.0f} s (lock {LOCK})")
+                                      f"{wait_s:.0f} s (lock {LOCK})") from err
                 time.sleep(2)
 
     def _configure(self) -> None:

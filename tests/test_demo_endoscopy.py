@@ -65,8 +65,10 @@ def test_camera_yaml_round_trip_and_errors(endo_demo_small, tmp_path):
     np.testing.assert_allclose(cam.K, expected.K)
     np.testing.assert_allclose(cam.dist, expected.dist)
     assert cam.aperture == pytest.approx(expected.aperture)
-    (tmp_path / "camera.yaml").write_text("image_width: 640\nimage_height: 480\nfps: 30\n"
-                                          "camera_matrix: [[300, 0, 320], [0, 300, 240], [0, 0, 1]]\n")
+    (tmp_path / "camera.yaml").write_text(
+        "image_width: 640\nimage_height: 480\nfps: 30\n"
+        "camera_matrix: [[300, 0, 320], [0, 300, 240], [0, 0, 1]]\n"
+    )
     with pytest.raises(InputDataError, match=r"camera.yaml: missing key 'dist_coeffs'"):
         load_camera(tmp_path / "camera.yaml")
     (tmp_path / "camera.yaml").write_text("camera_matrix: [1, 2]\ndist_coeffs: [0, 0, 0, 0]\n")
@@ -112,9 +114,16 @@ def test_undistorted_frame_matches_a_pinhole_rendering(endo_demo_small):
     rng = np.random.default_rng([seed, 7])
     cavity = build_cavity(rng, cfg.cavity)
     texture = mucosa_texture(rng)
-    poses = camera_path(np.random.default_rng([seed, 7, 0]), cavity, cfg.sequences[0].frames,
-                        cfg.sequences[0].start, cfg.sequences[0].step)
-    np.testing.assert_allclose(np.linalg.inv(poses), np.load(root / "gt" / "seq01" / "poses.npz")["cam_from_world"])
+    poses = camera_path(
+        np.random.default_rng([seed, 7, 0]),
+        cavity,
+        cfg.sequences[0].frames,
+        cfg.sequences[0].start,
+        cfg.sequences[0].step,
+    )
+    np.testing.assert_allclose(
+        np.linalg.inv(poses), np.load(root / "gt" / "seq01" / "poses.npz")["cam_from_world"]
+    )
     renderer = CavityRenderer(cavity, texture, cfg.light, cfg.specular)
     pinhole, _ = renderer.render(poses[4], camera=None, K=cam.K, hw=cam.size)
     pinhole = np.round(pinhole[..., ::-1] * 255).astype(np.float32)
@@ -171,11 +180,18 @@ def test_camera_path_refuses_to_leave_the_cavity(endo_demo_small):
 
 
 def test_endo_camera_ignores_zero_distortion(tmp_path):
-    cam = EndoCamera(K=np.array([[300.0, 0, 319.5], [0, 300, 239.5], [0, 0, 1]]), dist=np.zeros(5),
-                     size=(480, 640), fps=30.0)
+    cam = EndoCamera(
+        K=np.array([[300.0, 0, 319.5], [0, 300, 239.5], [0, 0, 1]]),
+        dist=np.zeros(5),
+        size=(480, 640),
+        fps=30.0,
+    )
     cam.save(tmp_path / "camera.yaml")
     back = load_camera(tmp_path / "camera.yaml")
-    np.testing.assert_allclose(back.undistorted_rays(np.array([319.5, 619.5]), np.array([239.5, 239.5])),
-                               [[0, 0], [1.0, 0]], atol=1e-12)
+    np.testing.assert_allclose(
+        back.undistorted_rays(np.array([319.5, 619.5]), np.array([239.5, 239.5])),
+        [[0, 0], [1.0, 0]],
+        atol=1e-12,
+    )
     assert back.aperture is None and back.fps == 30.0
     assert endo_demo.DEPTH_PNG_SCALE == 500.0

@@ -23,8 +23,10 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def _gt_depth(drive: Path, cam: int, i: int) -> np.ndarray:
-    png = cv2.imread(str(drive / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{raw.frame_name(i)}.png"),
-                     cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(
+        str(drive / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{raw.frame_name(i)}.png"),
+        cv2.IMREAD_UNCHANGED,
+    )
     assert png.dtype == np.uint16
     return png.astype(np.float64) / kitti_demo.DEPTH_PNG_SCALE
 
@@ -53,8 +55,9 @@ def test_layout_and_file_formats(kitti_demo_small):
             lines = (drive / sub / "timestamps.txt").read_text().splitlines()
             assert len(lines) == d.frames
             assert re.fullmatch(r"2011-01-01 \d\d:\d\d:\d\d\.\d{9}", lines[0])
-        np.testing.assert_allclose(np.diff(raw.read_timestamps(drive / "image_02" / "timestamps.txt")), 0.1,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            np.diff(raw.read_timestamps(drive / "image_02" / "timestamps.txt")), 0.1, atol=1e-6
+        )
         poses = np.load(drive / "demo_gt" / "poses.npz")
         assert poses["cam2_from_world"].shape == (d.frames, 4, 4)
 
@@ -70,8 +73,9 @@ def test_stereo_rig_matches_config(kitti_demo_small):
     np.testing.assert_allclose(right_from_left, np.diag([1.0, 1, 1, 1]) + np.eye(4, k=3) * -0.54, atol=1e-6)
 
 
-def _lidar_vs_depth(drive: Path, rig: kc.KittiRig, i: int, pixel_offset: float = 1.0,
-                    rect: bool = True) -> np.ndarray:
+def _lidar_vs_depth(
+    drive: Path, rig: kc.KittiRig, i: int, pixel_offset: float = 1.0, rect: bool = True
+) -> np.ndarray:
     """Errors (m) between LiDAR camera-z and the GT depth at the projected position, for points
     whose 2x2 depth neighbourhood is one smooth surface (inverse depth is bilinear on planes)."""
     pts = raw.read_velodyne(raw.velodyne_path(drive, i))
@@ -103,7 +107,9 @@ def test_lidar_lands_on_ground_truth_depth(kitti_demo_small):
         assert np.mean(err < 0.01) > 0.97
         assert np.median(err) < 0.002  # the depth PNG quantum is 1/256 m
     # a wrong convention (0-based pixels) or a missing rectification is clearly detected
-    assert np.median(_lidar_vs_depth(drive, rig, 0, pixel_offset=0.0)) > 5 * np.median(_lidar_vs_depth(drive, rig, 0))
+    assert np.median(_lidar_vs_depth(drive, rig, 0, pixel_offset=0.0)) > 5 * np.median(
+        _lidar_vs_depth(drive, rig, 0)
+    )
     assert np.mean(_lidar_vs_depth(drive, rig, 0, rect=False) < 0.01) < 0.5
 
 
@@ -120,7 +126,9 @@ def _warp(src: np.ndarray, depth_tgt: np.ndarray, K: np.ndarray, src_from_tgt: n
         us = np.where(z > 0.1, K[0, 0] * Xs[..., 0] / z + K[0, 2], -1e4)
         vs = np.where(z > 0.1, K[1, 1] * Xs[..., 1] / z + K[1, 2], -1e4)
     us, vs = np.clip(us, -1e4, 1e4).astype(np.float32), np.clip(vs, -1e4, 1e4).astype(np.float32)
-    warped = cv2.remap(src, us, vs, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
+    warped = cv2.remap(
+        src, us, vs, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1)
+    )
     return warped, us, vs, z
 
 
@@ -173,21 +181,30 @@ def test_next_frame_warped_with_gt_pose_reproduces_frame(kitti_demo_small):
 
 def test_generation_is_deterministic(tmp_path, kitti_demo_small):
     """Same config and seed -> byte-identical files, whatever the number of workers."""
-    tiny = kitti_demo.KittiDemoConfig(dates={"2011_01_02": (370, 1226)},
-                                      drives=(kitti_demo.DemoDrive(date="2011_01_02", drive="0003", frames=2, speed=9.0, stop=False),),
-                                      lidar_azimuth_steps=kitti_demo_small["config"].lidar_azimuth_steps)
+    tiny = kitti_demo.KittiDemoConfig(
+        dates={"2011_01_02": (370, 1226)},
+        drives=(kitti_demo.DemoDrive(date="2011_01_02", drive="0003", frames=2, speed=9.0, stop=False),),
+        lidar_azimuth_steps=kitti_demo_small["config"].lidar_azimuth_steps,
+    )
     kitti_demo.generate(tmp_path / "a", tiny, seed=5, workers=1)
     kitti_demo.generate(tmp_path / "b", tiny, seed=5, workers=2)
     a, b = (raw.drive_dir(tmp_path / x, "2011_01_02", "0003") for x in "ab")
-    for rel in ("image_02/data/0000000001.png", "velodyne_points/data/0000000001.bin",
-                "proj_depth/groundtruth/image_03/0000000000.png", "demo_gt/poses.npz"):
+    for rel in (
+        "image_02/data/0000000001.png",
+        "velodyne_points/data/0000000001.bin",
+        "proj_depth/groundtruth/image_03/0000000000.png",
+        "demo_gt/poses.npz",
+    ):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     # the calibration depends only on the date's image size
-    assert (a.parent / kc.CAM_TO_CAM).read_text() == \
-        (kitti_demo_small["root"] / "2011_01_02" / kc.CAM_TO_CAM).read_text()
+    assert (a.parent / kc.CAM_TO_CAM).read_text() == (
+        kitti_demo_small["root"] / "2011_01_02" / kc.CAM_TO_CAM
+    ).read_text()
     kitti_demo.generate(tmp_path / "c", tiny, seed=6, workers=1)
     c = raw.drive_dir(tmp_path / "c", "2011_01_02", "0003")
-    assert (a / "image_02/data/0000000001.png").read_bytes() != (c / "image_02/data/0000000001.png").read_bytes()
+    assert (a / "image_02/data/0000000001.png").read_bytes() != (
+        c / "image_02/data/0000000001.png"
+    ).read_bytes()
 
 
 def test_stop_drive_stands_still():

@@ -22,7 +22,9 @@ import pytest
 from tests.conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(?:<!--\s*(?P<skip>not run[^>]*?)\s*-->\s*\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```", re.S | re.M)
+BLOCK = re.compile(
+    r"(?:<!--\s*(?P<skip>not run[^>]*?)\s*-->\s*\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```", re.S | re.M
+)
 
 
 def bash_blocks() -> list[tuple[str, str, str | None]]:
@@ -52,10 +54,19 @@ def commands(body: str) -> list[str]:
 def _dry_run(args: list[str], scratch: Path) -> subprocess.CompletedProcess:
     if "--report" in args:  # a report needs a finished run: check its DAG
         i = args.index("--report")
-        args = args[:i] + args[i + 2:]
+        args = args[:i] + args[i + 2 :]
         args = [a for a in args if a != "--report-after-run"]
-    cmd = [sys.executable, "-m", "snakemake", *args, "-n", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(scratch)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *args,
+        "-n",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(scratch),
+    ]
     return subprocess.run(cmd, cwd=scratch, capture_output=True, text=True, timeout=300)
 
 
@@ -82,8 +93,10 @@ def run_command(command: str, scratch: Path) -> str | None:
 def test_the_readme_is_a_front_door():
     assert len((ROOT / "README.md").read_bytes()) <= 12 * 1024
     names = {m.group(1) for m in re.finditer(r"\]\((docs/[\w.]+\.md)\)", (ROOT / "README.md").read_text())}
-    assert {f"docs/{n}.md" for n in ("driving", "endoscopy", "cluster", "decisions", "development",
-                                     "configuration")} <= names
+    assert {
+        f"docs/{n}.md"
+        for n in ("driving", "endoscopy", "cluster", "decisions", "development", "configuration")
+    } <= names
     for doc in DOCS:
         for link in re.findall(r"\]\(([\w./-]+\.md)\)", doc.read_text()):
             assert (doc.parent / link).is_file(), f"{doc.name} links to {link}, which does not exist"

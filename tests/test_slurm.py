@@ -42,8 +42,14 @@ GPU_RULES = ("train_teacher", "train_student", "finetune", "predict_depth", "pre
 def snakemake(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _without_timings(doc):
@@ -102,8 +108,19 @@ def test_profile_documents_placeholders_and_gpu_rules():
 @pytest.mark.parametrize("name", ["local", "slurm"])
 def test_profiles_are_accepted_by_snakemake(name, tmp_path):
     """Dry run with each profile (slurm's set-resources name rules the DAG may lack so far)."""
-    run = snakemake("all", "-n", "--profile", str(ROOT / "profiles" / name), "--configfile", str(TINY),
-                    "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), cwd=ROOT)
+    run = snakemake(
+        "all",
+        "-n",
+        "--profile",
+        str(ROOT / "profiles" / name),
+        "--configfile",
+        str(TINY),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "make_demo_kitti" in run.stdout
 
@@ -135,8 +152,14 @@ def cluster_profile(cluster: LocalSlurm, folder: Path) -> Path:
         if "mem_mb" in resources:
             resources["mem_mb"] = min(resources["mem_mb"], cluster.mem_mb)
     profile["default-resources"]["slurm_account"] = "depthtest"
-    profile.update({"max-threads": cluster.cpus, "slurm-init-seconds-before-status-checks": 2,
-                    "slurm-keep-successful-logs": True, "retries": 0})
+    profile.update(
+        {
+            "max-threads": cluster.cpus,
+            "slurm-init-seconds-before-status-checks": 2,
+            "slurm-keep-successful-logs": True,
+            "retries": 0,
+        }
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
     return folder
@@ -148,8 +171,9 @@ def check_gpu_requests(sbatch_calls: list[str], submitted: int, gpu_rules=GPU_RU
     assert len(sbatch_calls) == submitted
     for call in sbatch_calls:
         comment = re.search(r"--comment '?([^' ]+)", call).group(1)  # rule_<rule>[_wildcards_...]
-        gpu_rule = any(comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_")
-                       for rule in gpu_rules)
+        gpu_rule = any(
+            comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_") for rule in gpu_rules
+        )
         assert (" --gpus=1" in call) == gpu_rule, call
 
 
@@ -159,14 +183,28 @@ def test_demo_dag_on_slurm_equals_local_run(slurm, tmp_path):
     common = ("--configfile", str(TINY), "--snakefile", str(ROOT / "Snakefile"))
     # the profile's thread counts locally too: convolutions round differently with another
     # number of threads (last bits), and the outputs are compared bit for bit
-    threads = [f"{rule}={n}" for rule, n in yaml.safe_load(PROFILE.read_text()).get("set-threads", {}).items()]
-    run = snakemake(*TARGETS, "--cores", "2", "--resources", "gpu=1", "--set-threads", *threads, *common,
-                    "--directory", str(local), cwd=ROOT)
+    threads = [
+        f"{rule}={n}" for rule, n in yaml.safe_load(PROFILE.read_text()).get("set-threads", {}).items()
+    ]
+    run = snakemake(
+        *TARGETS,
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--set-threads",
+        *threads,
+        *common,
+        "--directory",
+        str(local),
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     profile = cluster_profile(slurm, tmp_path / "profile")
-    run = snakemake(*TARGETS, "--profile", str(profile), *common, "--verbose",
-                    "--directory", str(remote), cwd=ROOT)
+    run = snakemake(
+        *TARGETS, "--profile", str(profile), *common, "--verbose", "--directory", str(remote), cwd=ROOT
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:] + slurm.logs()
     log = run.stdout + run.stderr
     submitted = log.count("has been submitted with SLURM jobid")
@@ -188,8 +226,16 @@ def test_gpu_rule_gets_a_gpu_through_slurm(slurm, tmp_path):
     """A rule with `resources: gpu=1` is submitted as `sbatch --gpus=1`; inside the job SLURM
     has booked one GPU and assign_gpu keeps SLURM's choice."""
     profile = cluster_profile(slurm, tmp_path / "profile")
-    run = snakemake("--profile", str(profile), "--snakefile", str(GPU_WORKFLOW), "--verbose",
-                    "--directory", str(tmp_path / "work"), cwd=ROOT)
+    run = snakemake(
+        "--profile",
+        str(profile),
+        "--snakefile",
+        str(GPU_WORKFLOW),
+        "--verbose",
+        "--directory",
+        str(tmp_path / "work"),
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:] + slurm.logs()
     sbatch_calls = [line for line in (run.stdout + run.stderr).splitlines() if "sbatch call:" in line]
     check_gpu_requests(sbatch_calls, 1, gpu_rules=("gpu_probe",))

@@ -26,7 +26,7 @@ def planned_jobs(output: str) -> dict[str, int]:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
     jobs = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
@@ -50,12 +50,15 @@ def test_lint_is_clean():
 def test_end_to_end_tiny_demo(tmp_path):
     """`snakemake all` on a reduced demo in a fresh folder: jobs succeed, both tables and the
     report's figures exist, with logs and benchmarks, and a second run has nothing to do."""
-    run = snakemake("all", "--cores", "2", "--resources", "gpu=1", "--configfile", str(TINY),
-                    "--directory", str(tmp_path))
+    run = snakemake(
+        "all", "--cores", "2", "--resources", "gpu=1", "--configfile", str(TINY), "--directory", str(tmp_path)
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     kitti = tmp_path / "resources" / "demo" / "kitti_raw"
     drive = kitti / "2011_01_01" / "2011_01_01_drive_0001_sync"
-    assert sorted(p.name for p in (drive / "image_02" / "data").iterdir()) == [f"{i:010d}.png" for i in range(3)]
+    assert sorted(p.name for p in (drive / "image_02" / "data").iterdir()) == [
+        f"{i:010d}.png" for i in range(3)
+    ]
     assert (kitti / "2011_01_02" / "calib_cam_to_cam.txt").is_file()
     endo = tmp_path / "resources" / "demo" / "endoscopy"
     assert {p.name for p in endo.iterdir()} >= {"seq01.mp4", "camera.yaml", "ct_surface.ply", "gt"}
@@ -64,12 +67,19 @@ def test_end_to_end_tiny_demo(tmp_path):
         assert (tmp_path / "benchmarks" / rule / f"{rule}.tsv").is_file()
     assert not list(tmp_path.glob("resources/demo/.*tmp"))  # no half-written leftovers
     hints = "results/kitti/depth_hints/2011_01_01/2011_01_01_drive_0001_sync"
-    for rel in ("results/kitti/gt/eigen.npz", "results/kitti/gt/eigen_benchmark.npz",
-                "results/kitti/splits/train_files.txt", f"{hints}/image_03/0000000001.npy"):
+    for rel in (
+        "results/kitti/gt/eigen.npz",
+        "results/kitti/gt/eigen_benchmark.npz",
+        "results/kitti/splits/train_files.txt",
+        f"{hints}/image_03/0000000001.npy",
+    ):
         assert (tmp_path / rel).is_file(), rel
     table = pd.read_csv(tmp_path / "results" / "kitti_eval.csv")
-    assert list(zip(table.stage, table.scaling)) == [
-        (stage, scaling) for stage in ("teacher", "student", "finetune", "constant") for scaling in ("median", "stereo")]
+    assert list(zip(table.stage, table.scaling, strict=True)) == [
+        (stage, scaling)
+        for stage in ("teacher", "student", "finetune", "constant")
+        for scaling in ("median", "stereo")
+    ]
     assert (table.n_frames == 3).all()  # the held-out drive's 3 frames
     assert np.isfinite(table[["abs_rel", "rmse", "a1"]].to_numpy()).all()
     assert (table.loc[table.scaling == "stereo", "scale_median"] == 5.4).all()  # 0.54 m / 0.1
@@ -79,8 +89,9 @@ def test_end_to_end_tiny_demo(tmp_path):
         history = pd.read_csv(tmp_path / "results" / "kitti" / "train" / stage / "history.csv")
         assert history.step.iloc[-1] == {"teacher": 4, "student": 3, "finetune": 3}[stage]
     endo = pd.read_csv(tmp_path / "results" / "endo_eval.csv")
-    assert list(zip(endo.stage, endo.sequence)) == [
-        (stage, "seq01") for stage in ("teacher", "student", "finetune", "constant")]
+    assert list(zip(endo.stage, endo.sequence, strict=True)) == [
+        (stage, "seq01") for stage in ("teacher", "student", "finetune", "constant")
+    ]
     stats = endo[["residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm"]].to_numpy()
     assert np.isfinite(stats).all() and (stats > 0).all()
     assert (endo.residual_median_mm <= endo.residual_rms_mm).all()
@@ -89,9 +100,12 @@ def test_end_to_end_tiny_demo(tmp_path):
     assert ((endo.abs_rel > 0) & (endo.abs_rel < 1) & (endo.delta1 > 0) & (endo.delta1 <= 1)).all()
     depth = np.load(tmp_path / "results" / "endo" / "pred" / "finetune" / "seq01" / "depth.npz")
     assert depth["depth"].dtype == np.float32 and depth["depth"].shape[0] == len(depth["frame_indexes"])
-    for fig in ("results/kitti/report/depth/finetune.png", "results/endo/report/depth/finetune/seq01.png",
-                "results/endo/report/registration/finetune/seq01_on_ct.png",
-                "results/endo/report/training_curves.png"):
+    for fig in (
+        "results/kitti/report/depth/finetune.png",
+        "results/endo/report/depth/finetune/seq01.png",
+        "results/endo/report/registration/finetune/seq01_on_ct.png",
+        "results/endo/report/training_curves.png",
+    ):
         assert (tmp_path / fig).stat().st_size > 10_000, fig
     again = snakemake("all", "-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -118,6 +132,14 @@ def check_rerun_recipes(folder: Path) -> None:
     # a changed parameter of one stage re-runs that stage and its dependents only
     (folder / "finetune_lr.yaml").write_text("kitti:\n  train:\n    finetune:\n      lr: 3.0e-5\n")
     jobs = plan(configs=(str(folder / "finetune_lr.yaml"),))  # merged over the tiny config
-    assert set(jobs) == {"all", "finetune", "predict_depth", "evaluate_depth", "kitti_eval_table",
-                         "plot_kitti_depth", "plot_training_curves", "plot_kitti_eval"}, jobs
+    assert set(jobs) == {
+        "all",
+        "finetune",
+        "predict_depth",
+        "evaluate_depth",
+        "kitti_eval_table",
+        "plot_kitti_depth",
+        "plot_training_curves",
+        "plot_kitti_eval",
+    }, jobs
     assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["plot_kitti_depth"] == 1

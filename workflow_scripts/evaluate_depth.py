@@ -15,8 +15,14 @@ from workflow_scripts.util.options import load_options
 log = logging.getLogger("evaluate_depth")
 
 
-def main(gt_path: Path, disps_path: Path | None, stage: str, evaluate: KittiEvalOptions, stereo_baseline: float,
-         out: Path) -> pd.DataFrame:
+def main(
+    gt_path: Path,
+    disps_path: Path | None,
+    stage: str,
+    evaluate: KittiEvalOptions,
+    stereo_baseline: float,
+    out: Path,
+) -> pd.DataFrame:
     gts = list(load_gt(gt_path).maps())
     if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
         disps = [np.ones((8, 24), np.float32) for _ in gts]
@@ -35,6 +41,11 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     disps = Path(smk.input.disps[0]) if len(smk.input.disps) else None  # [] = constant baseline
-    main(Path(smk.input.gt), disps, smk.wildcards.stage,
-         load_options(KittiEvalOptions, smk.params.evaluate, "kitti.evaluate"), smk.params.stereo_baseline,
-         Path(smk.output[0]))
+    main(
+        Path(smk.input.gt),
+        disps,
+        smk.wildcards.stage,
+        load_options(KittiEvalOptions, smk.params.evaluate, "kitti.evaluate"),
+        smk.params.stereo_baseline,
+        Path(smk.output[0]),
+    )

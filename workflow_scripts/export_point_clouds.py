@@ -13,15 +13,27 @@ from workflow_scripts.util.options import load_options
 log = logging.getLogger("export_point_clouds")
 
 
-def main(depth: Path, sfm_data: Path, frames: Path, fused: Path, frames_out: Path, summary: Path,
-         options: PointCloudOptions) -> dict:
+def main(
+    depth: Path,
+    sfm_data: Path,
+    frames: Path,
+    fused: Path,
+    frames_out: Path,
+    summary: Path,
+    options: PointCloudOptions,
+) -> dict:
     pred, sfm = load_predicted_depth(depth), load_sfm_data(sfm_data)
     with atomic_dir(frames_out) as tmp:
         info = export_clouds(pred, sfm, frames, fused, tmp if options.frame_plys else None, options)
     write_text_atomic(summary, json.dumps(info, indent=2) + "\n")
-    log.info("%s: %d frames, %d points (%d before the voxel grid), %d frames without pose",
-             fused, len(info["frames"]), info["points"], info["points_before_voxel"],
-             len(info["frames_without_pose"]))
+    log.info(
+        "%s: %d frames, %d points (%d before the voxel grid), %d frames without pose",
+        fused,
+        len(info["frames"]),
+        info["points"],
+        info["points_before_voxel"],
+        len(info["frames_without_pose"]),
+    )
     return info
 
 
@@ -30,5 +42,12 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    main(Path(smk.input.depth), Path(smk.input.sfm_data), Path(smk.input.frames), Path(smk.output.fused),
-         Path(smk.output.frames), Path(smk.output.summary), load_options(PointCloudOptions, smk.params.options, "endoscopy.point_clouds"))
+    main(
+        Path(smk.input.depth),
+        Path(smk.input.sfm_data),
+        Path(smk.input.frames),
+        Path(smk.output.fused),
+        Path(smk.output.frames),
+        Path(smk.output.summary),
+        load_options(PointCloudOptions, smk.params.options, "endoscopy.point_clouds"),
+    )

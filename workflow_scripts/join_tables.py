@@ -23,7 +23,9 @@ def read_rows(path: Path) -> list[dict]:
     if path.suffix == ".json":
         row = json.loads(path.read_text())
         if not isinstance(row, dict):
-            raise InputDataError(path, "holds no JSON object (one table row)", "re-run the rule that wrote it")
+            raise InputDataError(
+                path, "holds no JSON object (one table row)", "re-run the rule that wrote it"
+            )
         return [row]
     raise InputDataError(path, "is neither .csv nor .json", "join only table rows")
 

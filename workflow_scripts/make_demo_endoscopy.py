@@ -1,6 +1,5 @@
 """Rule make_demo_endoscopy: demo videos, camera.yaml, CT surface (see demo/endo_demo.py)."""
 
-
 import logging
 import time
 from pathlib import Path
@@ -23,5 +22,9 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    main(Path(smk.output[0]), load_options(EndoDemoConfig, smk.params.demo, "demo.endoscopy"), smk.params.seed,
-         smk.threads)
+    main(
+        Path(smk.output[0]),
+        load_options(EndoDemoConfig, smk.params.demo, "demo.endoscopy"),
+        smk.params.seed,
+        smk.threads,
+    )

@@ -1,6 +1,5 @@
 """Rule precompute_depth_hints: fused SGM depth hints of one drive's train/val frames."""
 
-
 import logging
 import time
 from pathlib import Path
@@ -12,15 +11,32 @@ from workflow_scripts.util.options import load_options
 log = logging.getLogger("precompute_depth_hints")
 
 
-def main(split_files: list[Path], folder: str, raw_root: Path, image_root: Path, ext: str, out: Path,
-         options: HintOptions, threads: int) -> int:
+def main(
+    split_files: list[Path],
+    folder: str,
+    raw_root: Path,
+    image_root: Path,
+    ext: str,
+    out: Path,
+    options: HintOptions,
+    threads: int,
+) -> int:
     """Hints for both cameras of every frame of ``folder`` named in ``split_files``."""
-    frames = sorted({line.frame for path in split_files for line in read_split(path) if line.folder == folder})
+    frames = sorted(
+        {line.frame for path in split_files for line in read_split(path) if line.folder == folder}
+    )
     start = time.perf_counter()
     n = precompute_drive(raw_root, image_root, folder, frames, out, options, ext, workers=threads)
     seconds = time.perf_counter() - start
-    log.info("%s: hints for %d frames x 2 cameras at %s in %.1f s (%.3f s per frame and side, %d workers)",
-             folder, n, options.size, seconds, seconds / max(2 * n, 1), threads)
+    log.info(
+        "%s: hints for %d frames x 2 cameras at %s in %.1f s (%.3f s per frame and side, %d workers)",
+        folder,
+        n,
+        options.size,
+        seconds,
+        seconds / max(2 * n, 1),
+        threads,
+    )
     return n
 
 
@@ -30,6 +46,13 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     p, w = smk.params, smk.wildcards
-    main([Path(smk.input.train), Path(smk.input.val)], f"{w.date}/{w.drive}", Path(p.raw_root),
-         Path(p.image_root), p.ext, Path(smk.output[0]), load_options(HintOptions, p.hints, "kitti.depth_hints"),
-         smk.threads)
+    main(
+        [Path(smk.input.train), Path(smk.input.val)],
+        f"{w.date}/{w.drive}",
+        Path(p.raw_root),
+        Path(p.image_root),
+        p.ext,
+        Path(smk.output[0]),
+        load_options(HintOptions, p.hints, "kitti.depth_hints"),
+        smk.threads,
+    )

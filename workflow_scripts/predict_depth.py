@@ -9,6 +9,13 @@ if __name__ == "__main__":
 
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
-    predict_depth(Path(smk.input.model), Path(smk.input.split), Path(smk.params.image_root),
-                  Path(smk.params.raw_root), smk.params.image_ext, Path(smk.output[0]), smk.params.post_process,
-                  smk.threads)
+    predict_depth(
+        Path(smk.input.model),
+        Path(smk.input.split),
+        Path(smk.params.image_root),
+        Path(smk.params.raw_root),
+        smk.params.image_ext,
+        Path(smk.output[0]),
+        smk.params.post_process,
+        smk.threads,
+    )

@@ -31,22 +31,32 @@ class NetworkSpec:
     teacher) or "fc_densenet57" (the endoscopy student)."""
 
     kind: Literal["resnet", "unet", "fc_densenet57"] = _doc(
-        "resnet", "Network: resnet (encoder_layers + decoder), unet (the endoscopy teacher) or "
-        "fc_densenet57 (the endoscopy student).")
+        "resnet",
+        "Network: resnet (encoder_layers + decoder), unet (the endoscopy teacher) or "
+        "fc_densenet57 (the endoscopy student).",
+    )
     encoder_layers: Literal[18, 50] = _doc(18, "ResNet depth of the encoder (kind resnet).")
     decoder: Literal["monodepth2", "sc_depth", "rsu", "rsu_full"] = _doc(
-        "monodepth2", "Decoder (kind resnet): monodepth2 (4 scales), sc_depth (scale 0, bilinear), rsu or "
-        "rsu_full (EPCDepth's RSU decoder; rsu_full adds the encoder-side full-scale outputs).")
+        "monodepth2",
+        "Decoder (kind resnet): monodepth2 (4 scales), sc_depth (scale 0, bilinear), rsu or "
+        "rsu_full (EPCDepth's RSU decoder; rsu_full adds the encoder-side full-scale outputs).",
+    )
     weights: str | None = _doc(
-        None, "A local ImageNet state dict in torchvision's key layout for the encoder (nothing is "
-        "downloaded); null = random initialisation.")
+        None,
+        "A local ImageNet state dict in torchvision's key layout for the encoder (nothing is "
+        "downloaded); null = random initialisation.",
+    )
     width: float = _doc(
-        1.0, "Channel multiplier of the endoscopy networks, keeping their layout (1 = the reference's; "
+        1.0,
+        "Channel multiplier of the endoscopy networks, keeping their layout (1 = the reference's; "
         "0.5 = UNet filters 4 ... 256 and FC-DenseNet growth 6; for the UNet a power of two).",
-        exclusiveMinimum=0)
+        exclusiveMinimum=0,
+    )
     init: Literal["kaiming", "default"] = _doc(
-        "kaiming", "Initialisation of the FC-DenseNet57: kaiming (the reference's Kaiming-normal) or "
-        "default (PyTorch's, whose smaller outputs a short distillation fits far sooner).")
+        "kaiming",
+        "Initialisation of the FC-DenseNet57: kaiming (the reference's Kaiming-normal) or "
+        "default (PyTorch's, whose smaller outputs a short distillation fits far sooner).",
+    )
 
     def build(self) -> nn.Module:
         """The network, freshly initialised (or with the ImageNet encoder of ``weights``)."""

@@ -8,9 +8,9 @@
 * student (:class:`DistillObjective`): the frozen teacher's raw depth of the clean frames
   supervises the student's of the augmented frames through the scale-invariant loss ("+" form).
 
-Batches are those of the workflow's ``EndoPairDataset`` (workflow_scripts/endo/dataset.py). Network input is the reference's:
-RGB normalised to [-1, 1] and multiplied by the boundary mask. Depths are in units of the
-sequence's global scale (the SfM units / global_scale of sfm_data).
+Batches are those of the workflow's ``EndoPairDataset`` (workflow_scripts/endo/dataset.py).
+Network input is the reference's: RGB normalised to [-1, 1] and multiplied by the boundary mask.
+Depths are in units of the sequence's global scale (the SfM units / global_scale of sfm_data).
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ class SfMLossOptions:
 
     def __post_init__(self) -> None:
         if self.consistency not in ("normalized_distance", "weighted_l2"):
-            raise ValueError(f"consistency must be normalized_distance or weighted_l2, "
-                             f"got {self.consistency!r}")
+            raise ValueError(
+                f"consistency must be normalized_distance or weighted_l2, got {self.consistency!r}"
+            )
 
 
 class SfMObjective:
@@ -92,19 +93,29 @@ class SfMObjective:
         flow, fmask = batch["sparse_flow"], batch["sparse_flow_mask"]
         f12 = G.flow_from_depth(d1, K, T21)
         f21 = G.flow_from_depth(d2, K, T12)
-        sf = 0.5 * (L.sparse_flow_loss(flow[:, 0] * mask, f12 * mask, fmask[:, 0] * mask)
-                    + L.sparse_flow_loss(flow[:, 1] * mask, f21 * mask, fmask[:, 1] * mask))
+        sf = 0.5 * (
+            L.sparse_flow_loss(flow[:, 0] * mask, f12 * mask, fmask[:, 0] * mask)
+            + L.sparse_flow_loss(flow[:, 1] * mask, f21 * mask, fmask[:, 1] * mask)
+        )
         w21, i21 = G.warp_depth_endoscopy(d1, d2, mask, K, T21, convention=o.convention)
         w12, i12 = G.warp_depth_endoscopy(d2, d1, mask, K, T12, convention=o.convention)
         if o.consistency == "normalized_distance":
-            dc = 0.5 * (L.depth_consistency_loss(d1 * mask, w21, i21, K)
-                        + L.depth_consistency_loss(d2 * mask, w12, i12, K))
+            dc = 0.5 * (
+                L.depth_consistency_loss(d1 * mask, w21, i21, K)
+                + L.depth_consistency_loss(d2 * mask, w12, i12, K)
+            )
         else:
             t = T21[:, :3, 3]
-            dc = 0.5 * (L.weighted_depth_consistency_loss(d1 * mask, w21, i21, t)
-                        + L.weighted_depth_consistency_loss(d2 * mask, w12, i12, t))
-        return {"flow": sf, "consistency": dc, "spread": 0.5 * (spread1 + spread2),
-                "depth": torch.stack([d1, d2], 1)}
+            dc = 0.5 * (
+                L.weighted_depth_consistency_loss(d1 * mask, w21, i21, t)
+                + L.weighted_depth_consistency_loss(d2 * mask, w12, i12, t)
+            )
+        return {
+            "flow": sf,
+            "consistency": dc,
+            "spread": 0.5 * (spread1 + spread2),
+            "depth": torch.stack([d1, d2], 1),
+        }
 
     def dcl_weight(self, step: int) -> float:
         o = self.opts
@@ -137,6 +148,7 @@ class DistillObjective:
             goal = pair_depths(self.teacher, batch["color"], mask).float()
         pred = pair_depths(nets["depth"], batch["color_aug"], mask).float()
         m = mask.unsqueeze(1).expand_as(goal).flatten(0, 1)
-        loss = L.scale_invariant_loss(pred.flatten(0, 1), goal.flatten(0, 1), m,
-                                      eigen_lambda=self.eigen_lambda)
+        loss = L.scale_invariant_loss(
+            pred.flatten(0, 1), goal.flatten(0, 1), m, eigen_lambda=self.eigen_lambda
+        )
         return loss, {"distill": float(loss.detach())}

@@ -1,8 +1,9 @@
 """Objectives of the driving branch: teacher (stereo + depth hints), student (distillation),
 fine-tune (video with a pose network, SC-Depth consistency). seed_methods §6.4-6.7.
 
-Batches are those of the workflow's ``KittiRawDataset`` (workflow_scripts/kitti/dataset.py): ``color`` / ``color_aug``
-(B, F, 3, H, W) with the frames in ``frame_ids`` order and the stereo frame last.
+Batches are those of the workflow's ``KittiRawDataset`` (workflow_scripts/kitti/dataset.py):
+``color`` / ``color_aug`` (B, F, 3, H, W) with the frames in ``frame_ids`` order and the stereo
+frame last.
 Depths are in training units (stereo baseline 0.1, so x5.4 is metric on KITTI).
 """
 
@@ -64,8 +65,9 @@ def source_poses(batch: dict[str, Tensor], nets: nn.ModuleDict, opts: PhotoOptio
     return poses
 
 
-def _warp_errors(target: Tensor, sources: list[Tensor], depth: Tensor, K: Tensor, poses: list[Tensor],
-                 opts: PhotoOptions) -> tuple[Tensor, list[G.Warp]]:
+def _warp_errors(
+    target: Tensor, sources: list[Tensor], depth: Tensor, K: Tensor, poses: list[Tensor], opts: PhotoOptions
+) -> tuple[Tensor, list[G.Warp]]:
     warps = [G.warp(s, depth, K, T, convention=opts.convention) for s, T in zip(sources, poses, strict=True)]
     return torch.cat([L.photometric_error(w.image, target) for w in warps], 1), warps
 
@@ -109,8 +111,14 @@ class TeacherObjective:
         o, p = self.opts, self.opts.photo
         if o.data_graft:
             batch = dict(batch)
-            grafted = L.data_graft({"color": batch["color"].flatten(1, 2), "color_aug": batch["color_aug"].flatten(1, 2),
-                                    **({"hint": batch["hint"]} if o.hints else {})}, batch["side"])
+            grafted = L.data_graft(
+                {
+                    "color": batch["color"].flatten(1, 2),
+                    "color_aug": batch["color_aug"].flatten(1, 2),
+                    **({"hint": batch["hint"]} if o.hints else {}),
+                },
+                batch["side"],
+            )
             for key in ("color", "color_aug"):
                 batch[key] = grafted[key].view_as(batch[key])
             if o.hints:
@@ -133,7 +141,7 @@ class TeacherObjective:
             errors.append(reproj[:, -1:])  # the stereo warp, for self-distillation
             terms = L.depth_hint_loss(reproj, identity, hint_error, depth, hint, variant=o.hint_variant)
             smooth = _smooth(disp, target)
-            total = total + terms.reprojection + terms.hint + p.smoothness * smooth / 2**min(s, 3)
+            total = total + terms.reprojection + terms.hint + p.smoothness * smooth / 2 ** min(s, 3)
             logs["reprojection"] += _f(terms.reprojection) / len(disps)
             logs["hint"] += _f(terms.hint) / len(disps)
             logs["smooth"] += _f(smooth) / len(disps)
@@ -207,15 +215,19 @@ class FinetuneObjective:
         for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
             if s == 0:
-                projected = [G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")
-                             for j in range(n_src)]
-                geo = torch.cat([L.geometry_consistency(w.depth, q) for w, q in zip(warps, projected, strict=True)], 1)
+                projected = [
+                    G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")
+                    for j in range(n_src)
+                ]
+                geo = torch.cat(
+                    [L.geometry_consistency(w.depth, q) for w, q in zip(warps, projected, strict=True)], 1
+                )
                 geo = torch.where(torch.cat([w.valid for w in warps], 1), geo, torch.ones_like(geo))
             if o.dynamic_mask:
                 reproj = reproj * L.self_discovered_mask(geo)
             mr = L.min_reprojection_loss(reproj, identity)
             smooth = _smooth(disp, target)
-            total = total + mr.loss + p.smoothness * smooth / 2**min(s, 3)
+            total = total + mr.loss + p.smoothness * smooth / 2 ** min(s, 3)
             logs["reprojection"] += _f(mr.loss) / len(disps)
             logs["smooth"] += _f(smooth) / len(disps)
             if s == 0:

@@ -32,7 +32,9 @@ def plane(tmp_path_factory):
     scene.points *= PLANE_D / (scene.points @ PLANE_N)[:, None]
     scene.cam_from_world[:, :3, 3] *= 2.0  # twice the motion: flows well above the pixel rounding
     scene.visibility[:] = 1
-    opts = SfMDataOptions(downsampling=2.0, network_downsampling=32, inlier_percentage=0.0, visibility_overlap=4)
+    opts = SfMDataOptions(
+        downsampling=2.0, network_downsampling=32, inlier_percentage=0.0, visibility_overlap=4
+    )
     npz = tmp / "seqA" / "sfm_data.npz"
     write_sfm_data(scene, opts, npz, tmp / "seqA" / "sfm_data.json")
     return {"npz": npz, "frames": tmp / "seqA" / "frames", "tmp": tmp}
@@ -100,8 +102,12 @@ def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
     ds = EndoPairDataset([seq], EndoDataOptions(size=(64, 64), adjacent_range=(4, 4), augment=False), seed=1)
     items = [ds[(0, i)] for i in range(4)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-    true = torch.stack([torch.stack([torch.from_numpy(plane_depth(seq, v)).float() for v in it["views"].tolist()])
-                        for it in items])[:, :, None]
+    true = torch.stack(
+        [
+            torch.stack([torch.from_numpy(plane_depth(seq, v)).float() for v in it["views"].tolist()])
+            for it in items
+        ]
+    )[:, :, None]
     obj = eo.SfMObjective(eo.SfMLossOptions())
     good = obj.terms(batch, 3.7 * true)  # any scale: the depth-scaling layer recovers it
     assert torch.allclose(good["depth"], true / seq.global_scale, rtol=0.01)  # pixel rounding of the samples
@@ -114,22 +120,54 @@ def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
     assert float(good["spread"]) < 0.2 * float(wrong["spread"])
 
 
-COMMON = {"size": [64, 64], "batch_size": 2, "workers": 0, "unit": "steps", "checkpoint_every": 2,
-          "items_per_epoch": 0, "adjacent_range": [1, 3], "sampling": "exact", "bf16": True, "channels_last": False}
-SFM_STAGE = {"lr_step": 0, "optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 1e-4, "step": 2},
-             "clip_grad": 10.0, "sfl_weight": 20.0, "dcl_weight": 5.0, "dcl_warmup": {"weight": 0.1, "length": 1},
-             "consistency": "normalized_distance", "ssl_weight": 0.3, "augment": True}
-SECTIONS = {"teacher": {**SFM_STAGE, "length": 4, "network": {"kind": "unet", "width": 0.25}},
-            "student": {"length": 2, "lr_step": 0, "network": {"kind": "fc_densenet57", "width": 0.25},
-                        "optimizer": "adam", "lr": 1e-3, "cyclic": {"min_lr": 0.0, "step": 1}, "clip_grad": 0.0,
-                        "eigen_lambda": None, "augment": True},
-            "finetune": {**SFM_STAGE, "length": 2}}
+COMMON = {
+    "size": [64, 64],
+    "batch_size": 2,
+    "workers": 0,
+    "unit": "steps",
+    "checkpoint_every": 2,
+    "items_per_epoch": 0,
+    "adjacent_range": [1, 3],
+    "sampling": "exact",
+    "bf16": True,
+    "channels_last": False,
+}
+SFM_STAGE = {
+    "lr_step": 0,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "cyclic": {"min_lr": 1e-4, "step": 2},
+    "clip_grad": 10.0,
+    "sfl_weight": 20.0,
+    "dcl_weight": 5.0,
+    "dcl_warmup": {"weight": 0.1, "length": 1},
+    "consistency": "normalized_distance",
+    "ssl_weight": 0.3,
+    "augment": True,
+}
+SECTIONS = {
+    "teacher": {**SFM_STAGE, "length": 4, "network": {"kind": "unet", "width": 0.25}},
+    "student": {
+        "length": 2,
+        "lr_step": 0,
+        "network": {"kind": "fc_densenet57", "width": 0.25},
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "cyclic": {"min_lr": 0.0, "step": 1},
+        "clip_grad": 0.0,
+        "eigen_lambda": None,
+        "augment": True,
+    },
+    "finetune": {**SFM_STAGE, "length": 2},
+}
 
 
 def _run(plane, out, stage, previous=None, **changes):
     """Run ``stage`` on the plane sequence (``changes``: keys of its section to change)."""
     common = load_options(EndoCommon, COMMON, "endoscopy.train.common")
-    section = load_options(BRANCHES["endo"][3][stage], {**SECTIONS[stage], **changes}, f"endoscopy.train.{stage}")
+    section = load_options(
+        BRANCHES["endo"][3][stage], {**SECTIONS[stage], **changes}, f"endoscopy.train.{stage}"
+    )
     inputs = StageInputs(previous=previous, sfm_data=(plane["npz"],), frames=(plane["frames"],))
     return endo.run(stage, common, section, inputs, out / stage / "model.pt", seed=3, threads=1)
 

@@ -38,8 +38,9 @@ DRIVE = ("2011_01_01", "2011_01_01_drive_0001_sync")
 
 def test_matcher_grid_is_the_references():
     matchers = make_matchers()
-    assert [(m.getBlockSize(), m.getNumDisparities()) for m in matchers] == \
-        [(b, n) for b in (1, 2, 3) for n in (64, 96, 128, 160)]
+    assert [(m.getBlockSize(), m.getNumDisparities()) for m in matchers] == [
+        (b, n) for b in (1, 2, 3) for n in (64, 96, 128, 160)
+    ]
     for m in matchers:
         assert (m.getP1(), m.getP2(), m.getPreFilterCap(), m.getUniquenessRatio()) == (36, 288, 63, 10)
         assert (m.getSpeckleWindowSize(), m.getSpeckleRange(), m.getMinDisparity()) == (100, 16, 0)
@@ -70,8 +71,10 @@ def test_skipped_sgbm_settings_equal_full_runs_on_the_demo(kitti_demo_small):
 
 def test_skipped_sgbm_settings_equal_full_runs_on_real_pairs(shared_dir):
     folder = shared_dir / "realdata" / "stereo_oakd"
-    left, right = (cv2.cvtColor(cv2.imread(str(folder / f"desk_{side}.png")), cv2.COLOR_BGR2RGB)
-                   for side in ("left", "right"))
+    left, right = (
+        cv2.cvtColor(cv2.imread(str(folder / f"desk_{side}.png")), cv2.COLOR_BGR2RGB)
+        for side in ("left", "right")
+    )
     _check_skipped_matchers_are_copies(left, right)
 
 
@@ -95,8 +98,9 @@ def test_fusion_picks_the_candidate_that_explains_the_pair(sampling):
     shift, fx, b = 7, 100.0, 0.5
     left, right = _textured_pair(shift)
     true_depth = fx * b / shift
-    cands = np.stack([np.full(left.shape[:2], d, np.float32) for d in
-                      (fx * b / 4, 0.0, true_depth, fx * b / 11)])
+    cands = np.stack(
+        [np.full(left.shape[:2], d, np.float32) for d in (fx * b / 4, 0.0, true_depth, fx * b / 11)]
+    )
     best = fuse_candidates(left, right, cands, fx, b, base_is_right=False, sampling=sampling)
     core = best[4:-4, 16:-4]
     if sampling == Sampling.EXACT:
@@ -185,8 +189,15 @@ def test_demo_hints_agree_with_ground_truth_better_than_single_settings(kitti_de
     for frame in (1, 3):
         left, right = _demo_pair(root, frame, size)
         for cam, (base, lookup) in ((2, (left, right)), (3, (right, left))):
-            gt = png_depth_map(root / DRIVE[0] / DRIVE[1] / "proj_depth" / "groundtruth" / f"image_0{cam}" /
-                               f"{frame:010d}.png")
+            gt = png_depth_map(
+                root
+                / DRIVE[0]
+                / DRIVE[1]
+                / "proj_depth"
+                / "groundtruth"
+                / f"image_0{cam}"
+                / f"{frame:010d}.png"
+            )
             gt = cv2.resize(gt, size[::-1], interpolation=cv2.INTER_NEAREST)
             depths = disparity_to_depth(sgbm_disparities(base, lookup, matchers, cam == 3), fx, b)
             hint = fuse_candidates(base / np.float32(255), lookup / np.float32(255), depths, fx, b, cam == 3)
@@ -194,8 +205,11 @@ def test_demo_hints_agree_with_ground_truth_better_than_single_settings(kitti_de
             single.append([_agreement(d, gt) for d in depths])
     fused_rel, fused_good = np.mean(fused, axis=0)
     single_rel, single_good = np.mean(single, axis=0).T  # per setting
-    print(f"fused abs_rel {fused_rel:.4f}, within 10 %: {fused_good:.3f}; single settings abs_rel "
-          f"{single_rel.min():.4f}..{single_rel.max():.4f}, within 10 %: {single_good.min():.3f}..{single_good.max():.3f}")
+    print(
+        f"fused abs_rel {fused_rel:.4f}, within 10 %: {fused_good:.3f}; single settings abs_rel "
+        f"{single_rel.min():.4f}..{single_rel.max():.4f}, "
+        f"within 10 %: {single_good.min():.3f}..{single_good.max():.3f}"
+    )
     assert fused_rel < 0.04 and fused_good > 0.75
     assert fused_rel < 0.8 * single_rel.max() and fused_good > single_good.min() + 0.1  # vs the worst
     assert fused_rel < 1.2 * single_rel.min() and fused_good >= single_good.max() - 0.01  # ~ the best
@@ -207,14 +221,17 @@ def test_precompute_drive_writes_both_cameras(kitti_demo_small, tmp_path):
     out = tmp_path / "hints" / DRIVE[0] / DRIVE[1]
     n = precompute_drive(root, root, "/".join(DRIVE), [3, 1, 3], out, options, workers=2)
     assert n == 2
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy")) == \
-        [f"image_0{c}/{f:010d}.npy" for c in (2, 3) for f in (1, 3)]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy")) == [
+        f"image_0{c}/{f:010d}.npy" for c in (2, 3) for f in (1, 3)
+    ]
     hint = np.load(hint_path(out, 2, 1))
     assert hint.shape == (1, 64, 208) and hint.dtype == np.float32
     left, right = _demo_pair(root, 1, (64, 208))
     rig = kc.load_rig(root / DRIVE[0])
     fx = rig.P_rect[2][0, 0] * 208 / rig.image_size[2][1]
-    np.testing.assert_array_equal(hint[0], fused_depth_hint(left, right, False, fx, rig.baseline(), make_matchers()))
+    np.testing.assert_array_equal(
+        hint[0], fused_depth_hint(left, right, False, fx, rig.baseline(), make_matchers())
+    )
     valid = hint[0][hint[0] > 0]
     assert valid.size > 0.5 * hint.size and 2 < np.median(valid) < 40  # metres on the demo street
 

@@ -39,20 +39,24 @@ def test_changed_fraction_both_arithmetics():
     assert changed_fraction(a, b, 10, Arithmetic.SIGNED) == 0.0
     assert changed_fraction(a, b, 10, Arithmetic.UINT8) == 0.5  # 100 - 105 wraps to 251 > 10
     c = _frame(100, {30: -5})  # darker by 5: no wrap, not counted by either
-    assert changed_fraction(a, c, 10, Arithmetic.UINT8) == changed_fraction(a, c, 10, Arithmetic.SIGNED) == 0.0
+    assert (
+        changed_fraction(a, c, 10, Arithmetic.UINT8) == changed_fraction(a, c, 10, Arithmetic.SIGNED) == 0.0
+    )
     d = _frame(100, {25: -40})
-    assert changed_fraction(a, d, 10, Arithmetic.SIGNED) == changed_fraction(a, d, 10, Arithmetic.UINT8) == 0.625
+    assert (
+        changed_fraction(a, d, 10, Arithmetic.SIGNED) == changed_fraction(a, d, 10, Arithmetic.UINT8) == 0.625
+    )
 
 
 # Golden sequence (hand-computed, 40 pixels): 0 is kept; each frame compares with the last kept.
 GOLDEN = [
-    _frame(100),                      # 0: kept
-    _frame(100, {40: +3}),            # 1: all pixels 103
-    _frame(100, {16: +20}),           # 2: 16 px 120, 24 px 100
-    _frame(100, {24: +20}),           # 3: 24 px 120, 16 px 100
+    _frame(100),  # 0: kept
+    _frame(100, {40: +3}),  # 1: all pixels 103
+    _frame(100, {16: +20}),  # 2: 16 px 120, 24 px 100
+    _frame(100, {24: +20}),  # 3: 24 px 120, 16 px 100
     _frame(100, {24: +20, 16: +40}),  # 4: 16 px 140, 8 px 120, 16 px 100
-    _frame(60),                       # 5
-    _frame(61),                       # 6: brighter by 1
+    _frame(60),  # 5
+    _frame(61),  # 6: brighter by 1
 ]
 
 
@@ -110,16 +114,22 @@ def test_the_reference_sequences_tell_the_variants_apart():
     # standing frames 4..9 with creeping exposure: frame 6 is kept against frame 4 although it
     # differs from frame 5 by less than the ratio (comparing with the previous frame drops it)
     assert 6 in kept and 5 not in kept
-    assert changed_fraction(grays[5], grays[6], 10, Arithmetic.UINT8) < 0.5 <= \
-        changed_fraction(grays[4], grays[6], 10, Arithmetic.UINT8)
+    assert (
+        changed_fraction(grays[5], grays[6], 10, Arithmetic.UINT8)
+        < 0.5
+        <= changed_fraction(grays[4], grays[6], 10, Arithmetic.UINT8)
+    )
 
 
 @pytest.fixture(scope="module")
 def stopping_drive(tmp_path_factory, default_config):
     """A small demo drive (94x310, 16 frames) that brakes to a standstill for frames 3..12."""
-    cfg = kitti_demo.KittiDemoConfig(dates={"2011_01_01": (94, 310)},
-                                     drives=(kitti_demo.DemoDrive(date="2011_01_01", drive="0002", frames=16, speed=7.0, stop=True),),
-                                     lidar_beams=4, lidar_azimuth_steps=64)
+    cfg = kitti_demo.KittiDemoConfig(
+        dates={"2011_01_01": (94, 310)},
+        drives=(kitti_demo.DemoDrive(date="2011_01_01", drive="0002", frames=16, speed=7.0, stop=True),),
+        lidar_beams=4,
+        lidar_azimuth_steps=64,
+    )
     root = tmp_path_factory.mktemp("stop") / "kitti_raw"
     kitti_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return sorted((raw.drive_dir(root, "2011_01_01", "0002") / "image_02" / "data").glob("*.png"))

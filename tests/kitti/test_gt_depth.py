@@ -50,8 +50,9 @@ def test_hand_computed_projection_and_rounding():
     expected[1, 2], expected[0, 1], expected[2, 3] = 4.0, 8.0, 2.0  # (4, 0.4) rounds to row -1: out
     np.testing.assert_allclose(depth, expected, rtol=1e-6)
     # eigen ground truth stores the LiDAR forward distance, 0.5 m more here
-    np.testing.assert_allclose(lidar_depth_map(scan, P_TOY, HW, VELODYNE), np.where(expected > 0, expected + 0.5, 0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lidar_depth_map(scan, P_TOY, HW, VELODYNE), np.where(expected > 0, expected + 0.5, 0), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("size", [4, 5])
@@ -86,7 +87,9 @@ def test_duplicates_keep_the_minimum_with_the_reference_index():
     far_first = _scan(_pt(*end_of_row, far), _pt(*start_of_next, near))
     ref = lidar_depth_map(far_first, P_TOY, HW, CAMERA)
     assert ref[0, 3] == pytest.approx(near) and ref[1, 0] == pytest.approx(near)
-    exact = lidar_depth_map(far_first, P_TOY, HW, GtOptions(depth=DepthSource.CAMERA, duplicates=DuplicateIndex.EXACT))
+    exact = lidar_depth_map(
+        far_first, P_TOY, HW, GtOptions(depth=DepthSource.CAMERA, duplicates=DuplicateIndex.EXACT)
+    )
     assert exact[0, 3] == pytest.approx(far) and exact[1, 0] == pytest.approx(near)
     near_first = _scan(_pt(*start_of_next, near), _pt(*end_of_row, far))
     np.testing.assert_array_equal(lidar_depth_map(near_first, P_TOY, HW, CAMERA), exact)
@@ -132,8 +135,9 @@ def test_the_golden_maps_hold_the_quirks_they_are_meant_to_test():
     # the reference's collapsed duplicate index changes pixels in every rig with duplicates
     for name in ("toy_even_edges", "toy_odd_edges", "small_rotated_random0", "kitti_like_dense"):
         rig = kc.load_rig(ref.gt_rig_dir(name))
-        exact = lidar_depth_map(ref.gt_scan(name), rig.velo_to_image(2), rig.image_size[2],
-                                _options(False, DuplicateIndex.EXACT))
+        exact = lidar_depth_map(
+            ref.gt_scan(name), rig.velo_to_image(2), rig.image_size[2], _options(False, DuplicateIndex.EXACT)
+        )
         assert np.count_nonzero(exact != ref.gt_reference(name, False).astype(np.float32)) >= 2, name
     assert ref.gt_reference("kitti_like_sweep", True).shape == (375, 1242)
 
@@ -164,8 +168,10 @@ def test_demo_lidar_ground_truth_matches_the_rendered_depth(kitti_demo_small):
 
 def test_export_round_trip_without_pickle(kitti_demo_small, tmp_path):
     root = kitti_demo_small["root"]
-    lines = [SplitLine("2011_01_01/2011_01_01_drive_0001_sync", 1, "l"),
-             SplitLine("2011_01_02/2011_01_02_drive_0003_sync", 3, "l")]
+    lines = [
+        SplitLine("2011_01_01/2011_01_01_drive_0001_sync", 1, "l"),
+        SplitLine("2011_01_02/2011_01_02_drive_0003_sync", 3, "l"),
+    ]
     gt = export_split(lines, root, "velodyne")
     save_gt(tmp_path / "eigen.npz", gt)
     with np.load(tmp_path / "eigen.npz") as f:  # allow_pickle=False by default
@@ -176,13 +182,17 @@ def test_export_round_trip_without_pickle(kitti_demo_small, tmp_path):
     for i, line in enumerate(lines):
         rig = kc.load_rig(root / line.date)
         scan = raw.read_velodyne(raw.velodyne_path(root / line.folder, line.frame))
-        np.testing.assert_array_equal(back.dense(i), lidar_depth_map(scan, rig.velo_to_image(2), rig.image_size[2]))
+        np.testing.assert_array_equal(
+            back.dense(i), lidar_depth_map(scan, rig.velo_to_image(2), rig.image_size[2])
+        )
     save_monodepth2_npz(tmp_path / "gt_depths.npz", back)
     data = np.load(tmp_path / "gt_depths.npz", allow_pickle=True)["data"]
     assert data.dtype == object and len(data) == 2
     np.testing.assert_array_equal(data[1], back.dense(1))
     bench = export_split(lines, root, "png")
-    expected = png_depth_map(root / lines[0].folder / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png")
+    expected = png_depth_map(
+        root / lines[0].folder / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png"
+    )
     np.testing.assert_array_equal(bench.dense(0), expected)
     assert bench.meta["depth_kind"] == "camera"
 

@@ -46,9 +46,20 @@ def tiny_raw(tmp_path) -> dict:
 def _teacher(path, seed: int) -> None:
     """An (untrained) teacher model.pt: its weights differ with ``seed``."""
     torch.manual_seed(seed)
-    save_model(nn.ModuleDict({"depth": NetworkSpec().build()}), path, branch="kitti", stage="teacher",
-               network=NetworkSpec(), size=(64, 128), steps=1, min_depth=0.1, max_depth=100.0, depth_kind="disp",
-               stereo_baseline=0.1, options={})
+    save_model(
+        nn.ModuleDict({"depth": NetworkSpec().build()}),
+        path,
+        branch="kitti",
+        stage="teacher",
+        network=NetworkSpec(),
+        size=(64, 128),
+        steps=1,
+        min_depth=0.1,
+        max_depth=100.0,
+        depth_kind="disp",
+        stereo_baseline=0.1,
+        options={},
+    )
 
 
 def _killed_after(calls: int):
@@ -71,8 +82,9 @@ def test_a_new_teacher_restarts_an_interrupted_student(tiny_raw, monkeypatch, ca
     teacher = tmp / "teacher" / "model.pt"
     teacher.parent.mkdir()
     section = KittiStudent(length=4, lr_step=0)
-    inputs = StageInputs(previous=teacher, split=tiny_raw["split"], raw_root=tiny_raw["root"],
-                         image_root=tiny_raw["root"])
+    inputs = StageInputs(
+        previous=teacher, split=tiny_raw["split"], raw_root=tiny_raw["root"], image_root=tiny_raw["root"]
+    )
 
     def run_student(out):
         return kitti.run("student", COMMON, section, inputs, out / "student" / "model.pt", seed=3, threads=1)

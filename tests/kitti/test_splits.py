@@ -26,21 +26,32 @@ from workflow_scripts.kitti.splits import (
 )
 from workflow_scripts.util import InputDataError
 
-D1, D2, D3 = ("2011_01_01/2011_01_01_drive_0001_sync", "2011_01_01/2011_01_01_drive_0002_sync",
-              "2011_01_02/2011_01_02_drive_0003_sync")
+D1, D2, D3 = (
+    "2011_01_01/2011_01_01_drive_0001_sync",
+    "2011_01_01/2011_01_01_drive_0002_sync",
+    "2011_01_02/2011_01_02_drive_0003_sync",
+)
 
 
 def test_shipped_standard_lists():
-    sizes = {("eigen", "test"): 697, ("eigen_benchmark", "test"): 652, ("eigen_zhou", "train"): 39810,
-             ("eigen_zhou", "val"): 4424, ("eigen_full", "train"): 45200, ("eigen_full", "val"): 1776}
+    sizes = {
+        ("eigen", "test"): 697,
+        ("eigen_benchmark", "test"): 652,
+        ("eigen_zhou", "train"): 39810,
+        ("eigen_zhou", "val"): 4424,
+        ("eigen_full", "train"): 45200,
+        ("eigen_full", "val"): 1776,
+    }
     lists = {key: standard_split(*key) for key in sizes}
     assert {key: len(v) for key, v in lists.items()} == sizes
     assert lists["eigen", "test"][0] == SplitLine("2011_09_26/2011_09_26_drive_0002_sync", 69, "l")
     assert lists["eigen_benchmark", "test"][0].frame == 69  # unpadded in the shipped file
     # Depth Hints' all_files.txt (46,976 lines) = train + val, byte for byte
     text = "".join((STANDARD_DIR / "eigen_full" / f"{p}_files.txt").read_text() for p in ("train", "val"))
-    assert hashlib.sha256(text.encode()).hexdigest() == \
-        "a840b8c1da2949fa280026f412735c04da98393d21b5a73c8dd305009e087522"
+    assert (
+        hashlib.sha256(text.encode()).hexdigest()
+        == "a840b8c1da2949fa280026f412735c04da98393d21b5a73c8dd305009e087522"
+    )
     assert len(standard_split("eigen_full", "all")) == 46976
     test_drives = {ln.folder for ln in lists["eigen", "test"]}
     assert len(test_drives) == 28
@@ -128,7 +139,11 @@ def test_split_line_naming_a_missing_frame_is_an_error(kitti_demo_small, tmp_pat
     with pytest.raises(InputDataError, match=r"line 2 .* needs .*image_02/data/0000000005.png"):
         check_frames_exist(lines, root, "png", tmp_path / "train_files.txt", offsets=(-1, 0, 1))
     # the shipped lists are checked against the tree: a demo tree has none of KITTI's frames
-    with pytest.raises(InputDataError, match=r"eigen_zhou: 4\d{4} training frame\(s\) lack .* \(first: 2011_09_26"):
+    with pytest.raises(
+        InputDataError, match=r"eigen_zhou: 4\d{4} training frame\(s\) lack .* \(first: 2011_09_26"
+    ):
         standard_train_val("eigen_zhou", root, root, "png", [], missing="error")
-    with pytest.raises(InputDataError, match=r"eigen_zhou/train_files.txt: no line names a frame that kitti.root"):
+    with pytest.raises(
+        InputDataError, match=r"eigen_zhou/train_files.txt: no line names a frame that kitti.root"
+    ):
         standard_train_val("eigen_zhou", root, root, "png", [])

@@ -63,21 +63,26 @@ def check(files: list[Path]) -> int:
     except ValidationError as err:
         where = _setter([p for p in err.absolute_path if isinstance(p, str)], [ROOT / "config.yaml", *files])
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        print(f"{where}: config key {key}: {err.message}. See docs/configuration.md for the allowed values",
-              file=sys.stderr)
+        print(
+            f"{where}: config key {key}: {err.message}. See docs/configuration.md for the allowed values",
+            file=sys.stderr,
+        )
         return 1
     print("ok: " + ", ".join(str(f) for f in [ROOT / "config.yaml", *files]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the generated schema and reference page")
     gen.add_argument("--check", action="store_true", help="only compare; exit 1 when a file is out of date")
     for name in ("check", "show"):
         sub.add_parser(name, help=f"{name} config files merged over config.yaml").add_argument(
-            "files", nargs="*", type=Path)
+            "files", nargs="*", type=Path
+        )
     args = parser.parse_args(argv)
     if args.command == "generate":
         return generate(args.check)

@@ -36,10 +36,16 @@ EvalStage = Literal["teacher", "student", "finetune", "constant"]
 class KittiConfig:
     """Driving branch: KITTI raw data (stereo + LiDAR)."""
 
-    root: str = option("", "KITTI raw root: the folder holding <date>/calib_*.txt and <date>/<date>_drive_<id>_sync/"
-                       "{image_02,image_03,velodyne_points}/. \"\" = the demo drives that make_demo_kitti generates.")
-    image_ext: Literal["png", "jpg"] = option("png", "File type of the colour images in the raw tree: png (as KITTI "
-                                              "ships them) or jpg (converted in place, as monodepth2's README does).")
+    root: str = option(
+        "",
+        "KITTI raw root: the folder holding <date>/calib_*.txt and <date>/<date>_drive_<id>_sync/"
+        '{image_02,image_03,velodyne_points}/. "" = the demo drives that make_demo_kitti generates.',
+    )
+    image_ext: Literal["png", "jpg"] = option(
+        "png",
+        "File type of the colour images in the raw tree: png (as KITTI "
+        "ships them) or jpg (converted in place, as monodepth2's README does).",
+    )
     jpeg: JpegOptions = option(factory=JpegOptions, doc=JpegOptions.__doc__)
     gt: GtConfig = option(factory=GtConfig, doc=GtConfig.__doc__)
     depth_hints: HintOptions = option(factory=HintOptions, doc=HintOptions.__doc__)
@@ -55,31 +61,47 @@ class EndoEvalOptions:
     metrics against the SfM sparse points after per-frame median scaling)."""
 
     stages: tuple[EvalStage, ...] = option(
-        ("teacher", "student", "finetune", "constant"), "Stages evaluated: the trained ones and constant = the "
-        "median SfM depth of each frame everywhere (the baseline).", minItems=1, uniqueItems=True)
+        ("teacher", "student", "finetune", "constant"),
+        "Stages evaluated: the trained ones and constant = the "
+        "median SfM depth of each frame everywhere (the baseline).",
+        minItems=1,
+        uniqueItems=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class EndoConfig:
     """Endoscopy branch: monocular video + a CT surface."""
 
-    root: str = option("", "Folder with the endoscopy inputs: <seq>.mp4 (or <seq>/ folders of frames), camera.yaml "
-                       "(K + distortion) and ct_surface.ply (mm). \"\" = the demo sequences that make_demo_endoscopy "
-                       "generates.")
+    root: str = option(
+        "",
+        "Folder with the endoscopy inputs: <seq>.mp4 (or <seq>/ folders of frames), camera.yaml "
+        '(K + distortion) and ct_surface.ply (mm). "" = the demo sequences that make_demo_endoscopy '
+        "generates.",
+    )
     format: Literal["video", "liu"] = option(
-        "video", "video = <seq>.<video> files (or <seq>/ frame folders) and camera.yaml, which go through "
-        "extract_frames and run_sfm; liu = <seq>/ folders already in the endoscopy reference's format (undistorted "
-        "<index:08d>.jpg frames, motion.yaml, structure.ply, view_indexes_per_point, visible_view_indexes, "
-        "selected_indexes, camera_intrinsics_per_view, undistorted_mask.bmp), which enter at prepare_sfm_data.")
+        "video",
+        "video = <seq>.<video> files (or <seq>/ frame folders) and camera.yaml, which go through "
+        "extract_frames and run_sfm; liu = <seq>/ folders already in the endoscopy reference's format "
+        "(undistorted <index:08d>.jpg frames, motion.yaml, structure.ply, view_indexes_per_point, "
+        "visible_view_indexes, selected_indexes, camera_intrinsics_per_view, undistorted_mask.bmp), which "
+        "enter at prepare_sfm_data.",
+    )
     sequences: tuple[str, ...] = option(
-        (), "Sequences to process (names without extension); [] = every <seq>.<video> and <seq>/ folder found in "
-        "root when the workflow starts.", items={"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"})
+        (),
+        "Sequences to process (names without extension); [] = every <seq>.<video> and <seq>/ folder found in "
+        "root when the workflow starts.",
+        items={"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+    )
     frames: ExtractOptions = option(factory=ExtractOptions, doc=ExtractOptions.__doc__)
     sfm: SfMOptions = option(factory=SfMOptions, doc=SfMOptions.__doc__)
     sfm_data: SfMDataOptions = option(factory=SfMDataOptions, doc=SfMDataOptions.__doc__)
     train: EndoTrain = option(factory=EndoTrain, doc=EndoTrain.__doc__)
-    ct_surface: str = option("", "CT surface of the cavity: a triangle-mesh PLY in millimetres (vertex + face "
-                             "elements); \"\" = <root>/ct_surface.ply.")
+    ct_surface: str = option(
+        "",
+        "CT surface of the cavity: a triangle-mesh PLY in millimetres (vertex + face "
+        'elements); "" = <root>/ct_surface.ply.',
+    )
     point_clouds: PointCloudOptions = option(factory=PointCloudOptions, doc=PointCloudOptions.__doc__)
     register: RegisterOptions = option(factory=RegisterOptions, doc=RegisterOptions.__doc__)
     evaluate: EndoEvalOptions = option(factory=EndoEvalOptions, doc=EndoEvalOptions.__doc__)
@@ -98,13 +120,21 @@ class ReportOptions:
     """Figures of the Snakemake report (rules/report.smk; built by `all`, seconds each). Afterwards
     `snakemake --report report.html` collects them with the evaluation tables into one page."""
 
-    endoscopy: bool = option(True, "Add the endoscopy figures: SfM summary, training curves, depth maps and (when "
-                             "results/endo_eval.csv is a target) residual histograms, clouds on the CT and the "
-                             "evaluation bars.")
-    frames: int = option(4, "Frames per depth figure (evenly spread over the test split / the sequence).",
-                         minimum=1, maximum=16)
-    curves_smooth: int = option(1, "Training curves: trailing mean over this many logged steps (1 = raw).",
-                                minimum=1)
+    endoscopy: bool = option(
+        True,
+        "Add the endoscopy figures: SfM summary, training curves, depth maps and (when "
+        "results/endo_eval.csv is a target) residual histograms, clouds on the CT and the "
+        "evaluation bars.",
+    )
+    frames: int = option(
+        4,
+        "Frames per depth figure (evenly spread over the test split / the sequence).",
+        minimum=1,
+        maximum=16,
+    )
+    curves_smooth: int = option(
+        1, "Training curves: trailing mean over this many logged steps (1 = raw).", minimum=1
+    )
     residual_bins: int = option(50, "Bins of the registration residual histograms.", minimum=5, maximum=500)
 
 
@@ -112,8 +142,12 @@ class ReportOptions:
 class WorkflowConfig:
     """The self-supervised depth workflow's configuration (config.yaml and --configfile files)."""
 
-    seed: int = option(2026, "Seed of everything random (demo scenes, noise, splits, training). The same config "
-                       "gives the same numbers on the same machine type.", minimum=0)
+    seed: int = option(
+        2026,
+        "Seed of everything random (demo scenes, noise, splits, training). The same config "
+        "gives the same numbers on the same machine type.",
+        minimum=0,
+    )
     kitti: KittiConfig = option(factory=KittiConfig, doc=KittiConfig.__doc__)
     endoscopy: EndoConfig = option(factory=EndoConfig, doc=EndoConfig.__doc__)
     demo: DemoConfig = option(factory=DemoConfig, doc=DemoConfig.__doc__)

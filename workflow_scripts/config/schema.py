@@ -67,8 +67,11 @@ def _bare_type_schema(tp: Any, default: Any) -> dict:
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
-        inner = _bare_type_schema(options[0], MISSING) if len(options) == 1 else {
-            "anyOf": [_bare_type_schema(a, MISSING) for a in options]}
+        inner = (
+            _bare_type_schema(options[0], MISSING)
+            if len(options) == 1
+            else {"anyOf": [_bare_type_schema(a, MISSING) for a in options]}
+        )
         if type(None) not in args:
             return inner
         if "enum" in inner:
@@ -146,7 +149,9 @@ def markdown_reference(cls: type, overlays: Mapping[str, Mapping], intro: str) -
             if section:
                 lines.append(f"| **`{key}`** |" + " |" * (len(head) - 2) + f" {_text(doc)} |")
                 continue
-            extra = [_cell(_lookup(o, key)) if _lookup(o, key) is not MISSING else "" for o in overlays.values()]
+            extra = [
+                _cell(_lookup(o, key)) if _lookup(o, key) is not MISSING else "" for o in overlays.values()
+            ]
             lines.append("| " + " | ".join([f"`{key}`", _cell(value), *extra, _text(doc)]) + " |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

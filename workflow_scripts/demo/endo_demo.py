@@ -44,8 +44,10 @@ class DemoSequence:
 
 
 def _demo_sequences() -> tuple[DemoSequence, ...]:
-    return (DemoSequence(name="seq01", frames=120, start=6.0, step=0.30),
-            DemoSequence(name="seq02", frames=90, start=20.0, step=0.35))
+    return (
+        DemoSequence(name="seq01", frames=120, start=6.0, step=0.30),
+        DemoSequence(name="seq02", frames=90, start=20.0, step=0.35),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,17 +56,26 @@ class EndoDemoConfig:
     with a point light moving through a textured tube-like cavity, seen through a distorting lens
     with a circular field of view. Both sequences travel through the same cavity (one CT)."""
 
-    root: str = option("resources/demo/endoscopy", "Where the demo videos, camera.yaml, ct_surface.ply and "
-                       "ground truth are written.")
+    root: str = option(
+        "resources/demo/endoscopy",
+        "Where the demo videos, camera.yaml, ct_surface.ply and ground truth are written.",
+    )
     image_size: tuple[int, int] = option((480, 640), "Video frame size [height, width].")
     fps: float = option(30.0, "Frame rate.", exclusiveMinimum=0)
     focal: float = option(300.0, "Pinhole focal length (pixels).", exclusiveMinimum=0)
     distortion: tuple[float, float, float, float, float] = option(
-        (-0.28, 0.08, 0.0, 0.0, 0.0), "OpenCV distortion [k1, k2, p1, p2, k3] of the lens.")
-    aperture: float = option(0.97, "Radius of the circular field of view, as a fraction of half the image "
-                             "height.", exclusiveMinimum=0, maximum=1.5)
-    cavity: CavityConfig = option(factory=CavityConfig, doc="The cavity: a tube with a curved centre line, varying "
-                                  "radius and ring folds (mm).")
+        (-0.28, 0.08, 0.0, 0.0, 0.0), "OpenCV distortion [k1, k2, p1, p2, k3] of the lens."
+    )
+    aperture: float = option(
+        0.97,
+        "Radius of the circular field of view, as a fraction of half the image height.",
+        exclusiveMinimum=0,
+        maximum=1.5,
+    )
+    cavity: CavityConfig = option(
+        factory=CavityConfig,
+        doc="The cavity: a tube with a curved centre line, varying radius and ring folds (mm).",
+    )
     sequences: tuple[DemoSequence, ...] = option(factory=_demo_sequences, doc="The sequences.", minItems=1)
     light: float = option(1.0, "Point light at the camera: radiance at 10 mm.", exclusiveMinimum=0)
     specular: float = option(0.1, "Specular strength (0 = matte).", minimum=0)
@@ -73,8 +84,13 @@ class EndoDemoConfig:
         h, w = self.image_size
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         K = np.array([[self.focal, 0, cx], [0, self.focal, cy], [0, 0, 1.0]])
-        return EndoCamera(K=K, dist=np.array(self.distortion, float), size=(h, w), fps=self.fps,
-                          aperture=(cx, cy, self.aperture * h / 2.0))
+        return EndoCamera(
+            K=K,
+            dist=np.array(self.distortion, float),
+            size=(h, w),
+            fps=self.fps,
+            aperture=(cx, cy, self.aperture * h / 2.0),
+        )
 
 
 def write_ct_ply(path: Path, verts: np.ndarray, tris: np.ndarray, normals: np.ndarray) -> None:
@@ -85,9 +101,12 @@ def write_ct_ply(path: Path, verts: np.ndarray, tris: np.ndarray, normals: np.nd
         vdata["n" + k] = normals[:, i]
     fdata = np.empty(len(tris), dtype=[("vertex_indices", "i4", (3,))])
     fdata["vertex_indices"] = tris
-    ply = PlyData([PlyElement.describe(vdata, "vertex"), PlyElement.describe(fdata, "face")],
-                  text=False, byte_order="<",
-                  comments=["units: millimetres", "demo cavity surface (synthetic CT)"])
+    ply = PlyData(
+        [PlyElement.describe(vdata, "vertex"), PlyElement.describe(fdata, "face")],
+        text=False,
+        byte_order="<",
+        comments=["units: millimetres", "demo cavity surface (synthetic CT)"],
+    )
     ply.write(str(path))
 
 
@@ -99,13 +118,17 @@ def _render(task: tuple[int, int]) -> tuple[int, int, np.ndarray]:
     q, i = task
     st = _STATE
     if "renderer" not in st:  # Embree scenes are built after the fork, never shared
-        st["renderer"] = CavityRenderer(st["cavity"], st["texture"], st["cfg"].light, st["cfg"].specular,
-                                        threads=st["threads"])
+        st["renderer"] = CavityRenderer(
+            st["cavity"], st["texture"], st["cfg"].light, st["cfg"].specular, threads=st["threads"]
+        )
     rgb, depth = st["renderer"].render(st["poses"][q][i], st["camera"])
     d16 = np.round(depth * DEPTH_PNG_SCALE)
     d16[d16 > 65535] = 0
-    cv2.imwrite(str(st["gt_dirs"][q] / "depth" / f"{i:08d}.png"), d16.astype(np.uint16),
-                [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    cv2.imwrite(
+        str(st["gt_dirs"][q] / "depth" / f"{i:08d}.png"),
+        d16.astype(np.uint16),
+        [cv2.IMWRITE_PNG_COMPRESSION, 1],
+    )
     bgr = cv2.cvtColor(np.round(rgb * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
     return q, i, bgr
 
@@ -120,8 +143,10 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
     cavity: Cavity = build_cavity(rng, cfg.cavity)
     texture: MipTextures = mucosa_texture(rng)
     camera = cfg.camera()
-    poses = [camera_path(np.random.default_rng([seed, 7, q]), cavity, s.frames, s.start, s.step)
-             for q, s in enumerate(cfg.sequences)]
+    poses = [
+        camera_path(np.random.default_rng([seed, 7, q]), cavity, s.frames, s.start, s.step)
+        for q, s in enumerate(cfg.sequences)
+    ]
     summary: dict = {"sequences": {}}
     with atomic_dir(out_dir) as tmp:
         camera.save(tmp / "camera.yaml")
@@ -132,20 +157,49 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
         for q, s in enumerate(cfg.sequences):
             (gt_dirs[q] / "depth").mkdir(parents=True)
             times = np.arange(s.frames) / cfg.fps
-            np.savez(gt_dirs[q] / "poses.npz", cam_from_world=np.linalg.inv(poses[q]),
-                     frame=np.arange(s.frames), times=times)
-            info = {"units": "mm", "depth_png_scale": DEPTH_PNG_SCALE, "depth": "camera z of the distorted frame",
-                    "frames": s.frames, "start_mm": s.start, "step_mm": s.step, "fps": cfg.fps}
+            np.savez(
+                gt_dirs[q] / "poses.npz",
+                cam_from_world=np.linalg.inv(poses[q]),
+                frame=np.arange(s.frames),
+                times=times,
+            )
+            info = {
+                "units": "mm",
+                "depth_png_scale": DEPTH_PNG_SCALE,
+                "depth": "camera z of the distorted frame",
+                "frames": s.frames,
+                "start_mm": s.start,
+                "step_mm": s.step,
+                "fps": cfg.fps,
+            }
             (gt_dirs[q] / "info.json").write_text(json.dumps(info, indent=2) + "\n")
         _STATE.clear()
-        _STATE.update(cavity=cavity, texture=texture, cfg=cfg, camera=camera, poses=poses, gt_dirs=gt_dirs,
-                      threads=1 if workers > 1 else 0)
+        _STATE.update(
+            cavity=cavity,
+            texture=texture,
+            cfg=cfg,
+            camera=camera,
+            poses=poses,
+            gt_dirs=gt_dirs,
+            threads=1 if workers > 1 else 0,
+        )
         tasks = [(q, i) for q, s in enumerate(cfg.sequences) for i in range(s.frames)]
-        writers = [cv2.VideoWriter(str(tmp / f"{s.name}.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), cfg.fps,
-                                   (camera.size[1], camera.size[0])) for s in cfg.sequences]
+        writers = [
+            cv2.VideoWriter(
+                str(tmp / f"{s.name}.mp4"),
+                cv2.VideoWriter.fourcc(*"mp4v"),
+                cfg.fps,
+                (camera.size[1], camera.size[0]),
+            )
+            for s in cfg.sequences
+        ]
         try:
             # ordered: the frames go to the writers in order
-            results = map_in_processes(_render, tasks, workers, context="fork") if workers > 1 else map(_render, tasks)
+            results = (
+                map_in_processes(_render, tasks, workers, context="fork")
+                if workers > 1
+                else map(_render, tasks)
+            )
             for n, (q, _, bgr) in enumerate(results, 1):
                 writers[q].write(bgr)
                 if n % 30 == 0 or n == len(tasks):
@@ -154,6 +208,6 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
             for w in writers:
                 w.release()
             _STATE.clear()
-        for q, s in enumerate(cfg.sequences):
+        for s in cfg.sequences:
             summary["sequences"][s.name] = s.frames
     return summary

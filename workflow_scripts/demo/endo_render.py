@@ -15,8 +15,9 @@ SHININESS = 40.0
 class CavityRenderer:
     """Ray-traced endoscope views of a :class:`Cavity`."""
 
-    def __init__(self, cavity: Cavity, texture: MipTextures, light: float, specular: float,
-                 threads: int = 0) -> None:
+    def __init__(
+        self, cavity: Cavity, texture: MipTextures, light: float, specular: float, threads: int = 0
+    ) -> None:
         self.verts, self.tris, self.su, self.vnormals = cavity.render_mesh()
         self.mesh = MeshScene(self.verts, self.tris, threads)
         self.texture = texture
@@ -50,8 +51,13 @@ class CavityRenderer:
         self._rays[key] = (idx, d / norm[:, None], 1.0 / norm, cover[idx], pix_angle)
         return self._rays[key]
 
-    def render(self, world_from_cam: np.ndarray, camera: EndoCamera | None = None,
-               K: np.ndarray | None = None, hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self,
+        world_from_cam: np.ndarray,
+        camera: EndoCamera | None = None,
+        K: np.ndarray | None = None,
+        hw: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render one frame.
 
         Args:
@@ -83,8 +89,9 @@ class CavityRenderer:
         cos = np.clip(-np.einsum("ij,ij->i", n, dirs[k]), 0.0, 1.0)
         footprint = r * pix_angle[k] / np.sqrt(np.maximum(cos, 0.05))
         level = np.log2(np.maximum(footprint / self.texel.mean(), 1e-6))
-        albedo = self.texture.sample(np.zeros(len(k), np.int64), su[:, 0] / self.texel[0],
-                                     su[:, 1] / self.texel[1], level)
+        albedo = self.texture.sample(
+            np.zeros(len(k), np.int64), su[:, 0] / self.texel[0], su[:, 1] / self.texel[1], level
+        )
         irradiance = self.light * 100.0 / r**2  # light = radiance at 10 mm, inverse square
         lin = albedo * (cos * irradiance)[:, None] + self.specular * (cos**SHININESS * irradiance)[:, None]
         out = np.clip(lin, 0.0, 1.0) ** (1 / 2.2) * cover[k, None]

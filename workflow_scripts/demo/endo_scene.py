@@ -109,12 +109,18 @@ def build_cavity(rng: np.random.Generator, cfg: CavityConfig) -> Cavity:
     p = rng.uniform(0, 2 * np.pi, 4)
     r = cfg.radius * (1 + 0.12 * np.sin(2 * np.pi * S / 45 + p[0]) + 0.06 * np.sin(2 * np.pi * S / 17 + p[1]))
     r *= 1 + 0.08 * np.cos(2 * TH + p[2] + 0.1 * S)
-    fold_s = np.linspace(12.0, cfg.length - 10.0, cfg.folds) + rng.uniform(-2, 2, cfg.folds) if cfg.folds else []
+    fold_s = (
+        np.linspace(12.0, cfg.length - 10.0, cfg.folds) + rng.uniform(-2, 2, cfg.folds) if cfg.folds else []
+    )
     fold_dip = np.zeros_like(S)
     for sk in fold_s:
         dk = cfg.fold_depth * rng.uniform(0.7, 1.0)
         width = rng.uniform(0.7, 1.1)
-        dip = dk * np.exp(-0.5 * ((S - sk) / width) ** 2) * (0.55 + 0.45 * np.cos(TH - rng.uniform(0, 2 * np.pi)))
+        dip = (
+            dk
+            * np.exp(-0.5 * ((S - sk) / width) ** 2)
+            * (0.55 + 0.45 * np.cos(TH - rng.uniform(0, 2 * np.pi)))
+        )
         fold_dip = np.maximum(fold_dip, dip)
     r *= 1 - fold_dip
     radial = np.cos(TH)[..., None] * N[:, None] + np.sin(TH)[..., None] * B[:, None]
@@ -127,8 +133,9 @@ def build_cavity(rng: np.random.Generator, cfg: CavityConfig) -> Cavity:
     normals *= inward
     normals[:, -1] = normals[:, 0]
     grid[:, -1] = grid[:, 0]
-    return Cavity(s=s, centre=centre, T=T, N=N, B=B, grid=grid, normals=normals,
-                  circumference=2 * np.pi * cfg.radius)
+    return Cavity(
+        s=s, centre=centre, T=T, N=N, B=B, grid=grid, normals=normals, circumference=2 * np.pi * cfg.radius
+    )
 
 
 def mucosa_texture(rng: np.random.Generator) -> MipTextures:
@@ -141,20 +148,32 @@ def mucosa_texture(rng: np.random.Generator) -> MipTextures:
 
     def branch(x, y, ang, width, steps, depth):
         pts = [(x, y)]
-        for k in range(steps):
+        for _ in range(steps):
             ang += rng.normal(0, 0.22)
             x += 3.0 * np.cos(ang)
             y += 3.0 * np.sin(ang)
             pts.append((x, y))
             if depth < 2 and rng.random() < 0.025:
-                branch(x, y, ang + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1), width * 0.65,
-                       int(steps * 0.6), depth + 1)
+                branch(
+                    x,
+                    y,
+                    ang + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1),
+                    width * 0.65,
+                    int(steps * 0.6),
+                    depth + 1,
+                )
         poly = np.round(np.array(pts) * 16).astype(np.int32)  # 4 fractional bits
         cv2.polylines(vessels, [poly], False, 1.0, max(1, int(round(width))), cv2.LINE_AA, shift=4)
 
     for _ in range(55):
-        branch(rng.uniform(128, w + 128), rng.uniform(0, h), rng.uniform(0, 2 * np.pi),
-               rng.uniform(2.0, 5.0), int(rng.uniform(60, 200)), 0)
+        branch(
+            rng.uniform(128, w + 128),
+            rng.uniform(0, h),
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(2.0, 5.0),
+            int(rng.uniform(60, 200)),
+            0,
+        )
     wrapped = vessels[:, 128 : 128 + w].copy()
     wrapped[:, :128] += vessels[:, w + 128 :]
     wrapped[:, w - 128 :] += vessels[:, :128]
@@ -165,8 +184,9 @@ def mucosa_texture(rng: np.random.Generator) -> MipTextures:
     return MipTextures.build(np.clip(img, 0, 1)[None])
 
 
-def camera_path(rng: np.random.Generator, cavity: Cavity, frames: int, start: float,
-                step: float) -> np.ndarray:
+def camera_path(
+    rng: np.random.Generator, cavity: Cavity, frames: int, start: float, step: float
+) -> np.ndarray:
     """world_from_cam (N, 4, 4) of an endoscope moving along the cavity, looking ahead.
 
     The camera drifts off the centre line by up to a fifth of the radius, wobbles its view
@@ -176,10 +196,14 @@ def camera_path(rng: np.random.Generator, cavity: Cavity, frames: int, start: fl
     ph = rng.uniform(0, 2 * np.pi, 6)
     s = start + step * (i + 0.15 * np.sin(i / 9.0 + ph[0]) * (frames > 1))
     if s[-1] > cavity.s[-1] - 25.0:
-        raise ValueError(f"camera path ends at s = {s[-1]:.1f} mm, within 25 mm of the cavity end "
-                         f"({cavity.s[-1]:.1f} mm): shorten the sequence or lengthen the cavity")
-    at = {k: np.stack([np.interp(s, cavity.s, v[:, d]) for d in range(3)], 1)
-          for k, v in (("c", cavity.centre), ("T", cavity.T), ("N", cavity.N), ("B", cavity.B))}
+        raise ValueError(
+            f"camera path ends at s = {s[-1]:.1f} mm, within 25 mm of the cavity end "
+            f"({cavity.s[-1]:.1f} mm): shorten the sequence or lengthen the cavity"
+        )
+    at = {
+        k: np.stack([np.interp(s, cavity.s, v[:, d]) for d in range(3)], 1)
+        for k, v in (("c", cavity.centre), ("T", cavity.T), ("N", cavity.N), ("B", cavity.B))
+    }
     mean_r = np.linalg.norm(cavity.grid[:, :-1] - cavity.centre[:, None], axis=2).mean()
     off = 0.2 * mean_r * np.sin(i / 23.0 + ph[1])
     ang = ph[2] + i / 30.0

@@ -45,17 +45,23 @@ DEPTH_PNG_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
 class DemoDrive:
     """One demo drive (frames at 10 Hz)."""
 
-    date: str = option(MISSING, "Recording date, one of demo.kitti.dates.", pattern="^[0-9]{4}_[0-9]{2}_[0-9]{2}$")
+    date: str = option(
+        MISSING, "Recording date, one of demo.kitti.dates.", pattern="^[0-9]{4}_[0-9]{2}_[0-9]{2}$"
+    )
     drive: str = option(MISSING, "Drive id (4 digits).", pattern="^[0-9]{4}$")
     frames: int = option(60, "Frames of the drive.", minimum=3)
     speed: float = option(8.0, "Speed (m/s).", exclusiveMinimum=0)
-    stop: bool = option(False, "Brake to a halt for a few frames and drive on (frame filtering must drop them).")
+    stop: bool = option(
+        False, "Brake to a halt for a few frames and drive on (frame filtering must drop them)."
+    )
 
 
 def _demo_drives() -> tuple[DemoDrive, ...]:
-    return (DemoDrive(date="2011_01_01", drive="0001", frames=60, speed=8.0, stop=False),
-            DemoDrive(date="2011_01_01", drive="0002", frames=60, speed=7.0, stop=True),
-            DemoDrive(date="2011_01_02", drive="0003", frames=60, speed=9.0, stop=False))
+    return (
+        DemoDrive(date="2011_01_01", drive="0001", frames=60, speed=8.0, stop=False),
+        DemoDrive(date="2011_01_01", drive="0002", frames=60, speed=7.0, stop=True),
+        DemoDrive(date="2011_01_02", drive="0003", frames=60, speed=9.0, stop=False),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,25 +74,43 @@ class KittiDemoConfig:
     dates: dict[str, tuple[int, int]] = option(
         factory=lambda: {"2011_01_01": (375, 1242), "2011_01_02": (370, 1226)},
         doc="Image size [height, width] per recording date (sizes differ between dates on real KITTI: "
-        "375x1242 on 2011_09_26, 370x1226 on 2011_09_28), and so they do here.", minProperties=1,
-        propertyNames={"pattern": "^[0-9]{4}_[0-9]{2}_[0-9]{2}$"})
+        "375x1242 on 2011_09_26, 370x1226 on 2011_09_28), and so they do here.",
+        minProperties=1,
+        propertyNames={"pattern": "^[0-9]{4}_[0-9]{2}_[0-9]{2}$"},
+    )
     drives: tuple[DemoDrive, ...] = option(factory=_demo_drives, doc="The drives.", minItems=1)
     test_drives: tuple[str, ...] = option(
-        ("2011_01_02/2011_01_02_drive_0003_sync",), "The held-out test drives (the date with the other image "
-        "size); their frames are the demo's test split.", minItems=1,
-        items={"type": "string", "pattern": "^([0-9]{4}_[0-9]{2}_[0-9]{2})/\\1_drive_[0-9]{4}_sync$"})
+        ("2011_01_02/2011_01_02_drive_0003_sync",),
+        "The held-out test drives (the date with the other image "
+        "size); their frames are the demo's test split.",
+        minItems=1,
+        items={"type": "string", "pattern": "^([0-9]{4}_[0-9]{2}_[0-9]{2})/\\1_drive_[0-9]{4}_sync$"},
+    )
     test_stride: int = option(1, "Stride over the test drives' frames.", minimum=1)
-    baseline: float = option(0.54, "Stereo baseline between image_02 and image_03 (m; KITTI: 0.54).",
-                             exclusiveMinimum=0)
-    focal: float = option(721.5377, "Focal length (pixels) for a 1242-pixel-wide image (KITTI: 721.5); scaled "
-                          "with the width.", exclusiveMinimum=0)
-    image_noise: float = option(1.0, "Standard deviation of the Gaussian sensor noise (8-bit levels).", minimum=0)
+    baseline: float = option(
+        0.54, "Stereo baseline between image_02 and image_03 (m; KITTI: 0.54).", exclusiveMinimum=0
+    )
+    focal: float = option(
+        721.5377,
+        "Focal length (pixels) for a 1242-pixel-wide image (KITTI: 721.5); scaled with the width.",
+        exclusiveMinimum=0,
+    )
+    image_noise: float = option(
+        1.0, "Standard deviation of the Gaussian sensor noise (8-bit levels).", minimum=0
+    )
     lidar_beams: int = option(64, "Simulated Velodyne: beams.", minimum=1)
-    lidar_azimuth_steps: int = option(1000, "Simulated Velodyne: samples per revolution (the real sensor: about "
-                                      "2000; 1000 halves the size of the scans).", minimum=16)
+    lidar_azimuth_steps: int = option(
+        1000,
+        "Simulated Velodyne: samples per revolution (the real sensor: about "
+        "2000; 1000 halves the size of the scans).",
+        minimum=16,
+    )
     lidar_max_range: float = option(120.0, "Simulated Velodyne: maximum range (m).", exclusiveMinimum=0)
-    lidar_range_noise: float = option(0.0, "Simulated Velodyne: range noise standard deviation (m; 0 = exact "
-                                      "points, which the tests rely on).", minimum=0)
+    lidar_range_noise: float = option(
+        0.0,
+        "Simulated Velodyne: range noise standard deviation (m; 0 = exact points, which the tests rely on).",
+        minimum=0,
+    )
 
 
 def demo_calibration(hw: tuple[int, int], focal_1242: float, baseline: float) -> dict[str, dict]:
@@ -118,8 +142,13 @@ def demo_calibration(hw: tuple[int, int], focal_1242: float, baseline: float) ->
         c2c[f"S_rect_0{cam}"] = np.array([float(w), float(h)])
         c2c[f"R_rect_0{cam}"] = R_rect_00 if cam == 0 else np.eye(3)
         c2c[f"P_rect_0{cam}"] = np.array([[f, 0, cx, f * offsets[cam]], [0, f, cy, 0], [0, 0, 1, 0]])
-    v2c = {"calib_time": "01-Jan-2011 00:00:00", "R": velo_to_cam[:3, :3], "T": velo_to_cam[:3, 3],
-           "delta_f": np.zeros(2), "delta_c": np.zeros(2)}
+    v2c = {
+        "calib_time": "01-Jan-2011 00:00:00",
+        "R": velo_to_cam[:3, :3],
+        "T": velo_to_cam[:3, 3],
+        "delta_f": np.zeros(2),
+        "delta_c": np.zeros(2),
+    }
     i2v = {"calib_time": "01-Jan-2011 00:00:00", "R": np.eye(3), "T": np.array([-0.81, 0.32, -0.80])}
     return {kc.CAM_TO_CAM: c2c, kc.VELO_TO_CAM: v2c, kc.IMU_TO_VELO: i2v}
 
@@ -157,18 +186,33 @@ def _render_frame(task: tuple[int, int]) -> int:
     rng = np.random.default_rng([job.seed, i])
     name = raw.frame_name(i)
     for cam in (2, 3):
-        rgb, depth = renderer.render(_cam_pose(job, i, cam), job.rig.K(cam, zero_based=False),
-                                     job.rig.image_size[cam], one_based=True)
-        img = np.clip(rgb * 255.0 + cfg.image_noise * rng.standard_normal(rgb.shape, dtype=np.float32), 0, 255)
-        cv2.imwrite(str(raw.image_path(job.path, cam, i)), cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        rgb, depth = renderer.render(
+            _cam_pose(job, i, cam), job.rig.K(cam, zero_based=False), job.rig.image_size[cam], one_based=True
+        )
+        img = np.clip(
+            rgb * 255.0 + cfg.image_noise * rng.standard_normal(rgb.shape, dtype=np.float32), 0, 255
+        )
+        cv2.imwrite(
+            str(raw.image_path(job.path, cam, i)),
+            cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_PNG_COMPRESSION, 1],
+        )
         d16 = np.round(depth * DEPTH_PNG_SCALE)
         d16[(d16 > 65535) | (depth <= 0)] = 0
-        cv2.imwrite(str(job.path / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{name}.png"),
-                    d16.astype(np.uint16), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        cv2.imwrite(
+            str(job.path / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{name}.png"),
+            d16.astype(np.uint16),
+            [cv2.IMWRITE_PNG_COMPRESSION, 1],
+        )
     world_from_velo = job.world_from_rect0[i] @ job.rig.rect_from_velo()
-    pts = renderer.lidar(world_from_velo, cfg.lidar_beams, cfg.lidar_azimuth_steps,
-                         cfg.lidar_max_range, cfg.lidar_range_noise, rng)
+    pts = renderer.lidar(
+        world_from_velo,
+        cfg.lidar_beams,
+        cfg.lidar_azimuth_steps,
+        cfg.lidar_max_range,
+        cfg.lidar_range_noise,
+        rng,
+    )
     pts.tofile(raw.velodyne_path(job.path, i))
     return i
 
@@ -194,28 +238,40 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
             summary["dates"][date] = list(hw)
         for key, d in enumerate(cfg.drives):
             if d.date not in rigs:
-                raise ValueError(f"demo.kitti.drives: drive {d.drive} uses date {d.date}, "
-                                 f"which is not listed in demo.kitti.dates")
+                raise ValueError(
+                    f"demo.kitti.drives: drive {d.drive} uses date {d.date}, "
+                    f"which is not listed in demo.kitti.dates"
+                )
             drive_rng = np.random.default_rng([seed, key])
             poses, times = trajectory(drive_rng, d.frames, d.speed, d.stop)
             scene = build_street(drive_rng, -5.0, poses[-1, 2, 3] + 5.0)
             path = raw.drive_dir(tmp, d.date, d.drive)
-            for sub in ("image_02/data", "image_03/data", "velodyne_points/data",
-                        "proj_depth/groundtruth/image_02", "proj_depth/groundtruth/image_03", "demo_gt"):
+            for sub in (
+                "image_02/data",
+                "image_03/data",
+                "velodyne_points/data",
+                "proj_depth/groundtruth/image_02",
+                "proj_depth/groundtruth/image_03",
+                "demo_gt",
+            ):
                 (path / sub).mkdir(parents=True, exist_ok=True)
             start = datetime(2011, 1, 1, 12, 0, 0) + timedelta(hours=key)
             for sub in ("image_02", "image_03", "velodyne_points"):
                 raw.write_timestamps(path / sub / "timestamps.txt", start, times)
             raw.write_timestamps(path / "velodyne_points" / "timestamps_start.txt", start, times - 0.05)
             raw.write_timestamps(path / "velodyne_points" / "timestamps_end.txt", start, times + 0.05)
-            job = _DriveJob(path=path, scene=scene, rig=rigs[d.date], world_from_rect0=poses,
-                            seed=seed * 1000 + key)
+            job = _DriveJob(
+                path=path, scene=scene, rig=rigs[d.date], world_from_rect0=poses, seed=seed * 1000 + key
+            )
             _JOBS[key] = job
             inv = np.linalg.inv
-            np.savez(path / "demo_gt" / "poses.npz", times=times,
-                     cam2_from_world=np.stack([inv(_cam_pose(job, i, 2)) for i in range(d.frames)]),
-                     cam3_from_world=np.stack([inv(_cam_pose(job, i, 3)) for i in range(d.frames)]),
-                     velo_from_world=np.stack([inv(p @ job.rig.rect_from_velo()) for p in poses]))
+            np.savez(
+                path / "demo_gt" / "poses.npz",
+                times=times,
+                cam2_from_world=np.stack([inv(_cam_pose(job, i, 2)) for i in range(d.frames)]),
+                cam3_from_world=np.stack([inv(_cam_pose(job, i, 3)) for i in range(d.frames)]),
+                velo_from_world=np.stack([inv(p @ job.rig.rect_from_velo()) for p in poses]),
+            )
             summary["drives"][path.name] = d.frames
         tasks = [(k, i) for k, d in enumerate(cfg.drives) for i in range(d.frames)]
         if workers > 1:

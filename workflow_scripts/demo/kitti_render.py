@@ -28,8 +28,9 @@ class StreetRenderer:
         self._mean_albedo = coarsest.mean(axis=1)  # (materials, 3), for LiDAR reflectance
 
     # ---------------------------------------------------------------- surface appearance
-    def _surface(self, prim: np.ndarray, points: np.ndarray, dirs: np.ndarray,
-                 footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _surface(
+        self, prim: np.ndarray, points: np.ndarray, dirs: np.ndarray, footprint: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Albedo (n, 3) and normals (n, 3) at hit points of the given triangles.
 
         Args:
@@ -78,8 +79,9 @@ class StreetRenderer:
         return albedo * (AMBIENT + DIFFUSE * np.clip(lit, 0, 1) * sun_vis)[:, None]
 
     # ---------------------------------------------------------------- sensors
-    def render(self, world_from_cam: np.ndarray, K: np.ndarray, hw: tuple[int, int],
-               one_based: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, world_from_cam: np.ndarray, K: np.ndarray, hw: tuple[int, int], one_based: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render a rectified pinhole camera.
 
         Args:
@@ -124,10 +126,19 @@ class StreetRenderer:
     @staticmethod
     def _sky(dirs: np.ndarray) -> np.ndarray:
         up = np.clip(-dirs[:, 1], 0, 1)[:, None]
-        return (np.array([0.78, 0.84, 0.92]) * (1 - up) + np.array([0.42, 0.58, 0.85]) * up).astype(np.float32)
+        return (np.array([0.78, 0.84, 0.92]) * (1 - up) + np.array([0.42, 0.58, 0.85]) * up).astype(
+            np.float32
+        )
 
-    def lidar(self, world_from_velo: np.ndarray, beams: int, azimuth_steps: int,
-              max_range: float, range_noise: float, rng: np.random.Generator) -> np.ndarray:
+    def lidar(
+        self,
+        world_from_velo: np.ndarray,
+        beams: int,
+        azimuth_steps: int,
+        max_range: float,
+        range_noise: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         """Simulated Velodyne HDL-64E sweep (instantaneous, no rolling shutter).
 
         Beams span +2.0 to -24.9 degrees elevation, azimuth covers 360 degrees.
@@ -138,8 +149,9 @@ class StreetRenderer:
         """
         el = np.deg2rad(np.linspace(2.0, -24.9, beams))[:, None]
         az = np.linspace(0.0, 2 * np.pi, azimuth_steps, endpoint=False)[None, :]
-        d_velo = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az),
-                           np.sin(el) * np.ones_like(az)], -1).reshape(-1, 3)
+        d_velo = np.stack(
+            [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], -1
+        ).reshape(-1, 3)
         dirs = d_velo @ world_from_velo[:3, :3].T
         origin = world_from_velo[:3, 3]
         hits = self.mesh.cast(origin, dirs)
@@ -147,9 +159,10 @@ class StreetRenderer:
         keep = np.nonzero(np.isfinite(dist) & (dist > 0.5) & (dist < max_range))[0]
         r = dist[keep]
         box = hits.prim[keep] // 12
-        refl = (self._mean_albedo[self.scene.material[box]] * self.scene.tint[box]).mean(axis=1, keepdims=True)
+        refl = (self._mean_albedo[self.scene.material[box]] * self.scene.tint[box]).mean(
+            axis=1, keepdims=True
+        )
         if range_noise > 0:
             r = r + rng.normal(0.0, range_noise, r.shape)
         xyz = d_velo[keep] * r[:, None]
         return np.concatenate([xyz, refl], axis=1).astype(np.float32)
-

@@ -52,16 +52,19 @@ class StreetScene:
         """Triangles of all boxes: 12 per box, faces ordered -x, +x, -y, +y, -z, +z
         (triangle k belongs to box k // 12, face (k % 12) // 2), outward winding."""
         lo, hi = self.boxes[:, 0], self.boxes[:, 1]
-        corners = np.stack([np.where(np.array([(c >> a) & 1 for a in range(3)], bool), hi, lo)
-                            for c in range(8)], axis=1)  # (M, 8, 3), corner c: bit a -> hi on axis a
-        faces = np.array([
-            [0, 4, 6, 0, 6, 2],  # -x (corners with x = lo)
-            [1, 3, 7, 1, 7, 5],  # +x
-            [0, 1, 5, 0, 5, 4],  # -y
-            [2, 6, 7, 2, 7, 3],  # +y
-            [0, 2, 3, 0, 3, 1],  # -z
-            [4, 5, 7, 4, 7, 6],  # +z
-        ]).reshape(6, 2, 3)
+        corners = np.stack(
+            [np.where(np.array([(c >> a) & 1 for a in range(3)], bool), hi, lo) for c in range(8)], axis=1
+        )  # (M, 8, 3), corner c: bit a -> hi on axis a
+        faces = np.array(
+            [
+                [0, 4, 6, 0, 6, 2],  # -x (corners with x = lo)
+                [1, 3, 7, 1, 7, 5],  # +x
+                [0, 1, 5, 0, 5, 4],  # -y
+                [2, 6, 7, 2, 7, 3],  # +y
+                [0, 2, 3, 0, 3, 1],  # -z
+                [4, 5, 7, 4, 7, 6],  # +z
+            ]
+        ).reshape(6, 2, 3)
         m = len(self.boxes)
         verts = corners.reshape(-1, 3)
         tris = (faces.reshape(1, 12, 3) + 8 * np.arange(m)[:, None, None]).reshape(-1, 3)
@@ -99,11 +102,17 @@ def build_street(rng: np.random.Generator, z_start: float, z_end: float) -> Stre
             height = rng.uniform(7.0, 24.0)
             mat = rng.choice(["bricks", "plaster_a", "plaster_b", "graffiti"])
             x_front = side * (SIDEWALK + setback)
-            add(_box(x_front, x_front + side * 12.0, -height, 0.0, z, z + width - 0.3), mat,
-                rng.uniform(0.8, 1.2, 3))
+            add(
+                _box(x_front, x_front + side * 12.0, -height, 0.0, z, z + width - 0.3),
+                mat,
+                rng.uniform(0.8, 1.2, 3),
+            )
             z += width
-        add(_box(side * 34.0, side * 46.0, -rng.uniform(15, 30), 0.0, z0, z1), "plaster_b",
-            rng.uniform(0.7, 1.1, 3))  # row of back buildings, seen through the gaps
+        add(
+            _box(side * 34.0, side * 46.0, -rng.uniform(15, 30), 0.0, z0, z1),
+            "plaster_b",
+            rng.uniform(0.7, 1.1, 3),
+        )  # row of back buildings, seen through the gaps
         z = z0 + rng.uniform(0, 6)
         while z < z1:  # parked cars
             if rng.random() < 0.55:
@@ -130,15 +139,23 @@ def build_street(rng: np.random.Generator, z_start: float, z_end: float) -> Stre
 def rotation_ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """(3, 3) rotation of a camera (x right, y down, z forward): yaw about y (towards +x),
     then pitch about x (positive = looking down, as y points down), then roll about z; radians."""
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    cy, sy, cp, sp, cr, sr = (
+        np.cos(yaw),
+        np.sin(yaw),
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+    )
     Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     Rx = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])
     Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
     return Ry @ Rx @ Rz
 
 
-def trajectory(rng: np.random.Generator, frames: int, speed: float, stop: bool,
-               fps: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+def trajectory(
+    rng: np.random.Generator, frames: int, speed: float, stop: bool, fps: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Poses of the rectified camera 0 while driving down the street.
 
     The car weaves gently in its lane (yaw follows the path), pitches slightly, and with

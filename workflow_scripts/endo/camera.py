@@ -53,8 +53,10 @@ class EndoCamera:
         if self.aperture is not None:
             cx, cy, r = self.aperture
             doc["aperture"] = {"center": [float(cx), float(cy)], "radius": float(r)}
-        header = ("# Endoscope camera (OpenCV conventions: pixel (0, 0) = centre of the top-left\n"
-                  "# pixel; dist_coeffs = [k1, k2, p1, p2, k3]; aperture in distorted pixels)\n")
+        header = (
+            "# Endoscope camera (OpenCV conventions: pixel (0, 0) = centre of the top-left\n"
+            "# pixel; dist_coeffs = [k1, k2, p1, p2, k3]; aperture in distorted pixels)\n"
+        )
         return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
     def save(self, path: str | Path) -> None:
@@ -73,8 +75,11 @@ def load_camera(path: str | Path) -> EndoCamera:
     """Read and check a ``camera.yaml``; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(path, "camera file not found",
-                             "write camera.yaml (see workflow_scripts/endo/camera.py) beside the videos")
+        raise InputDataError(
+            path,
+            "camera file not found",
+            "write camera.yaml (see workflow_scripts/endo/camera.py) beside the videos",
+        )
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -88,16 +93,24 @@ def load_camera(path: str | Path) -> EndoCamera:
         try:
             return kind(doc[key])
         except (TypeError, ValueError) as err:
-            raise InputDataError(path, f"key '{key}' has a wrong value ({err})", "see the example in README") from err
+            raise InputDataError(
+                path, f"key '{key}' has a wrong value ({err})", "see the example in README"
+            ) from err
 
     K = need("camera_matrix", lambda x: np.asarray(x, np.float64))
     if K.shape != (3, 3) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise InputDataError(path, f"camera_matrix must be 3x3 with positive focal lengths, got {K.tolist()}",
-                             "give K in pixels as [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]")
+        raise InputDataError(
+            path,
+            f"camera_matrix must be 3x3 with positive focal lengths, got {K.tolist()}",
+            "give K in pixels as [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]",
+        )
     dist = need("dist_coeffs", lambda x: np.asarray(x, np.float64).ravel())
     if dist.size not in (4, 5, 8):
-        raise InputDataError(path, f"dist_coeffs has {dist.size} values",
-                             "give OpenCV [k1, k2, p1, p2(, k3)] (zeros for an undistorted video)")
+        raise InputDataError(
+            path,
+            f"dist_coeffs has {dist.size} values",
+            "give OpenCV [k1, k2, p1, p2(, k3)] (zeros for an undistorted video)",
+        )
     size = (need("image_height", int), need("image_width", int))
     aperture = None
     if doc.get("aperture") is not None:
@@ -105,6 +118,9 @@ def load_camera(path: str | Path) -> EndoCamera:
         try:
             aperture = (float(ap["center"][0]), float(ap["center"][1]), float(ap["radius"]))
         except (KeyError, TypeError, IndexError, ValueError) as err:
-            raise InputDataError(path, f"aperture must be {{center: [cx, cy], radius: r}} ({err})",
-                                 "fix or remove the aperture key") from err
+            raise InputDataError(
+                path,
+                f"aperture must be {{center: [cx, cy], radius: r}} ({err})",
+                "fix or remove the aperture key",
+            ) from err
     return EndoCamera(K=K, dist=dist, size=size, fps=need("fps", float), aperture=aperture)

@@ -91,8 +91,9 @@ class EndoSequence:
         samples: per view (point ids (M,), pixels (M, 2) int32 (x, y), camera z (M,) SfM units).
     """
 
-    def __init__(self, name: str, sfm_data: str | Path, frames_dir: str | Path,
-                 size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, name: str, sfm_data: str | Path, frames_dir: str | Path, size: tuple[int, int] | None = None
+    ) -> None:
         self.name, self.path = name, Path(sfm_data)
         self.data = load_sfm_data(self.path)
         d = self.data
@@ -106,9 +107,11 @@ class EndoSequence:
         for index in d["view_indexes"]:
             img = load_network_image(frames_dir / f"{int(index):08d}.jpg", float(d["downsampling"]), crop)
             if img.shape[:2] != src:
-                raise InputDataError(frames_dir / f"{int(index):08d}.jpg",
-                                     f"crops to {img.shape[:2]}, not the network size {src} of {self.path}",
-                                     "re-run prepare_sfm_data")
+                raise InputDataError(
+                    frames_dir / f"{int(index):08d}.jpg",
+                    f"crops to {img.shape[:2]}, not the network size {src} of {self.path}",
+                    "re-run prepare_sfm_data",
+                )
             if self.hw != src:
                 img = cv2.resize(img, (self.hw[1], self.hw[0]), interpolation=cv2.INTER_AREA)
             images.append(img[..., ::-1])
@@ -118,7 +121,8 @@ class EndoSequence:
             usable = np.zeros(len(d["points"]), bool)
             usable[d["sparse_point"][d["sparse_view"] == v]] = True
             self.samples.append(
-                frame_sparse_points(self.K, d["cam_from_world"][v], d["points"], usable, self.mask))
+                frame_sparse_points(self.K, d["cam_from_world"][v], d["points"], usable, self.mask)
+            )
 
     @property
     def n_views(self) -> int:
@@ -138,8 +142,15 @@ class EndoSequence:
         ``(round(projection in b) - pixel in a) / (W, H)``, and the mask (H, W) (0 where a
         component exceeds ``max_abs`` or the point is behind camera b)."""
         pid, xy, _ = self.samples[view_a]
-        return rasterise_sparse_flow(self.K, self.data["cam_from_world"][view_b], self.data["points"][pid], xy,
-                                     self.hw, max_abs, front_only=True)
+        return rasterise_sparse_flow(
+            self.K,
+            self.data["cam_from_world"][view_b],
+            self.data["points"][pid],
+            xy,
+            self.hw,
+            max_abs,
+            front_only=True,
+        )
 
     def color(self, view: int) -> Tensor:
         """(3, H, W) float RGB in [0, 1] of a view."""
@@ -183,14 +194,20 @@ class EndoPairDataset(Dataset):
             raise ValueError("no sequences to train on")
         sizes = {s.hw for s in sequences}
         if len(sizes) > 1:
-            raise InputDataError(sequences[0].path, f"sequences have different network sizes {sorted(sizes)}",
-                                 "set endoscopy.sfm_data.crop_size or the preset's size")
+            raise InputDataError(
+                sequences[0].path,
+                f"sequences have different network sizes {sorted(sizes)}",
+                "set endoscopy.sfm_data.crop_size or the preset's size",
+            )
         self.sequences, self.opts, self.seed = sequences, opts, seed
         self.index = [(s, v) for s, seq in enumerate(sequences) for v in range(seq.n_views)]
         for seq in sequences:
             if seq.n_views < 2:
-                raise InputDataError(seq.path, f"only {seq.n_views} registered view(s)",
-                                     "a sequence needs two views to make pairs; drop it or fix its SfM")
+                raise InputDataError(
+                    seq.path,
+                    f"only {seq.n_views} registered view(s)",
+                    "a sequence needs two views to make pairs; drop it or fix its SfM",
+                )
 
     def __len__(self) -> int:
         return self.opts.items_per_epoch or len(self.index)
@@ -215,19 +232,24 @@ class EndoPairDataset(Dataset):
                 break
             index = int(rng.integers(len(self.index)))
         else:
-            raise InputDataError(seq.path, "no frame pair with sparse flow in 20 draws",
-                                 "check the SfM of this sequence (sfm_data.json: sparse_points_per_view)")
+            raise InputDataError(
+                seq.path,
+                "no frame pair with sparse flow in 20 draws",
+                "check the SfM of this sequence (sfm_data.json: sparse_points_per_view)",
+            )
         d1, dm1 = seq.sparse_depth(v1)
         d2, dm2 = seq.sparse_depth(v2)
         color = torch.stack([seq.color(v1), seq.color(v2)])
         if self.opts.augment:
-            color_aug = torch.stack([color_jitter(c, Jitter.draw(rng)) if rng.random() < 0.5 else c
-                                     for c in color])
+            color_aug = torch.stack(
+                [color_jitter(c, Jitter.draw(rng)) if rng.random() < 0.5 else c for c in color]
+            )
         else:
             color_aug = color
         a_from_b, b_from_a = relative_motion(seq.data, v1, v2)
         return {
-            "color": color, "color_aug": color_aug,
+            "color": color,
+            "color_aug": color_aug,
             "mask": torch.from_numpy(seq.mask[None] / 255.0).float(),
             "K": torch.from_numpy(seq.K).float(),
             "sparse_depth": torch.from_numpy(np.stack([d1, d2])[:, None]),
@@ -236,5 +258,7 @@ class EndoPairDataset(Dataset):
             "sparse_flow_mask": torch.from_numpy(np.stack([m12, m21])[:, None]),
             "cam2_from_cam1": torch.from_numpy(b_from_a).float(),
             "cam1_from_cam2": torch.from_numpy(a_from_b).float(),
-            "step": torch.tensor(draw), "sequence": torch.tensor(s), "views": torch.tensor([v1, v2]),
+            "step": torch.tensor(draw),
+            "sequence": torch.tensor(s),
+            "views": torch.tensor([v1, v2]),
         }

@@ -41,26 +41,43 @@ class ExtractOptions:
     """extract_frames -> results/endo/<seq>/frames/: <index:08d>.jpg (undistorted, named by the
     original frame number), mask.png (field of view), frames.csv, camera.json (undistorted K)."""
 
-    start: int = option(0, "First source frame kept (a folder's frame numbers are its file names, e.g. "
-                        "00004584.jpg = 4584).", minimum=0)
-    end: int = option(-1, "Frame number where the selection stops (exclusive); -1 = to the last frame. A range "
-                      "past the last frame is an error.", minimum=-1)
+    start: int = option(
+        0,
+        "First source frame kept (a folder's frame numbers are its file names, e.g. 00004584.jpg = 4584).",
+        minimum=0,
+    )
+    end: int = option(
+        -1,
+        "Frame number where the selection stops (exclusive); -1 = to the last frame. A range "
+        "past the last frame is an error.",
+        minimum=-1,
+    )
     stride: int = option(1, "Keep every stride-th frame from start.", minimum=1)
-    fps: float = option(0.0, "Keep about fps frames per second (stride = round(video fps / fps)), replacing "
-                        "stride; 0 = use stride.", minimum=0)
-    focal_scale: float = option(1.0, "Focal length of the undistorted frames relative to camera.yaml's (1 = same "
-                                "K; < 1 zooms out to keep more of the periphery that undistortion stretches).",
-                                exclusiveMinimum=0, maximum=4)
-    mask_erode_px: int = option(3, "Erosion (pixels) of the field-of-view mask: drops the blurred aperture rim.",
-                                minimum=0)
+    fps: float = option(
+        0.0,
+        "Keep about fps frames per second (stride = round(video fps / fps)), replacing "
+        "stride; 0 = use stride.",
+        minimum=0,
+    )
+    focal_scale: float = option(
+        1.0,
+        "Focal length of the undistorted frames relative to camera.yaml's (1 = same "
+        "K; < 1 zooms out to keep more of the periphery that undistortion stretches).",
+        exclusiveMinimum=0,
+        maximum=4,
+    )
+    mask_erode_px: int = option(
+        3, "Erosion (pixels) of the field-of-view mask: drops the blurred aperture rim.", minimum=0
+    )
     jpeg_quality: int = option(95, "JPEG quality of the written frames (1-100).", minimum=1, maximum=100)
     min_frames: int = field(default=2)
 
     @property
     def selection(self) -> FrameSelection:
         """The frame range and step as the frame readers take them."""
-        return FrameSelection(start=self.start, end=None if self.end < 0 else self.end, stride=self.stride,
-                              fps=self.fps or None)
+        return FrameSelection(
+            start=self.start, end=None if self.end < 0 else self.end, stride=self.stride, fps=self.fps or None
+        )
 
 
 def _source_mask(source: Path) -> np.ndarray | None:

@@ -38,15 +38,22 @@ class PointCloudOptions:
     frame: x right, y down, z forward; SfM units), fused.ply (all frames with an SfM pose, SfM world
     frame and units), summary.json. Binary PLY, x y z + red green blue."""
 
-    frame_plys: bool = option(True, "Write the per-frame PLYs (about 0.5 MB each at 192x256); false = only the "
-                              "fused cloud.")
-    pixel_stride: int = option(2, "The fused cloud uses every pixel_stride-th row and column of each frame.",
-                               minimum=1)
-    voxel: float = option(0.005, "Then a voxel grid of this size, as a fraction of the median predicted depth "
-                          "(0 = off).", minimum=0)
+    frame_plys: bool = option(
+        True, "Write the per-frame PLYs (about 0.5 MB each at 192x256); false = only the fused cloud."
+    )
+    pixel_stride: int = option(
+        2, "The fused cloud uses every pixel_stride-th row and column of each frame.", minimum=1
+    )
+    voxel: float = option(
+        0.005,
+        "Then a voxel grid of this size, as a fraction of the median predicted depth (0 = off).",
+        minimum=0,
+    )
     frame_scaling: Literal["none", "sfm_median"] = option(
-        "none", "none = fuse the depth as predicted (SfM units, the prediction interface); sfm_median = first "
-        "rescale each frame by median(SfM sparse z / predicted depth) (per-frame scale drift).")
+        "none",
+        "none = fuse the depth as predicted (SfM units, the prediction interface); sfm_median = first "
+        "rescale each frame by median(SfM sparse z / predicted depth) (per-frame scale drift).",
+    )
 
 
 @dataclass

@@ -51,24 +51,47 @@ class SfMOptions:
     """run_sfm -> results/endo/<seq>/sfm/: model/*.bin (COLMAP binary; open it in the COLMAP GUI with
     the frames folder as image path) and summary.json. pycolmap on the CPU, seeded by `seed`."""
 
-    max_image_size: int = option(640, "SIFT runs on frames downscaled to this longer side (keypoints are scaled "
-                                 "back; -1 = full size).", minimum=-1)
+    max_image_size: int = option(
+        640,
+        "SIFT runs on frames downscaled to this longer side (keypoints are scaled back; -1 = full size).",
+        minimum=-1,
+    )
     max_num_features: int = option(4096, "SIFT features kept per frame.", minimum=64)
-    first_octave: int = option(-1, "SIFT's first octave: -1 (COLMAP's default) doubles the image first, for more "
-                               "small-scale features at about twice the time of 0.", minimum=-1, maximum=3)
+    first_octave: int = option(
+        -1,
+        "SIFT's first octave: -1 (COLMAP's default) doubles the image first, for more "
+        "small-scale features at about twice the time of 0.",
+        minimum=-1,
+        maximum=3,
+    )
     matcher: Literal["sequential", "exhaustive"] = option(
-        "sequential", "sequential (each frame with the next `overlap` frames; video) or exhaustive.")
+        "sequential", "sequential (each frame with the next `overlap` frames; video) or exhaustive."
+    )
     overlap: int = option(10, "Sequential matching window (frames).", minimum=1)
-    min_registered_fraction: float = option(0.9, "Fail when fewer than this fraction of the frames register "
-                                            "(largest model).", minimum=0, maximum=1)
-    init_max_forward_motion: float = option(1.0, "Mapper initialisation: forward motion along a tube defeats "
-                                            "COLMAP's defaults (0.95, 16); both this and init_min_tri_angle are "
-                                            "needed.", exclusiveMinimum=0, maximum=1)
-    init_min_tri_angle: float = option(2.0, "Mapper initialisation: minimum triangulation angle (degrees).",
-                                       exclusiveMinimum=0)
-    threads: int = option(1, "Threads per SfM job. 1 gives bit-identical results from run to run (COLMAP's "
-                          "multi-threaded matching and bundle adjustment do not), and Snakemake runs sequences in "
-                          "parallel; more threads finish one long sequence sooner.", minimum=1)
+    min_registered_fraction: float = option(
+        0.9,
+        "Fail when fewer than this fraction of the frames register (largest model).",
+        minimum=0,
+        maximum=1,
+    )
+    init_max_forward_motion: float = option(
+        1.0,
+        "Mapper initialisation: forward motion along a tube defeats "
+        "COLMAP's defaults (0.95, 16); both this and init_min_tri_angle are "
+        "needed.",
+        exclusiveMinimum=0,
+        maximum=1,
+    )
+    init_min_tri_angle: float = option(
+        2.0, "Mapper initialisation: minimum triangulation angle (degrees).", exclusiveMinimum=0
+    )
+    threads: int = option(
+        1,
+        "Threads per SfM job. 1 gives bit-identical results from run to run (COLMAP's "
+        "multi-threaded matching and bundle adjustment do not), and Snakemake runs sequences in "
+        "parallel; more threads finish one long sequence sooner.",
+        minimum=1,
+    )
     seed: int = field(default=0)
 
 

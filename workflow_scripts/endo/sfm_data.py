@@ -49,16 +49,25 @@ class SfMDataOptions:
     supervision (crop, K, scale, clean points, visibility, sparse depth/flow samples). Defaults:
     the reference's (1920x1080 frames -> 256x320 network images)."""
 
-    downsampling: float = option(4.0, "Frames are resized by 1 / downsampling, then cropped around the mask.",
-                                 minimum=1)
+    downsampling: float = option(
+        4.0, "Frames are resized by 1 / downsampling, then cropped around the mask.", minimum=1
+    )
     network_downsampling: int = option(64, "Crop height and width are multiples of this.", minimum=1)
-    inlier_percentage: float = option(0.99, "Fraction of the brightness x depth^2 histogram kept per frame by the "
-                                      "outlier cleaning (<= 0 or >= 1 = no cleaning).")
-    visibility_overlap: int = option(30, "A point seen in a view counts as visible in the views within this "
-                                     "window.", minimum=1)
-    crop_size: tuple[int, ...] = option((), "[height, width] forced on every sequence (the reference gives all "
-                                        "sequences the largest size); [] = each sequence's own size from its mask.",
-                                        maxItems=2, **{"not": {"minItems": 1, "maxItems": 1}})
+    inlier_percentage: float = option(
+        0.99,
+        "Fraction of the brightness x depth^2 histogram kept per frame by the "
+        "outlier cleaning (<= 0 or >= 1 = no cleaning).",
+    )
+    visibility_overlap: int = option(
+        30, "A point seen in a view counts as visible in the views within this window.", minimum=1
+    )
+    crop_size: tuple[int, ...] = option(
+        (),
+        "[height, width] forced on every sequence (the reference gives all "
+        "sequences the largest size); [] = each sequence's own size from its mask.",
+        maxItems=2,
+        **{"not": {"minItems": 1, "maxItems": 1}},
+    )
 
 
 def _axis_crop(lo: int, hi: int, full: int, divide: int, suggested: int | None) -> tuple[int, int]:

@@ -120,8 +120,9 @@ def sparse_flow(data: dict, view_a: int, view_b: int, max_abs: float = 5.0) -> t
         flow (h, w, 2) float32 and mask (h, w) float32.
     """
     pid, xy, _ = _samples(data, view_a)
-    return rasterise_sparse_flow(data["K"], data["cam_from_world"][view_b], data["points"][pid], xy, _hw(data),
-                                 max_abs)
+    return rasterise_sparse_flow(
+        data["K"], data["cam_from_world"][view_b], data["points"][pid], xy, _hw(data), max_abs
+    )
 
 
 def _hw(data: dict) -> tuple[int, int]:
@@ -129,8 +130,9 @@ def _hw(data: dict) -> tuple[int, int]:
     return h, w
 
 
-def rasterise_sparse_depth(xy: np.ndarray, z: np.ndarray, hw: tuple[int, int],
-                           global_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def rasterise_sparse_depth(
+    xy: np.ndarray, z: np.ndarray, hw: tuple[int, int], global_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Depth (h, w) float32 = z / global_scale at the pixels ``xy`` ((K, 2) int x, y), 0
     elsewhere, and the mask (h, w) float32 (1 at the samples)."""
     depth = np.zeros(hw, np.float32)
@@ -140,9 +142,15 @@ def rasterise_sparse_depth(xy: np.ndarray, z: np.ndarray, hw: tuple[int, int],
     return depth, valid
 
 
-def rasterise_sparse_flow(K: np.ndarray, cam_b_from_world: np.ndarray, points: np.ndarray, xy: np.ndarray,
-                          hw: tuple[int, int], max_abs: float = 5.0,
-                          front_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def rasterise_sparse_flow(
+    K: np.ndarray,
+    cam_b_from_world: np.ndarray,
+    points: np.ndarray,
+    xy: np.ndarray,
+    hw: tuple[int, int],
+    max_abs: float = 5.0,
+    front_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised flow (h, w, 2) float32 of the samples at pixels ``xy`` ((K, 2) int) whose 3D
     points are ``points`` (K, 3) into camera b: ``(round(projection in b) - xy) / (w, h)``,
     and the mask (h, w) float32: 0 where a component exceeds ``max_abs`` (and, with

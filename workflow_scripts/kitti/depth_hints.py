@@ -38,31 +38,46 @@ class HintOptions:
     results/kitti/depth_hints/<date>/<drive>/image_0{2,3}/<frame>.npy as float32 (1, H, W) depth,
     0 = no hint, for the frames of the train/val lists. Defaults: the reference (seed_methods §3)."""
 
-    size: tuple[int, int] = option((320, 1024), "Resolution [height, width] of the hints. The reference's "
-                                   "[320, 1024] takes about 1.3 s of SGBM per image and side on one core.")
-    focal: float | None = option(0.58, "Focal length as a fraction of the width: with baseline 0.1 the hints are "
-                                 "in stereo units (x 5.4 = metres on KITTI), consistent with monodepth2's stereo "
-                                 "training; null = from the date's calibration (then metres).",
-                                 exclusiveMinimum=0)
-    baseline: float | None = option(0.1, "Stereo baseline of the hints; null = from the calibration (metres).",
-                                    exclusiveMinimum=0)
-    sampling: Sampling = option(Sampling.REFERENCE, "Warp sampling: reference = exactly the reference's "
-                                "grid_sample (coordinates normalised by W-1 but sampled with align_corners=False: "
-                                "a W/(W-1) stretch and a half-pixel shift); exact = the true coordinates.")
+    size: tuple[int, int] = option(
+        (320, 1024),
+        "Resolution [height, width] of the hints. The reference's "
+        "[320, 1024] takes about 1.3 s of SGBM per image and side on one core.",
+    )
+    focal: float | None = option(
+        0.58,
+        "Focal length as a fraction of the width: with baseline 0.1 the hints are "
+        "in stereo units (x 5.4 = metres on KITTI), consistent with monodepth2's stereo "
+        "training; null = from the date's calibration (then metres).",
+        exclusiveMinimum=0,
+    )
+    baseline: float | None = option(
+        0.1, "Stereo baseline of the hints; null = from the calibration (metres).", exclusiveMinimum=0
+    )
+    sampling: Sampling = option(
+        Sampling.REFERENCE,
+        "Warp sampling: reference = exactly the reference's "
+        "grid_sample (coordinates normalised by W-1 but sampled with align_corners=False: "
+        "a W/(W-1) stretch and a half-pixel shift); exact = the true coordinates.",
+    )
     sweep: SgbmSweep = field(default_factory=SgbmSweep)
 
     def __post_init__(self) -> None:
         need = max(self.sweep.num_disparities) + max(self.sweep.block_sizes) // 2
         if self.size[1] <= need:
-            raise ValueError(f"kitti.depth_hints.size: width {self.size[1]} must exceed {need} (the largest "
-                             f"SGBM disparity range plus half its block), e.g. 512 or the reference's 1024")
+            raise ValueError(
+                f"kitti.depth_hints.size: width {self.size[1]} must exceed {need} (the largest "
+                f"SGBM disparity range plus half its block), e.g. 512 or the reference's 1024"
+            )
 
 
 def load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB resized to ``size`` = (H, W) with PIL's Lanczos, as the reference
     (decoded by OpenCV, which is faster than PIL at the same pixels)."""
-    bgr = read_image(path, fix="both images of a stereo pair are needed: check that image_02 and image_03 of "
-                     "the drive are complete")
+    bgr = read_image(
+        path,
+        fix="both images of a stereo pair are needed: check that image_02 and image_03 of "
+        "the drive are complete",
+    )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if rgb.shape[:2] == tuple(size):
         return rgb
@@ -84,16 +99,27 @@ def _focal_baseline(options: HintOptions, raw_date_dir: Path, image_width: int) 
     if options.focal is not None and options.baseline is not None:
         return normalised_focal(options.focal, width), options.baseline
     rig = load_rig(raw_date_dir)
-    fx = normalised_focal(options.focal, width) if options.focal is not None else \
-        rig.P_rect[2][0, 0] * width / image_width
+    fx = (
+        normalised_focal(options.focal, width)
+        if options.focal is not None
+        else rig.P_rect[2][0, 0] * width / image_width
+    )
     return fx, options.baseline if options.baseline is not None else rig.baseline()
 
 
-def frame_hints(left: np.ndarray, right: np.ndarray, fx: float, baseline: float, options: HintOptions,
-                matchers: Sequence[cv2.StereoSGBM]) -> dict[int, np.ndarray]:
+def frame_hints(
+    left: np.ndarray,
+    right: np.ndarray,
+    fx: float,
+    baseline: float,
+    options: HintOptions,
+    matchers: Sequence[cv2.StereoSGBM],
+) -> dict[int, np.ndarray]:
     """Hints of both views of a pair: camera (2, 3) -> (1, H, W) float32."""
-    return {2: fused_depth_hint(left, right, False, fx, baseline, matchers, options.sampling)[None],
-            3: fused_depth_hint(right, left, True, fx, baseline, matchers, options.sampling)[None]}
+    return {
+        2: fused_depth_hint(left, right, False, fx, baseline, matchers, options.sampling)[None],
+        3: fused_depth_hint(right, left, True, fx, baseline, matchers, options.sampling)[None],
+    }
 
 
 @dataclass
@@ -125,8 +151,16 @@ def _run_frame(frame: int) -> int:
     return frame
 
 
-def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequence[int], out_dir: Path,
-                     options: HintOptions, ext: str = "png", workers: int = 1) -> int:
+def precompute_drive(
+    raw_root: Path,
+    image_root: Path,
+    folder: str,
+    frames: Sequence[int],
+    out_dir: Path,
+    options: HintOptions,
+    ext: str = "png",
+    workers: int = 1,
+) -> int:
     """Hints of both cameras for ``frames`` of drive ``folder`` (``<date>/<drive>``), written
     atomically as the folder ``out_dir``. Returns the number of frames."""
     image_drive = Path(image_root) / folder
@@ -135,8 +169,11 @@ def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequ
         for cam in (2, 3):
             path = image_path(image_drive, cam, frame, ext)
             if not path.is_file():
-                raise InputDataError(path, f"image of frame {frame} not found (hints need both images)",
-                                     "re-extract the drive, or drop the frame from the split")
+                raise InputDataError(
+                    path,
+                    f"image of frame {frame} not found (hints need both images)",
+                    "re-extract the drive, or drop the frame from the split",
+                )
     width = 0
     if frames:
         with Image.open(image_path(image_drive, 2, frames[0], ext)) as img:  # reads the header only
@@ -148,8 +185,15 @@ def precompute_drive(raw_root: Path, image_root: Path, folder: str, frames: Sequ
         job = _DriveJob(image_drive, tmp, ext, options, fx, baseline)
         if workers > 1 and len(frames) > 1:
             # spawn, not fork: a process forked while OpenCV's thread pool runs can deadlock
-            done = map_in_processes(_run_frame, frames, workers, context="spawn", initializer=_init_worker,
-                                    initargs=(job,), ordered=False)
+            done = map_in_processes(
+                _run_frame,
+                frames,
+                workers,
+                context="spawn",
+                initializer=_init_worker,
+                initargs=(job,),
+                ordered=False,
+            )
             for n, _ in enumerate(done, 1):
                 if n % 20 == 0 or n == len(frames):
                     log.info("%s: hints for %d/%d frames", folder, n, len(frames))

@@ -105,8 +105,9 @@ def evaluate_image(gt: np.ndarray, disp: np.ndarray, opts: EvalOptions) -> tuple
     return compute_errors(g, p), ratio
 
 
-def evaluate_split(gts: list[np.ndarray], disps: np.ndarray | list[np.ndarray],
-                   opts: EvalOptions) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_split(
+    gts: list[np.ndarray], disps: np.ndarray | list[np.ndarray], opts: EvalOptions
+) -> tuple[dict[str, float], np.ndarray]:
     """Mean metrics over images and the per-image scale ratios (N,)."""
     if len(gts) != len(disps):
         raise ValueError(f"{len(disps)} predictions for {len(gts)} ground-truth images")
@@ -127,24 +128,36 @@ class KittiEvalOptions:
     """Prediction and evaluation (rules predict_depth, evaluate_depth -> results/kitti_eval.csv)."""
 
     split: Literal["eigen", "eigen_benchmark"] = option(
-        "eigen", "Test split of the Eigen protocol: eigen (LiDAR ground truth) or eigen_benchmark (KITTI's "
-        "annotated depth maps).")
+        "eigen",
+        "Test split of the Eigen protocol: eigen (LiDAR ground truth) or eigen_benchmark (KITTI's "
+        "annotated depth maps).",
+    )
     post_process: bool = option(False, "monodepth2's flip post-processing of the predictions.")
     protocol: Literal["monodepth2", "sc_depth"] = option(
-        "monodepth2", "monodepth2 (depth 1e-3 .. 80 m, Garg crop on eigen) or sc_depth (minimum depth 0.1 m).")
+        "monodepth2", "monodepth2 (depth 1e-3 .. 80 m, Garg crop on eigen) or sc_depth (minimum depth 0.1 m)."
+    )
     scalings: tuple[Literal["median", "stereo"], ...] = option(
-        ("median", "stereo"), "Scalings reported per stage: median (per-image median ratio) and stereo (the "
-        "fixed factor true baseline / stereo_baseline, 5.4 on KITTI).", minItems=1)
+        ("median", "stereo"),
+        "Scalings reported per stage: median (per-image median ratio) and stereo (the "
+        "fixed factor true baseline / stereo_baseline, 5.4 on KITTI).",
+        minItems=1,
+    )
     external_disparities: str = option(
-        "", "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
-        "(monodepth2's --ext_disp_to_eval); \"\" = none.")
+        "",
+        "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
+        '(monodepth2\'s --ext_disp_to_eval); "" = none.',
+    )
 
 
-def load_disparities(path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities") -> np.ndarray:
+def load_disparities(
+    path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities"
+) -> np.ndarray:
     """Disparities (N, H, W) of a .npy file in the test split's order, checked; errors name the
     file and, for external predictions, the config key that points to it."""
-    fix = (f"save them as one float array (N, H, W) in the test split's order, e.g. "
-           f"np.save(path, np.stack(disps).astype(np.float32)), and point {key} to it")
+    fix = (
+        f"save them as one float array (N, H, W) in the test split's order, e.g. "
+        f"np.save(path, np.stack(disps).astype(np.float32)), and point {key} to it"
+    )
     try:
         disps = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -154,16 +167,27 @@ def load_disparities(path: Path, n_frames: int, key: str = "kitti.evaluate.exter
     except OSError as err:
         raise InputDataError(path, f"cannot be read as .npy ({err})", fix) from None
     if not isinstance(disps, np.ndarray) or disps.ndim != 3 or not np.issubdtype(disps.dtype, np.number):
-        raise InputDataError(path, f"holds a {getattr(disps, 'dtype', type(disps))} array of shape "
-                             f"{getattr(disps, 'shape', '?')}, not (N, H, W) numbers", fix)
+        raise InputDataError(
+            path,
+            f"holds a {getattr(disps, 'dtype', type(disps))} array of shape "
+            f"{getattr(disps, 'shape', '?')}, not (N, H, W) numbers",
+            fix,
+        )
     if len(disps) != n_frames:
-        raise InputDataError(path, f"holds {len(disps)} disparity maps for the {n_frames} frames of the test split",
-                             fix)
+        raise InputDataError(
+            path, f"holds {len(disps)} disparity maps for the {n_frames} frames of the test split", fix
+        )
     return disps
 
 
-def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: KittiEvalOptions, stereo_baseline: float,
-                   source: str = "") -> pd.DataFrame:
+def evaluate_stage(
+    gts: list[np.ndarray],
+    disps,
+    stage: str,
+    evaluate: KittiEvalOptions,
+    stereo_baseline: float,
+    source: str = "",
+) -> pd.DataFrame:
     """Rows of ``results/kitti_eval.csv`` for one stage: one per scaling in ``evaluate``.
 
     Args:
@@ -177,11 +201,24 @@ def evaluate_stage(gts: list[np.ndarray], disps, stage: str, evaluate: KittiEval
     crop = "garg" if evaluate.split == "eigen" else "none"
     rows = []
     for scaling in evaluate.scalings:
-        opts = EvalOptions(min_depth=min_depth, max_depth=80.0, crop=crop,
-                           scaling="median" if scaling == "median" else "fixed",
-                           fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline)
+        opts = EvalOptions(
+            min_depth=min_depth,
+            max_depth=80.0,
+            crop=crop,
+            scaling="median" if scaling == "median" else "fixed",
+            fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline,
+        )
         means, ratios = evaluate_split(gts, disps, opts)
         med = float(np.median(ratios))
-        rows.append({"stage": stage, "scaling": scaling, "n_frames": len(gts), **means,
-                     "scale_median": med, "scale_std": float(np.std(ratios / med)), "source": source})
+        rows.append(
+            {
+                "stage": stage,
+                "scaling": scaling,
+                "n_frames": len(gts),
+                **means,
+                "scale_median": med,
+                "scale_std": float(np.std(ratios / med)),
+                "source": source,
+            }
+        )
     return pd.DataFrame(rows)

@@ -24,8 +24,17 @@ from workflow_scripts.util import InputDataError, write_text_atomic
 from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
-__all__ = ["Arithmetic", "FilterMethod", "FilterOptions", "changed_fraction", "select_frames",
-           "filter_images", "read_gray", "write_frame_index", "read_frame_index"]
+__all__ = [
+    "Arithmetic",
+    "FilterMethod",
+    "FilterOptions",
+    "changed_fraction",
+    "select_frames",
+    "filter_images",
+    "read_gray",
+    "write_frame_index",
+    "read_frame_index",
+]
 
 
 class Arithmetic(StrEnum):
@@ -45,24 +54,32 @@ class FilterOptions:
     drops standing frames. Writes results/kitti/frame_index/<date>/<drive>.txt. Defaults =
     SC-Depth, with correct arithmetic."""
 
-    method: FilterMethod = option(FilterMethod.DIFFERENCE, "difference (as above) or stride (keep every "
-                                  "stride-th frame).")
-    threshold: int = option(10, "Grey-level difference (8-bit) above which a pixel counts as changed.",
-                            minimum=0, maximum=254)
+    method: FilterMethod = option(
+        FilterMethod.DIFFERENCE, "difference (as above) or stride (keep every stride-th frame)."
+    )
+    threshold: int = option(
+        10, "Grey-level difference (8-bit) above which a pixel counts as changed.", minimum=0, maximum=254
+    )
     min_changed: float = option(0.5, "Fraction of changed pixels that keeps a frame.", minimum=0, maximum=1)
-    arithmetic: Arithmetic = option(Arithmetic.SIGNED, "signed = the true absolute difference; uint8 = the "
-                                    "reference's wrap-around arithmetic (every pixel that got brighter by 1 counts "
-                                    "as changed).")
+    arithmetic: Arithmetic = option(
+        Arithmetic.SIGNED,
+        "signed = the true absolute difference; uint8 = the "
+        "reference's wrap-around arithmetic (every pixel that got brighter by 1 counts "
+        "as changed).",
+    )
     stride: int = option(1, "Frame step of method stride.", minimum=1)
 
 
-def changed_fraction(last_kept: np.ndarray, current: np.ndarray, threshold: int,
-                     arithmetic: Arithmetic = Arithmetic.SIGNED) -> float:
+def changed_fraction(
+    last_kept: np.ndarray, current: np.ndarray, threshold: int, arithmetic: Arithmetic = Arithmetic.SIGNED
+) -> float:
     """Fraction of pixels of two (H, W) uint8 grayscale frames whose difference exceeds
     ``threshold``, with the difference taken as ``last_kept - current`` (the reference's order)."""
     if last_kept.shape != current.shape or last_kept.dtype != np.uint8 or current.dtype != np.uint8:
-        raise ValueError(f"need two uint8 frames of one size, got {last_kept.dtype}{last_kept.shape} "
-                         f"and {current.dtype}{current.shape}")
+        raise ValueError(
+            f"need two uint8 frames of one size, got {last_kept.dtype}{last_kept.shape} "
+            f"and {current.dtype}{current.shape}"
+        )
     if arithmetic == Arithmetic.UINT8:
         diff = last_kept - current  # wraps modulo 256, as numpy uint8 in the reference
     else:
@@ -78,7 +95,10 @@ def select_frames(frames: Iterable[np.ndarray], options: FilterOptions = FilterO
     kept: list[int] = []
     last = None
     for i, gray in enumerate(frames):
-        if last is None or changed_fraction(last, gray, options.threshold, options.arithmetic) >= options.min_changed:
+        if (
+            last is None
+            or changed_fraction(last, gray, options.threshold, options.arithmetic) >= options.min_changed
+        ):
             kept.append(i)
             last = gray
     return kept

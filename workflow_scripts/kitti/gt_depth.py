@@ -36,8 +36,17 @@ from workflow_scripts.util import InputDataError
 from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
-__all__ = ["DepthSource", "DuplicateIndex", "GtOptions", "lidar_depth_pixels",
-           "lidar_depth_map", "densify", "velodyne_gt", "png_depth_map", "groundtruth_png_path"]
+__all__ = [
+    "DepthSource",
+    "DuplicateIndex",
+    "GtOptions",
+    "lidar_depth_pixels",
+    "lidar_depth_map",
+    "densify",
+    "velodyne_gt",
+    "png_depth_map",
+    "groundtruth_png_path",
+]
 
 PNG_DEPTH_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
 
@@ -56,13 +65,19 @@ class DuplicateIndex(StrEnum):
 class GtOptions:
     """How ground truth is made from a Velodyne scan (defaults: the eigen split's reference)."""
 
-    depth: DepthSource = option(DepthSource.VELODYNE, "Depth of a LiDAR point: velodyne = its forward "
-                                "distance x (the reference's eigen ground truth, vel_depth=True), camera = its "
-                                "z in the rectified camera.")
-    duplicates: DuplicateIndex = option(DuplicateIndex.REFERENCE, "Points falling on one pixel keep the minimum "
-                                        "depth. reference = the reference's linear index v*(W-1)+u-1, which "
-                                        "also merges pixel pairs (v, W-1) and (v+1, 0); published numbers use "
-                                        "it. exact = per pixel.")
+    depth: DepthSource = option(
+        DepthSource.VELODYNE,
+        "Depth of a LiDAR point: velodyne = its forward "
+        "distance x (the reference's eigen ground truth, vel_depth=True), camera = its "
+        "z in the rectified camera.",
+    )
+    duplicates: DuplicateIndex = option(
+        DuplicateIndex.REFERENCE,
+        "Points falling on one pixel keep the minimum "
+        "depth. reference = the reference's linear index v*(W-1)+u-1, which "
+        "also merges pixel pairs (v, W-1) and (v+1, 0); published numbers use "
+        "it. exact = per pixel.",
+    )
     cam: int = field(default=2)
 
 
@@ -81,8 +96,9 @@ def _rounds_into(x: np.ndarray, size: int) -> np.ndarray:
     return inside
 
 
-def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
-                    duplicates: DuplicateIndex) -> tuple[np.ndarray, np.ndarray]:
+def _resolve_pixels(
+    pixel: np.ndarray, depth: np.ndarray, width: int, duplicates: DuplicateIndex
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference's rasterisation, from a stable sort instead of a dense map and a loop.
 
     Per pixel the last point (in scan order) is written; then every group of points sharing
@@ -126,8 +142,9 @@ def _resolve_pixels(pixel: np.ndarray, depth: np.ndarray, width: int,
     return index[kept], values[kept]
 
 
-def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
-                       options: GtOptions = GtOptions()) -> tuple[np.ndarray, np.ndarray]:
+def lidar_depth_pixels(
+    points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int], options: GtOptions = GtOptions()
+) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth of one Velodyne scan, exactly as the reference export computes it, as
     the list of its non-zero pixels.
 
@@ -173,8 +190,9 @@ def lidar_depth_pixels(points: np.ndarray, velo_to_image: np.ndarray, image_hw: 
     return index[positive], values[positive]
 
 
-def lidar_depth_map(points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int],
-                    options: GtOptions = GtOptions()) -> np.ndarray:
+def lidar_depth_map(
+    points: np.ndarray, velo_to_image: np.ndarray, image_hw: tuple[int, int], options: GtOptions = GtOptions()
+) -> np.ndarray:
     """:func:`lidar_depth_pixels` as a dense (H, W) float32 map in metres (0 = no point)."""
     index, values = lidar_depth_pixels(points, velo_to_image, image_hw, options)
     return densify(index, values, image_hw)
@@ -187,10 +205,14 @@ def densify(index: np.ndarray, values: np.ndarray, image_hw: tuple[int, int]) ->
     return out.reshape(image_hw)
 
 
-def velodyne_gt(velo_path: str | Path, rig: KittiRig, options: GtOptions = GtOptions()) -> tuple[np.ndarray, np.ndarray]:
+def velodyne_gt(
+    velo_path: str | Path, rig: KittiRig, options: GtOptions = GtOptions()
+) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth pixels of one frame from its Velodyne file, at the size of ``S_rect_02``
     (see :func:`lidar_depth_pixels`)."""
-    return lidar_depth_pixels(read_velodyne(velo_path), rig.velo_to_image(options.cam), rig.image_size[2], options)
+    return lidar_depth_pixels(
+        read_velodyne(velo_path), rig.velo_to_image(options.cam), rig.image_size[2], options
+    )
 
 
 def groundtruth_png_path(drive_path: Path, frame: int, cam: int = 2) -> Path:
@@ -201,10 +223,16 @@ def groundtruth_png_path(drive_path: Path, frame: int, cam: int = 2) -> Path:
 def png_depth_map(path: str | Path) -> np.ndarray:
     """Annotated depth map (eigen_benchmark): (H, W) float32 metres = uint16 / 256, 0 = none."""
     path = Path(path)
-    png = read_image(path, cv2.IMREAD_UNCHANGED,
-                     fix="eigen_benchmark needs KITTI's annotated depth maps (data_depth_annotated) merged into "
-                     "the raw tree as <drive>/proj_depth/groundtruth/image_02/")
+    png = read_image(
+        path,
+        cv2.IMREAD_UNCHANGED,
+        fix="eigen_benchmark needs KITTI's annotated depth maps (data_depth_annotated) merged into "
+        "the raw tree as <drive>/proj_depth/groundtruth/image_02/",
+    )
     if png.dtype != np.uint16 or png.ndim != 2:
-        raise InputDataError(path, f"expected a single-channel uint16 PNG, got {png.dtype} {png.shape}",
-                             "use the annotated depth maps exactly as KITTI ships them")
+        raise InputDataError(
+            path,
+            f"expected a single-channel uint16 PNG, got {png.dtype} {png.shape}",
+            "use the annotated depth maps exactly as KITTI ships them",
+        )
     return png.astype(np.float32) / PNG_DEPTH_SCALE

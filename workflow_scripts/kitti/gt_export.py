@@ -51,10 +51,17 @@ class GtConfig(GtOptions):
     On the demo, both use the frames of the held-out drives (demo.kitti.test_drives)."""
 
     splits: tuple[Literal["eigen", "eigen_benchmark"], ...] = option(
-        ("eigen", "eigen_benchmark"), "Test splits whose ground truth is exported.", minItems=1, uniqueItems=True)
-    monodepth2_npz: bool = option(False, "Also write monodepth2's results/kitti/gt/<split>_gt_depths.npz (an "
-                                  "object array that needs np.load(..., allow_pickle=True)) for monodepth2 / Depth "
-                                  "Hints tools.")
+        ("eigen", "eigen_benchmark"),
+        "Test splits whose ground truth is exported.",
+        minItems=1,
+        uniqueItems=True,
+    )
+    monodepth2_npz: bool = option(
+        False,
+        "Also write monodepth2's results/kitti/gt/<split>_gt_depths.npz (an "
+        "object array that needs np.load(..., allow_pickle=True)) for monodepth2 / Depth "
+        "Hints tools.",
+    )
 
 
 @dataclass
@@ -85,8 +92,9 @@ def split_source(split: str) -> str:
     return "png" if split.endswith("benchmark") else "velodyne"
 
 
-def _frames(lines: list[SplitLine], raw_root: Path, source: str,
-            options: GtOptions) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+def _frames(
+    lines: list[SplitLine], raw_root: Path, source: str, options: GtOptions
+) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
     rigs: dict[str, KittiRig] = {}
     for line in lines:
         drive = raw_root / line.folder
@@ -101,8 +109,9 @@ def _frames(lines: list[SplitLine], raw_root: Path, source: str,
         yield index, depth, rigs[line.date].image_size[2]
 
 
-def export_split(lines: list[SplitLine], raw_root: str | Path, source: str,
-                 options: GtOptions = GtOptions()) -> GtSet:
+def export_split(
+    lines: list[SplitLine], raw_root: str | Path, source: str, options: GtOptions | None = None
+) -> GtSet:
     """Ground truth of every line (camera ``options.cam``; the reference ignores the side).
 
     Args:
@@ -110,6 +119,7 @@ def export_split(lines: list[SplitLine], raw_root: str | Path, source: str,
     """
     if source not in ("velodyne", "png"):
         raise ValueError(f"unknown ground-truth source {source!r}")
+    options = options or GtOptions()
     raw_root = Path(raw_root)
     indices, depths, shapes = [], [], []
     for n, (index, depth, hw) in enumerate(_frames(lines, raw_root, source, options), 1):
@@ -119,13 +129,20 @@ def export_split(lines: list[SplitLine], raw_root: str | Path, source: str,
         if n % 100 == 0:
             log.info("ground truth %d/%d", n, len(lines))
     sizes = np.array([len(i) for i in indices], np.int64)
-    meta = {"source": source, "depth_kind": str(options.depth) if source == "velodyne" else "camera",
-            "duplicates": str(options.duplicates) if source == "velodyne" else "none"}
+    meta = {
+        "source": source,
+        "depth_kind": str(options.depth) if source == "velodyne" else "camera",
+        "duplicates": str(options.duplicates) if source == "velodyne" else "none",
+    }
     empty_i, empty_d = np.zeros(0, np.int32), np.zeros(0, np.float32)
-    return GtSet(files=[line.text() for line in lines], shapes=np.array(shapes, np.int32).reshape(-1, 2),
-                 offsets=np.r_[0, np.cumsum(sizes)].astype(np.int64),
-                 index=np.concatenate(indices) if indices else empty_i,
-                 depth=np.concatenate(depths) if depths else empty_d, meta=meta)
+    return GtSet(
+        files=[line.text() for line in lines],
+        shapes=np.array(shapes, np.int32).reshape(-1, 2),
+        offsets=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        index=np.concatenate(indices) if indices else empty_i,
+        depth=np.concatenate(depths) if depths else empty_d,
+        meta=meta,
+    )
 
 
 def _savez_fast(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -139,8 +156,14 @@ def _savez_fast(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def save_gt(path: str | Path, gt: GtSet) -> None:
     """Write ``gt`` atomically as a compressed npz without object arrays."""
-    arrays = dict(shapes=gt.shapes, offsets=gt.offsets, index=gt.index, depth=gt.depth,
-                  files=np.array(gt.files, dtype=str), **{k: np.array(v) for k, v in gt.meta.items()})
+    arrays = dict(
+        shapes=gt.shapes,
+        offsets=gt.offsets,
+        index=gt.index,
+        depth=gt.depth,
+        files=np.array(gt.files, dtype=str),
+        **{k: np.array(v) for k, v in gt.meta.items()},
+    )
     with atomic_file(path) as tmp:
         _savez_fast(tmp, arrays)
 
@@ -150,12 +173,18 @@ def load_gt(path: str | Path) -> GtSet:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            return GtSet(files=[str(s) for s in f["files"]], shapes=f["shapes"], offsets=f["offsets"],
-                         index=f["index"], depth=f["depth"],
-                         meta={k: str(f[k]) for k in ("source", "depth_kind", "duplicates")})
+            return GtSet(
+                files=[str(s) for s in f["files"]],
+                shapes=f["shapes"],
+                offsets=f["offsets"],
+                index=f["index"],
+                depth=f["depth"],
+                meta={k: str(f[k]) for k in ("source", "depth_kind", "duplicates")},
+            )
     except (OSError, KeyError, ValueError) as err:
-        raise InputDataError(path, f"not a ground-truth file of export_gt_depth ({err})",
-                             "re-run rule export_gt_depth") from err
+        raise InputDataError(
+            path, f"not a ground-truth file of export_gt_depth ({err})", "re-run rule export_gt_depth"
+        ) from err
 
 
 def save_monodepth2_npz(path: str | Path, gt: GtSet) -> None:

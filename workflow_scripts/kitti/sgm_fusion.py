@@ -31,8 +31,16 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-__all__ = ["Sampling", "SgbmSweep", "make_matchers", "sgbm_disparities", "effective_setting", "disparity_to_depth",
-           "fuse_candidates", "fused_depth_hint"]
+__all__ = [
+    "Sampling",
+    "SgbmSweep",
+    "make_matchers",
+    "sgbm_disparities",
+    "effective_setting",
+    "disparity_to_depth",
+    "fuse_candidates",
+    "fused_depth_hint",
+]
 
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
 _SSIM_WEIGHTS = np.array([[-0.85 / 6] * 3 + [0.85 / 2]], np.float32)  # 0.85 * mean_c (1 - r) / 2
@@ -55,14 +63,26 @@ class SgbmSweep:
 def make_matchers(sweep: SgbmSweep = SgbmSweep()) -> list[cv2.StereoSGBM]:
     """The SGBM matchers in the reference's order (block size outer, disparities inner)."""
     window = 3  # P1, P2 come from a fixed 3x3 window whatever the block size (reference)
-    return [cv2.StereoSGBM_create(minDisparity=0, numDisparities=n, blockSize=b, P1=window * window * 4,
-                                  P2=window * window * 32, preFilterCap=63, uniquenessRatio=10,
-                                  speckleWindowSize=100, speckleRange=16)
-            for b in sweep.block_sizes for n in sweep.num_disparities]
+    return [
+        cv2.StereoSGBM_create(
+            minDisparity=0,
+            numDisparities=n,
+            blockSize=b,
+            P1=window * window * 4,
+            P2=window * window * 32,
+            preFilterCap=63,
+            uniquenessRatio=10,
+            speckleWindowSize=100,
+            speckleRange=16,
+        )
+        for b in sweep.block_sizes
+        for n in sweep.num_disparities
+    ]
 
 
-def sgbm_disparities(base: np.ndarray, lookup: np.ndarray, matchers: Sequence[cv2.StereoSGBM],
-                     base_is_right: bool) -> np.ndarray:
+def sgbm_disparities(
+    base: np.ndarray, lookup: np.ndarray, matchers: Sequence[cv2.StereoSGBM], base_is_right: bool
+) -> np.ndarray:
     """Disparity of every matcher for the ``base`` view.
 
     Args:
@@ -94,9 +114,19 @@ def effective_setting(matcher: cv2.StereoSGBM) -> tuple:
     same disparities (4 of the reference's 12 settings copy others; tests/kitti check this
     against full SGBM runs), and :func:`sgbm_disparities` runs each setting once."""
     m = matcher
-    return (m.getBlockSize() // 2, m.getNumDisparities(), m.getMinDisparity(), m.getP1(), m.getP2(),
-            m.getPreFilterCap(), m.getUniquenessRatio(), m.getSpeckleWindowSize(), m.getSpeckleRange(),
-            m.getDisp12MaxDiff(), m.getMode())
+    return (
+        m.getBlockSize() // 2,
+        m.getNumDisparities(),
+        m.getMinDisparity(),
+        m.getP1(),
+        m.getP2(),
+        m.getPreFilterCap(),
+        m.getUniquenessRatio(),
+        m.getSpeckleWindowSize(),
+        m.getSpeckleRange(),
+        m.getDisp12MaxDiff(),
+        m.getMode(),
+    )
 
 
 def disparity_to_depth(disparity: np.ndarray, fx: float, baseline: float) -> np.ndarray:
@@ -157,18 +187,23 @@ class _Warp:
     var_y_c2: np.ndarray  # sigma_y + C2
 
 
-def _prepare(base: np.ndarray, lookup: np.ndarray, fx: float, baseline: float, base_is_right: bool,
-             sampling: Sampling) -> _Warp:
+def _prepare(
+    base: np.ndarray, lookup: np.ndarray, fx: float, baseline: float, base_is_right: bool, sampling: Sampling
+) -> _Warp:
     w = base.shape[1]
     rows = _row_blend(lookup, sampling)
     stretch = w / (w - 1) if sampling == Sampling.REFERENCE else 1.0
     shift = 0.5 if sampling == Sampling.REFERENCE else 0.0
     mu_y = _box3(base)
-    return _Warp(rows=rows, step=np.ascontiguousarray(np.concatenate([rows[:, 1:], rows[:, -1:]], axis=1) - rows),
-                 u=(np.arange(w, dtype=np.float32) * np.float32(stretch) - np.float32(shift))[None, :],
-                 shift_num=np.float32((1 if base_is_right else -1) * np.float32(fx * baseline) * stretch),
-                 mu_y=mu_y, mu_yy_c1=mu_y * mu_y + np.float32(SSIM_C1),
-                 var_y_c2=_box3(base * base) - mu_y * mu_y + np.float32(SSIM_C2))
+    return _Warp(
+        rows=rows,
+        step=np.ascontiguousarray(np.concatenate([rows[:, 1:], rows[:, -1:]], axis=1) - rows),
+        u=(np.arange(w, dtype=np.float32) * np.float32(stretch) - np.float32(shift))[None, :],
+        shift_num=np.float32((1 if base_is_right else -1) * np.float32(fx * baseline) * stretch),
+        mu_y=mu_y,
+        mu_yy_c1=mu_y * mu_y + np.float32(SSIM_C1),
+        var_y_c2=_box3(base * base) - mu_y * mu_y + np.float32(SSIM_C2),
+    )
 
 
 def _fuse_rows(base: np.ndarray, depths: list[np.ndarray], warp: _Warp, r0: int, r1: int) -> np.ndarray:
@@ -210,12 +245,19 @@ def _fuse_rows(base: np.ndarray, depths: list[np.ndarray], warp: _Warp, r0: int,
         better = loss < best_loss
         np.copyto(best_loss, loss, where=better)
         np.copyto(best, depth, where=better)
-    return best[r0 - a0:r1 - a0]
+    return best[r0 - a0 : r1 - a0]
 
 
-def fuse_candidates(base: np.ndarray, lookup: np.ndarray, depths: np.ndarray, fx: float, baseline: float,
-                    base_is_right: bool, sampling: Sampling = Sampling.REFERENCE,
-                    strip_bytes: int = 1 << 19) -> np.ndarray:
+def fuse_candidates(
+    base: np.ndarray,
+    lookup: np.ndarray,
+    depths: np.ndarray,
+    fx: float,
+    baseline: float,
+    base_is_right: bool,
+    sampling: Sampling = Sampling.REFERENCE,
+    strip_bytes: int = 1 << 19,
+) -> np.ndarray:
     """Per pixel the candidate depth with the lowest reprojection loss.
 
     The image is processed in strips of rows whose float images take about ``strip_bytes``,
@@ -234,8 +276,15 @@ def fuse_candidates(base: np.ndarray, lookup: np.ndarray, depths: np.ndarray, fx
     return np.concatenate([_fuse_rows(base, candidates, warp, r0, min(h, r0 + n)) for r0 in range(0, h, n)])
 
 
-def fused_depth_hint(base: np.ndarray, lookup: np.ndarray, base_is_right: bool, fx: float, baseline: float,
-                     matchers: Sequence[cv2.StereoSGBM], sampling: Sampling = Sampling.REFERENCE) -> np.ndarray:
+def fused_depth_hint(
+    base: np.ndarray,
+    lookup: np.ndarray,
+    base_is_right: bool,
+    fx: float,
+    baseline: float,
+    matchers: Sequence[cv2.StereoSGBM],
+    sampling: Sampling = Sampling.REFERENCE,
+) -> np.ndarray:
     """The fused hint of one view: (H, W) float32 depth in the unit of ``baseline``, 0 = none.
 
     Args:
@@ -245,5 +294,12 @@ def fused_depth_hint(base: np.ndarray, lookup: np.ndarray, base_is_right: bool, 
     disp = sgbm_disparities(base, lookup, matchers, base_is_right)
     depths = disparity_to_depth(disp, fx, baseline)
     to_float = np.float32(1 / 255)
-    return fuse_candidates(base.astype(np.float32) * to_float, lookup.astype(np.float32) * to_float,
-                           depths, fx, baseline, base_is_right, sampling)
+    return fuse_candidates(
+        base.astype(np.float32) * to_float,
+        lookup.astype(np.float32) * to_float,
+        depths,
+        fx,
+        baseline,
+        base_is_right,
+        sampling,
+    )

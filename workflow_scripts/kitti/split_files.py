@@ -16,8 +16,17 @@ from pathlib import Path
 from workflow_scripts.kitti.raw import SIDE_TO_CAM, image_path
 from workflow_scripts.util import InputDataError, write_text_atomic
 
-__all__ = ["SplitLine", "read_split", "write_split", "standard_split", "STANDARD_DIR", "TEST_SPLITS",
-           "check_frames_exist", "drive_folder", "list_frames"]
+__all__ = [
+    "SplitLine",
+    "read_split",
+    "write_split",
+    "standard_split",
+    "STANDARD_DIR",
+    "TEST_SPLITS",
+    "check_frames_exist",
+    "drive_folder",
+    "list_frames",
+]
 
 STANDARD_DIR = Path(__file__).resolve().parent / "splits"
 TEST_SPLITS = ("eigen", "eigen_benchmark")
@@ -64,10 +73,17 @@ def read_split(path: str | Path) -> list[SplitLine]:
         if not text.strip():
             continue
         parts = text.split()
-        if (len(parts) != 3 or not _FOLDER.match(parts[0]) or not parts[1].isdigit()
-                or parts[2] not in SIDE_TO_CAM):
-            raise InputDataError(path, f"line {n} is not '<date>/<date>_drive_<id>_sync <frame> <l|r>': "
-                                 f"{text[:80]!r}", "fix or regenerate the split list")
+        if (
+            len(parts) != 3
+            or not _FOLDER.match(parts[0])
+            or not parts[1].isdigit()
+            or parts[2] not in SIDE_TO_CAM
+        ):
+            raise InputDataError(
+                path,
+                f"line {n} is not '<date>/<date>_drive_<id>_sync <frame> <l|r>': {text[:80]!r}",
+                "fix or regenerate the split list",
+            )
         lines.append(SplitLine(parts[0], int(parts[1]), parts[2]))
     return lines
 
@@ -89,20 +105,32 @@ def list_frames(drive_path: Path, cam: int, ext: str) -> list[int]:
     """Sorted frame numbers of ``image_0{cam}/data/*.{ext}`` of a drive."""
     folder = drive_path / f"image_0{cam}" / "data"
     if not folder.is_dir():
-        raise InputDataError(folder, "image folder not found",
-                             "check kitti.root (and kitti.image_ext) and that the drive was extracted")
+        raise InputDataError(
+            folder,
+            "image folder not found",
+            "check kitti.root (and kitti.image_ext) and that the drive was extracted",
+        )
     frames = sorted(int(p.stem) for p in folder.glob(f"*.{ext}") if p.stem.isdigit())
     if not frames:
         others = sorted({p.suffix.lstrip(".") for p in folder.iterdir() if p.stem.isdigit() and p.suffix})
         if others:
-            raise InputDataError(folder, f"holds no .{ext} frames but .{others[0]} ones",
-                                 f"set kitti.image_ext: {others[0]} (the file type of the raw tree's images)")
+            raise InputDataError(
+                folder,
+                f"holds no .{ext} frames but .{others[0]} ones",
+                f"set kitti.image_ext: {others[0]} (the file type of the raw tree's images)",
+            )
         raise InputDataError(folder, "holds no frames", "extract the drive's images again")
     return frames
 
 
-def check_frames_exist(lines: list[SplitLine], image_root: Path, ext: str, list_path: Path,
-                       offsets: tuple[int, ...] = (0,), sides: tuple[str, ...] | None = None) -> None:
+def check_frames_exist(
+    lines: list[SplitLine],
+    image_root: Path,
+    ext: str,
+    list_path: Path,
+    offsets: tuple[int, ...] = (0,),
+    sides: tuple[str, ...] | None = None,
+) -> None:
     """Raise :class:`InputDataError` naming the split list, its line and the missing image
     for the first line whose frame (or frame + offset, e.g. the temporal neighbours -1, +1)
     has no image for its side (or for every side in ``sides``)."""
@@ -115,7 +143,10 @@ def check_frames_exist(lines: list[SplitLine], image_root: Path, ext: str, list_
                     continue
                 path = image_path(image_root / line.folder, key[1], key[2], ext)
                 if not path.is_file():
-                    raise InputDataError(list_path, f"line {n} ({line.text()}) needs {path}, which does not exist",
-                                         "download/extract that drive into kitti.root, or use a split "
-                                         "that only names frames you have")
+                    raise InputDataError(
+                        list_path,
+                        f"line {n} ({line.text()}) needs {path}, which does not exist",
+                        "download/extract that drive into kitti.root, or use a split "
+                        "that only names frames you have",
+                    )
                 seen.add(key)

@@ -38,8 +38,15 @@ from workflow_scripts.util.options import option
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SplitSource", "SplitOptions", "demo_test_lines", "check_test_split", "training_frames",
-           "filtered_train_val", "standard_train_val"]
+__all__ = [
+    "SplitSource",
+    "SplitOptions",
+    "demo_test_lines",
+    "check_test_split",
+    "training_frames",
+    "filtered_train_val",
+    "standard_train_val",
+]
 
 
 class SplitSource(StrEnum):
@@ -53,19 +60,30 @@ class SplitOptions:
     "<date>/<drive> <frame> <l|r>" as monodepth2's)."""
 
     source: Literal["auto", "standard", "filtered"] = option(
-        "auto", "auto = standard on real KITTI, filtered on the demo; standard = the references' list named by "
-        "`standard`; filtered = the frames filter_frames keeps on the drives of that list (demo: on the drives "
-        "not held out for testing), with frames f-1 and f+1 present.")
+        "auto",
+        "auto = standard on real KITTI, filtered on the demo; standard = the references' list named by "
+        "`standard`; filtered = the frames filter_frames keeps on the drives of that list (demo: on the "
+        "drives not held out for testing), with frames f-1 and f+1 present.",
+    )
     standard: Literal["eigen_zhou", "eigen_full"] = option(
-        "eigen_zhou", "eigen_zhou (monodepth2's default, 39,810 / 4,424 lines) or eigen_full (Depth Hints, "
-        "45,200 / 1,776 lines).")
-    sides: tuple[Literal["l", "r"], ...] = option(("l", "r"), "Sides written for each filtered frame (l = image_02, "
-                                                  "r = image_03).", minItems=1, uniqueItems=True)
-    val_fraction: float = option(0.1, "Fraction of the filtered frames (seeded by `seed`) that go to val.",
-                                 minimum=0, maximum=0.9)
+        "eigen_zhou",
+        "eigen_zhou (monodepth2's default, 39,810 / 4,424 lines) or eigen_full (Depth Hints, "
+        "45,200 / 1,776 lines).",
+    )
+    sides: tuple[Literal["l", "r"], ...] = option(
+        ("l", "r"),
+        "Sides written for each filtered frame (l = image_02, r = image_03).",
+        minItems=1,
+        uniqueItems=True,
+    )
+    val_fraction: float = option(
+        0.1, "Fraction of the filtered frames (seeded by `seed`) that go to val.", minimum=0, maximum=0.9
+    )
     missing: Literal["drop", "error"] = option(
-        "drop", "A training frame whose stereo partner, temporal neighbour or LiDAR scan is missing: drop = leave "
-        "it out of the lists (make_splits' log counts and names them); error = stop.")
+        "drop",
+        "A training frame whose stereo partner, temporal neighbour or LiDAR scan is missing: drop = leave "
+        "it out of the lists (make_splits' log counts and names them); error = stop.",
+    )
     seed: int = field(default=0)
 
 
@@ -78,19 +96,26 @@ def demo_test_lines(image_root: Path, folders: Sequence[str], stride: int, ext: 
     return lines
 
 
-def check_test_split(lines: list[SplitLine], split: str, raw_root: Path, image_root: Path, ext: str,
-                     list_path: Path) -> None:
+def check_test_split(
+    lines: list[SplitLine], split: str, raw_root: Path, image_root: Path, ext: str, list_path: Path
+) -> None:
     """Every frame of a test split has its image and its ground-truth source (Velodyne scan
     for eigen, annotated depth map for eigen_benchmark)."""
     check_frames_exist(lines, image_root, ext, list_path, sides=("l",))
     for n, line in enumerate(lines, 1):
         drive = Path(raw_root) / line.folder
-        need = groundtruth_png_path(drive, line.frame) if split.endswith("benchmark") else \
-            velodyne_path(drive, line.frame)
+        need = (
+            groundtruth_png_path(drive, line.frame)
+            if split.endswith("benchmark")
+            else velodyne_path(drive, line.frame)
+        )
         if not need.is_file():
-            raise InputDataError(list_path, f"line {n} ({line.text()}) needs {need}, which does not exist",
-                                 "complete the KITTI raw tree (velodyne_points; for eigen_benchmark the "
-                                 "annotated depth maps), or drop the split from kitti.gt.splits")
+            raise InputDataError(
+                list_path,
+                f"line {n} ({line.text()}) needs {need}, which does not exist",
+                "complete the KITTI raw tree (velodyne_points; for eigen_benchmark the "
+                "annotated depth maps), or drop the split from kitti.gt.splits",
+            )
 
 
 def complete_frames(raw_drive: Path, image_drive: Path, ext: str) -> set[int]:
@@ -114,12 +139,19 @@ def _report_missing(dropped: list[str], where: Path, missing: str) -> None:
         return
     first = ", ".join(dropped[:3]) + (" ..." if len(dropped) > 3 else "")
     if missing == "error":
-        raise InputDataError(where, f"{len(dropped)} training frame(s) lack their stereo partner, a temporal "
-                             f"neighbour or their LiDAR scan (first: {first})",
-                             "complete those drives in kitti.root, or set kitti.splits.missing: drop to leave "
-                             "such frames out")
-    log.warning("%s: left out %d training frame(s) whose stereo partner, temporal neighbour or LiDAR scan is "
-                "missing (kitti.splits.missing: drop): %s", where, len(dropped), first)
+        raise InputDataError(
+            where,
+            f"{len(dropped)} training frame(s) lack their stereo partner, a temporal "
+            f"neighbour or their LiDAR scan (first: {first})",
+            "complete those drives in kitti.root, or set kitti.splits.missing: drop to leave such frames out",
+        )
+    log.warning(
+        "%s: left out %d training frame(s) whose stereo partner, temporal neighbour or LiDAR scan is "
+        "missing (kitti.splits.missing: drop): %s",
+        where,
+        len(dropped),
+        first,
+    )
 
 
 def _split_val(lines_by_frame: list[list[SplitLine]], options: SplitOptions) -> tuple[list, list]:
@@ -131,9 +163,13 @@ def _split_val(lines_by_frame: list[list[SplitLine]], options: SplitOptions) -> 
     return train, val
 
 
-def filtered_train_val(kept_by_drive: Mapping[str, Sequence[int]], frames_by_drive: Mapping[str, Sequence[int]],
-                       test_lines: Sequence[SplitLine], options: SplitOptions,
-                       where: Path = Path("kitti.splits")) -> tuple[list, list]:
+def filtered_train_val(
+    kept_by_drive: Mapping[str, Sequence[int]],
+    frames_by_drive: Mapping[str, Sequence[int]],
+    test_lines: Sequence[SplitLine],
+    options: SplitOptions,
+    where: Path = Path("kitti.splits"),
+) -> tuple[list, list]:
     """Train and val lines from the frame filter's output.
 
     Args:
@@ -152,13 +188,22 @@ def filtered_train_val(kept_by_drive: Mapping[str, Sequence[int]], frames_by_dri
         dropped += [f"{folder} {f}" for f in sorted(set(kept_by_drive[folder][1:-1]) - set(usable))]
     _report_missing(dropped, where, options.missing)
     if not groups:
-        raise InputDataError(where, "no training frames: every kept frame lacks temporal neighbours or sits on a "
-                             "test drive", "train on more (or longer) drives, or lower kitti.filter.min_changed")
+        raise InputDataError(
+            where,
+            "no training frames: every kept frame lacks temporal neighbours or sits on a test drive",
+            "train on more (or longer) drives, or lower kitti.filter.min_changed",
+        )
     return _split_val(groups, options)
 
 
-def standard_train_val(name: str, raw_root: Path, image_root: Path, ext: str, test_lines: Sequence[SplitLine],
-                       missing: str = "drop") -> tuple[list, list]:
+def standard_train_val(
+    name: str,
+    raw_root: Path,
+    image_root: Path,
+    ext: str,
+    test_lines: Sequence[SplitLine],
+    missing: str = "drop",
+) -> tuple[list, list]:
     """A shipped train/val pair, checked: no line is on a drive of a test split, and a line whose
     image (with its neighbours +-1 for eigen_zhou, the monocular-video split; eigen_full also lists
     first frames, for stereo training), stereo partner or LiDAR scan is missing is dropped (counted
@@ -171,22 +216,32 @@ def standard_train_val(name: str, raw_root: Path, image_root: Path, ext: str, te
         list_path = STANDARD_DIR / name / f"{part}_files.txt"
         for n, line in enumerate(lines, 1):
             if line.folder in test_drives:
-                raise InputDataError(list_path, f"line {n} ({line.text()}) is on a test drive",
-                                     "train/val lists must not overlap the test split")
+                raise InputDataError(
+                    list_path,
+                    f"line {n} ({line.text()}) is on a test drive",
+                    "train/val lists must not overlap the test split",
+                )
         complete = [_line_complete(line, Path(raw_root), Path(image_root), ext, offsets) for line in lines]
         dropped += [line.text() for line, ok in zip(lines, complete, strict=True) if not ok]
         out.append([line for line, ok in zip(lines, complete, strict=True) if ok])
     _report_missing(dropped, STANDARD_DIR / name, missing)
     if not out[0]:
-        raise InputDataError(STANDARD_DIR / name / "train_files.txt", "no line names a frame that kitti.root holds",
-                             "check kitti.root (and kitti.image_ext), or train on the filtered frames "
-                             "(kitti.splits.source: filtered)")
+        raise InputDataError(
+            STANDARD_DIR / name / "train_files.txt",
+            "no line names a frame that kitti.root holds",
+            "check kitti.root (and kitti.image_ext), or train on the filtered frames "
+            "(kitti.splits.source: filtered)",
+        )
     return out[0], out[1]
 
 
-def _line_complete(line: SplitLine, raw_root: Path, image_root: Path, ext: str, offsets: tuple[int, ...]) -> bool:
+def _line_complete(
+    line: SplitLine, raw_root: Path, image_root: Path, ext: str, offsets: tuple[int, ...]
+) -> bool:
     """The line's images (its side at every offset, the other side at the frame) and its scan exist."""
     drive = image_root / line.folder
     cams = [(line.cam, line.frame + off) for off in offsets] + [(5 - line.cam, line.frame)]
-    return all(image_path(drive, cam, f, ext).is_file() for cam, f in cams) and \
-        velodyne_path(raw_root / line.folder, line.frame).is_file()
+    return (
+        all(image_path(drive, cam, f, ext).is_file() for cam, f in cams)
+        and velodyne_path(raw_root / line.folder, line.frame).is_file()
+    )

@@ -31,21 +31,29 @@ def stage_plan(stage: str, common: EndoCommon, section, inputs: StageInputs) -> 
     """The plan of a stage: size [] = the network size of sfm_data; the fine-tuned network is
     the student's (read from its model)."""
     size = tuple(common.size) or tuple(int(s) for s in load_sfm_data(inputs.sfm_data[0])["input_size"])
-    network = NetworkSpec(**read_model_meta(inputs.previous)["network"]) if stage == "finetune" else section.network
+    network = (
+        NetworkSpec(**read_model_meta(inputs.previous)["network"]) if stage == "finetune" else section.network
+    )
     return StagePlan("endo", stage, common, section, size, network)
 
 
-def load_sequences(sfm_data: tuple[Path, ...], frames: tuple[Path, ...],
-                   size: tuple[int, int] | None) -> list[EndoSequence]:
+def load_sequences(
+    sfm_data: tuple[Path, ...], frames: tuple[Path, ...], size: tuple[int, int] | None
+) -> list[EndoSequence]:
     """Sequences named by their folder results/endo/<seq>/ (sfm_data and frames in the same order)."""
     return [EndoSequence(Path(s).parent.name, s, f, size) for s, f in zip(sfm_data, frames, strict=True)]
 
 
 def sfm_options(section, common: EndoCommon, per_unit: int) -> eo.SfMLossOptions:
     return eo.SfMLossOptions(
-        sfl_weight=section.sfl_weight, dcl_weight=section.dcl_weight,
-        dcl_warmup_weight=section.dcl_warmup.weight, dcl_warmup_steps=section.dcl_warmup.length * per_unit,
-        consistency=section.consistency, ssl_weight=section.ssl_weight, convention=common.sampling)
+        sfl_weight=section.sfl_weight,
+        dcl_weight=section.dcl_weight,
+        dcl_warmup_weight=section.dcl_warmup.weight,
+        dcl_warmup_steps=section.dcl_warmup.length * per_unit,
+        consistency=section.consistency,
+        ssl_weight=section.ssl_weight,
+        convention=common.sampling,
+    )
 
 
 def build_stage(plan: StagePlan, previous: Path | None, per_unit: int) -> tuple[nn.ModuleDict, object]:
@@ -59,40 +67,82 @@ def build_stage(plan: StagePlan, previous: Path | None, per_unit: int) -> tuple[
         return nn.ModuleDict({"depth": plan.network.build()}), objective
     if plan.stage == "finetune":
         net = prev.train().requires_grad_(True)
-        return nn.ModuleDict({"depth": net}), eo.SfMObjective(sfm_options(plan.section, plan.common, per_unit))
+        return nn.ModuleDict({"depth": net}), eo.SfMObjective(
+            sfm_options(plan.section, plan.common, per_unit)
+        )
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 
 def schedule_extras(plan: StagePlan, per_unit: int) -> dict:
     """Optimiser, cyclic learning rate (half cycle in the stage's unit) and clipping of a stage."""
     s = plan.section
-    return {"optimizer": s.optimizer, "cyclic_min_lr": float(s.cyclic.min_lr),
-            "cyclic_step": max(1, int(s.cyclic.step * per_unit)), "clip_grad": float(s.clip_grad)}
+    return {
+        "optimizer": s.optimizer,
+        "cyclic_min_lr": float(s.cyclic.min_lr),
+        "cyclic_step": max(1, int(s.cyclic.step * per_unit)),
+        "clip_grad": float(s.clip_grad),
+    }
 
 
-def run(stage: str, common: EndoCommon, section, inputs: StageInputs, out_model: Path, *, seed: int,
-        threads: int) -> dict:
+def run(
+    stage: str, common: EndoCommon, section, inputs: StageInputs, out_model: Path, *, seed: int, threads: int
+) -> dict:
     """Train one stage on the given sequences and write ``out_model`` (+ checkpoint, history)."""
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     plan = stage_plan(stage, common, section, inputs)
     sequences = load_sequences(inputs.sfm_data, inputs.frames, plan.size)
-    data_opts = EndoDataOptions(size=plan.size, adjacent_range=tuple(common.adjacent_range), augment=section.augment,
-                                items_per_epoch=common.items_per_epoch)
+    data_opts = EndoDataOptions(
+        size=plan.size,
+        adjacent_range=tuple(common.adjacent_range),
+        augment=section.augment,
+        items_per_epoch=common.items_per_epoch,
+    )
     dataset = EndoPairDataset(sequences, data_opts, seed=seed)
     per_unit = plan.per_unit(len(dataset))
     nets, objective = build_stage(plan, inputs.previous, per_unit)
     schedule = plan.schedule(len(dataset), **schedule_extras(plan, per_unit))
     device = pick_device()
-    log.info("endo/%s: %d sequences (%s), %d items, %d steps at %s on %s", stage, len(sequences),
-             ", ".join(s.name for s in sequences), len(dataset), schedule.steps, plan.size, device)
+    log.info(
+        "endo/%s: %d sequences (%s), %d items, %d steps at %s on %s",
+        stage,
+        len(sequences),
+        ", ".join(s.name for s in sequences),
+        len(dataset),
+        schedule.steps,
+        plan.size,
+        device,
+    )
     # the previous stage's weights are part of the configuration: a checkpoint trained from
     # another teacher / student is never resumed
-    config = {"common": to_plain(common), "section": to_plain(section),
-              "sequences": [str(p) for p in inputs.sfm_data], "previous": file_digest(inputs.previous)}
-    train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device,
-          bf16=common.bf16, channels_last=common.channels_last)
-    save_model(nets.cpu(), out_model, branch="endo", stage=stage, network=plan.network, size=plan.size,
-               steps=schedule.steps, depth_kind="depth", options=to_plain(section),
-               sequences=[s.name for s in sequences])
+    config = {
+        "common": to_plain(common),
+        "section": to_plain(section),
+        "sequences": [str(p) for p in inputs.sfm_data],
+        "previous": file_digest(inputs.previous),
+    }
+    train(
+        nets,
+        objective,
+        dataset,
+        schedule,
+        out_model.parent,
+        seed=seed,
+        config=config,
+        device=device,
+        bf16=common.bf16,
+        channels_last=common.channels_last,
+    )
+    save_model(
+        nets.cpu(),
+        out_model,
+        branch="endo",
+        stage=stage,
+        network=plan.network,
+        size=plan.size,
+        steps=schedule.steps,
+        depth_kind="depth",
+        options=to_plain(section),
+        sequences=[s.name for s in sequences],
+    )
     return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences]}

@@ -29,11 +29,18 @@ __all__ = ["run", "build_stage", "photo_options"]
 log = logging.getLogger(__name__)
 
 
-def photo_options(common: KittiCommon, frame_ids: tuple[int, ...], smoothness: float,
-                  stereo: bool) -> ko.PhotoOptions:
-    return ko.PhotoOptions(frame_ids=tuple(frame_ids), stereo=stereo, automask=common.automask,
-                           smoothness=smoothness, min_depth=common.min_depth, max_depth=common.max_depth,
-                           convention=common.sampling)
+def photo_options(
+    common: KittiCommon, frame_ids: tuple[int, ...], smoothness: float, stereo: bool
+) -> ko.PhotoOptions:
+    return ko.PhotoOptions(
+        frame_ids=tuple(frame_ids),
+        stereo=stereo,
+        automask=common.automask,
+        smoothness=smoothness,
+        min_depth=common.min_depth,
+        max_depth=common.max_depth,
+        convention=common.sampling,
+    )
 
 
 def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
@@ -44,9 +51,15 @@ def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, 
         nets = nn.ModuleDict({"depth": plan.network.build()})
         if len(photo.frame_ids) > 1:
             nets["pose"] = build_pose_net(s.pose_layers, s.pose_rotation)
-        objective = ko.TeacherObjective(ko.TeacherOptions(
-            photo=photo, hints=s.hints, hint_variant=s.hint_variant, data_graft=s.data_graft,
-            self_distillation=s.self_distillation))
+        objective = ko.TeacherObjective(
+            ko.TeacherOptions(
+                photo=photo,
+                hints=s.hints,
+                hint_variant=s.hint_variant,
+                data_graft=s.data_graft,
+                self_distillation=s.self_distillation,
+            )
+        )
         return nets, objective, True
     teacher, _ = load_model(previous)
     if plan.stage == "student":
@@ -55,10 +68,15 @@ def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, 
         return nets, ko.StudentObjective(teacher, photo, s.eigen_lambda), False
     if plan.stage == "finetune":  # the student, self-supervised on video
         photo = photo_options(common, s.frame_ids, s.smoothness, stereo=False)
-        nets = nn.ModuleDict({"depth": teacher.train().requires_grad_(True),
-                              "pose": build_pose_net(s.pose_layers, s.pose_rotation)})
-        objective = ko.FinetuneObjective(ko.FinetuneOptions(
-            photo=photo, geometry_weight=s.geometry_weight, dynamic_mask=s.dynamic_mask))
+        nets = nn.ModuleDict(
+            {
+                "depth": teacher.train().requires_grad_(True),
+                "pose": build_pose_net(s.pose_layers, s.pose_rotation),
+            }
+        )
+        objective = ko.FinetuneObjective(
+            ko.FinetuneOptions(photo=photo, geometry_weight=s.geometry_weight, dynamic_mask=s.dynamic_mask)
+        )
         return nets, objective, False
     raise ValueError(f"unknown stage {plan.stage!r}")
 
@@ -72,7 +90,10 @@ def pose_schedule(plan: StagePlan, n_items: int) -> dict:
         return {}
     s = plan.section
     steps = plan.schedule(n_items).steps
-    return {"lr_mult": (("pose", s.pose_lr / s.lr),), "frozen_until": (("depth", round(s.pose_warmup * steps)),)}
+    return {
+        "lr_mult": (("pose", s.pose_lr / s.lr),),
+        "frozen_until": (("depth", round(s.pose_warmup * steps)),),
+    }
 
 
 def stage_plan(stage: str, common: KittiCommon, section, previous: Path | None) -> StagePlan:
@@ -83,34 +104,63 @@ def stage_plan(stage: str, common: KittiCommon, section, previous: Path | None) 
     return StagePlan("kitti", stage, common, section, tuple(common.size), network)
 
 
-def run(stage: str, common: KittiCommon, section, inputs: StageInputs, out_model: Path, *, seed: int,
-        threads: int) -> dict:
+def run(
+    stage: str, common: KittiCommon, section, inputs: StageInputs, out_model: Path, *, seed: int, threads: int
+) -> dict:
     """Train one stage and write ``out_model`` (and checkpoint.pt, history.csv, tb/ beside it)."""
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     items = read_split(inputs.split)
     if not items:
-        raise InputDataError(inputs.split, "the training split is empty",
-                             "check the frame filter and the drives of the test split")
+        raise InputDataError(
+            inputs.split,
+            "the training split is empty",
+            "check the frame filter and the drives of the test split",
+        )
     plan = stage_plan(stage, common, section, inputs.previous)
     nets, objective, stereo = build_stage(plan, inputs.previous)
     use_hints = stage == "teacher" and section.hints
     data_opts = KittiDataOptions(
-        height=plan.size[0], width=plan.size[1], frame_ids=tuple(getattr(section, "frame_ids", (0,))),
-        stereo=stereo, hints=hint_folders(list(inputs.hints)) if use_hints else None,
-        stereo_baseline=common.stereo_baseline, augment=True, image_ext=inputs.image_ext)
-    dataset = KittiRawDataset(inputs.image_root, items, intrinsics(inputs.raw_root, {i.date for i in items}),
-                              data_opts, seed=seed)
+        height=plan.size[0],
+        width=plan.size[1],
+        frame_ids=tuple(getattr(section, "frame_ids", (0,))),
+        stereo=stereo,
+        hints=hint_folders(list(inputs.hints)) if use_hints else None,
+        stereo_baseline=common.stereo_baseline,
+        augment=True,
+        image_ext=inputs.image_ext,
+    )
+    dataset = KittiRawDataset(
+        inputs.image_root, items, intrinsics(inputs.raw_root, {i.date for i in items}), data_opts, seed=seed
+    )
     schedule = plan.schedule(len(items), **pose_schedule(plan, len(items)))
     device = pick_device()
     log.info("kitti/%s: %d items, %d steps at %s on %s", stage, len(items), schedule.steps, plan.size, device)
     # the previous stage's weights are part of the configuration: a checkpoint trained from
     # another teacher / student is never resumed
-    config = {"common": to_plain(common), "section": to_plain(section), "split": inputs.split.read_text(),
-              "previous": file_digest(inputs.previous)}
+    config = {
+        "common": to_plain(common),
+        "section": to_plain(section),
+        "split": inputs.split.read_text(),
+        "previous": file_digest(inputs.previous),
+    }
     train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device)
-    pose = {"pose": {"layers": section.pose_layers, "rotation": section.pose_rotation}} if "pose" in nets else {}
-    save_model(nets.cpu(), out_model, branch="kitti", stage=stage, network=plan.network, size=plan.size,
-               steps=schedule.steps, min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
-               stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
+    pose = (
+        {"pose": {"layers": section.pose_layers, "rotation": section.pose_rotation}} if "pose" in nets else {}
+    )
+    save_model(
+        nets.cpu(),
+        out_model,
+        branch="kitti",
+        stage=stage,
+        network=plan.network,
+        size=plan.size,
+        steps=schedule.steps,
+        min_depth=common.min_depth,
+        max_depth=common.max_depth,
+        depth_kind="disp",
+        stereo_baseline=common.stereo_baseline,
+        options=to_plain(section),
+        **pose,
+    )
     return {"steps": schedule.steps, "items": len(items)}

@@ -14,8 +14,21 @@ from typing import Literal
 from models.networks.spec import NetworkSpec
 from workflow_scripts.util.options import option
 
-__all__ = ["KittiTrain", "KittiCommon", "KittiTeacher", "KittiStudent", "KittiFinetune", "EndoTrain", "EndoCommon",
-           "EndoTeacher", "EndoStudent", "EndoFinetune", "Cyclic", "DclWarmup", "STAGES"]
+__all__ = [
+    "KittiTrain",
+    "KittiCommon",
+    "KittiTeacher",
+    "KittiStudent",
+    "KittiFinetune",
+    "EndoTrain",
+    "EndoCommon",
+    "EndoTeacher",
+    "EndoStudent",
+    "EndoFinetune",
+    "Cyclic",
+    "DclWarmup",
+    "STAGES",
+]
 
 STAGES = ("teacher", "student", "finetune")
 Unit = Literal["steps", "epochs"]
@@ -27,20 +40,33 @@ _LR_STEP = "The learning rate is multiplied by 0.1 after this many units (0 = ne
 class KittiCommon:
     """Settings shared by the driving branch's stages."""
 
-    size: tuple[int, int] = option((192, 640), "Training resolution [height, width] in pixels, multiples of 32 "
-                                   "and at least 64.")
+    size: tuple[int, int] = option(
+        (192, 640), "Training resolution [height, width] in pixels, multiples of 32 and at least 64."
+    )
     batch_size: int = option(12, "Items per optimiser step.", minimum=1)
     workers: int = option(8, "DataLoader processes (0 = load in the training process).", minimum=0)
     unit: Unit = option("epochs", "Unit of every stage's length and lr_step.")
-    checkpoint_every: int = option(1, "Units between checkpoints (the last one is always written).", minimum=1)
-    min_depth: float = option(0.1, "Depth range of disp_to_depth: minimum (training units).", exclusiveMinimum=0)
-    max_depth: float = option(100.0, "Depth range of disp_to_depth: maximum (training units).", exclusiveMinimum=0)
+    checkpoint_every: int = option(
+        1, "Units between checkpoints (the last one is always written).", minimum=1
+    )
+    min_depth: float = option(
+        0.1, "Depth range of disp_to_depth: minimum (training units).", exclusiveMinimum=0
+    )
+    max_depth: float = option(
+        100.0, "Depth range of disp_to_depth: maximum (training units).", exclusiveMinimum=0
+    )
     automask: bool = option(True, "monodepth2's auto-masking (identity reprojection losses).")
-    stereo_baseline: float = option(0.1, "Baseline of the training stereo pairs in training units (monodepth2: "
-                                    "0.1; depths x 5.4 are then metres on KITTI).", exclusiveMinimum=0)
+    stereo_baseline: float = option(
+        0.1,
+        "Baseline of the training stereo pairs in training units (monodepth2: "
+        "0.1; depths x 5.4 are then metres on KITTI).",
+        exclusiveMinimum=0,
+    )
     sampling: Literal["exact", "monodepth2"] = option(
-        "exact", "Warp sampling: exact = pixel centres at integers with align_corners=True; monodepth2 = the "
-        "references' half-pixel quirk.")
+        "exact",
+        "Warp sampling: exact = pixel centres at integers with align_corners=True; monodepth2 = the "
+        "references' half-pixel quirk.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,15 +77,21 @@ class KittiTeacher:
     lr_step: int = option(15, _LR_STEP, minimum=0)
     network: NetworkSpec = option(factory=NetworkSpec, doc="The depth network.")
     lr: float = option(1.0e-4, "Adam learning rate.", exclusiveMinimum=0)
-    frame_ids: tuple[int, ...] = option((0,), "Frames: [0] = stereo only; [0, -1, 1] adds the temporal "
-                                        "neighbours and a pose network (monodepth2's mono+stereo).", minItems=1)
+    frame_ids: tuple[int, ...] = option(
+        (0,),
+        "Frames: [0] = stereo only; [0, -1, 1] adds the temporal "
+        "neighbours and a pose network (monodepth2's mono+stereo).",
+        minItems=1,
+    )
     hints: bool = option(True, "Use the precomputed SGM depth hints.")
     hint_variant: Literal["depth_hints", "epcdepth"] = option(
-        "depth_hints", "How invalid hints enter the proxy loss: depth_hints or epcdepth.")
+        "depth_hints", "How invalid hints enter the proxy loss: depth_hints or epcdepth."
+    )
     data_graft: bool = option(False, "EPCDepth's data grafting (use decoder rsu_full with it).")
     self_distillation: bool = option(False, "EPCDepth's self-distillation over the scales.")
-    smoothness: float = option(0.0, "Edge-aware smoothness weight (Depth Hints and EPCDepth train with 0).",
-                               minimum=0)
+    smoothness: float = option(
+        0.0, "Edge-aware smoothness weight (Depth Hints and EPCDepth train with 0).", minimum=0
+    )
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
 
@@ -72,8 +104,10 @@ class KittiStudent:
     lr_step: int = option(15, _LR_STEP, minimum=0)
     network: NetworkSpec = option(factory=NetworkSpec, doc="The depth network.")
     lr: float = option(1.0e-4, "Adam learning rate.", exclusiveMinimum=0)
-    eigen_lambda: float | None = option(None, "Scale-invariant loss: null = the endoscopy reference's '+' form; "
-                                        "a number = Eigen's '-lambda' form.")
+    eigen_lambda: float | None = option(
+        None,
+        "Scale-invariant loss: null = the endoscopy reference's '+' form; a number = Eigen's '-lambda' form.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,15 +119,21 @@ class KittiFinetune:
     lr_step: int = option(15, _LR_STEP, minimum=0)
     lr: float = option(1.0e-5, "Learning rate of the (pretrained) depth network.", exclusiveMinimum=0)
     pose_lr: float = option(1.0e-3, "Learning rate of the fresh pose network.", exclusiveMinimum=0)
-    pose_warmup: float = option(0.5, "Fraction of the stage's steps at the start during which only the pose "
-                                "network learns (the depth network frozen).", minimum=0, maximum=1)
+    pose_warmup: float = option(
+        0.5,
+        "Fraction of the stage's steps at the start during which only the pose "
+        "network learns (the depth network frozen).",
+        minimum=0,
+        maximum=1,
+    )
     frame_ids: tuple[int, ...] = option((0, -1, 1), "Target frame and temporal neighbours.", minItems=2)
     geometry_weight: float = option(0.1, "Weight of SC-Depth's geometry-consistency loss.", minimum=0)
     dynamic_mask: bool = option(True, "Weight the photometric errors by SC-Depth's self-discovered mask.")
     smoothness: float = option(1.0e-3, "Edge-aware smoothness weight.", minimum=0)
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network.")
     pose_rotation: Literal["axis_angle", "euler"] = option(
-        "axis_angle", "Rotation form: axis_angle (monodepth2) or euler (SC-Depth).")
+        "axis_angle", "Rotation form: axis_angle (monodepth2) or euler (SC-Depth)."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,23 +167,34 @@ class DclWarmup:
 class EndoCommon:
     """Settings shared by the endoscopy stages."""
 
-    size: tuple[int, ...] = option((), "Training resolution [height, width] (multiples of 64 for the UNet); "
-                                   "[] = the network size of sfm_data.", maxItems=2,
-                                   **{"not": {"minItems": 1, "maxItems": 1}})
+    size: tuple[int, ...] = option(
+        (),
+        "Training resolution [height, width] (multiples of 64 for the UNet); "
+        "[] = the network size of sfm_data.",
+        maxItems=2,
+        **{"not": {"minItems": 1, "maxItems": 1}},
+    )
     batch_size: int = option(8, "Frame pairs per step.", minimum=1)
     workers: int = option(8, "DataLoader processes (0 = load in the training process).", minimum=0)
     unit: Unit = option("epochs", "Unit of every stage's length, lr_step, cyclic.step and dcl_warmup.length.")
     checkpoint_every: int = option(1, "Units between checkpoints.", minimum=1)
-    items_per_epoch: int = option(2000, "Items of an epoch (the reference's num_iter); 0 = one per registered "
-                                  "view.", minimum=0)
-    adjacent_range: tuple[int, int] = option((10, 20), "Views between the two frames of a pair [min, max] "
-                                             "(capped by the visibility window).")
+    items_per_epoch: int = option(
+        2000, "Items of an epoch (the reference's num_iter); 0 = one per registered view.", minimum=0
+    )
+    adjacent_range: tuple[int, int] = option(
+        (10, 20), "Views between the two frames of a pair [min, max] (capped by the visibility window)."
+    )
     sampling: Literal["exact", "endoscopy"] = option(
-        "exact", "Warp sampling of the depth consistency: exact = pixel centres at integers; endoscopy = the "
-        "reference's grid normalisation by W.")
+        "exact",
+        "Warp sampling of the depth consistency: exact = pixel centres at integers; endoscopy = the "
+        "reference's grid normalisation by W.",
+    )
     bf16: bool = option(True, "bfloat16 autocast of the networks on CUDA (the geometry stays float32).")
-    channels_last: bool = option(True, "Channels-last memory format on the CPU too (always on CUDA): about 25 % "
-                                 "faster steps on 2 CPU cores for the UNet and FC-DenseNet57.")
+    channels_last: bool = option(
+        True,
+        "Channels-last memory format on the CPU too (always on CUDA): about 25 % "
+        "faster steps on 2 CPU cores for the UNet and FC-DenseNet57.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,8 +219,10 @@ class EndoSfMLoss(EndoOptimiser):
     dcl_weight: float = option(10.0, "Depth-consistency loss weight.", minimum=0)
     dcl_warmup: DclWarmup = option(factory=DclWarmup, doc=DclWarmup.__doc__)
     consistency: Literal["weighted_l2", "normalized_distance"] = option(
-        "weighted_l2", "Depth consistency: weighted_l2 (teacher era) or normalized_distance (the current "
-        "reference, weights 20 / 5).")
+        "weighted_l2",
+        "Depth consistency: weighted_l2 (teacher era) or normalized_distance (the current "
+        "reference, weights 20 / 5).",
+    )
     ssl_weight: float = option(0.3, "Weight of the depth-scaling layer's scale spread (0 = off).", minimum=0)
 
 
@@ -185,8 +238,9 @@ class EndoStudent(EndoOptimiser):
     """Student: FC-DenseNet57 learning the frozen teacher's depth (scale-invariant loss)."""
 
     network: NetworkSpec = option(factory=lambda: NetworkSpec(kind="fc_densenet57"), doc="The depth network.")
-    eigen_lambda: float | None = option(None, "null = the reference's '+' form; a number = Eigen's '-lambda' "
-                                        "form.")
+    eigen_lambda: float | None = option(
+        None, "null = the reference's '+' form; a number = Eigen's '-lambda' form."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

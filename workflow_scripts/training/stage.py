@@ -54,13 +54,16 @@ class StageInputs:
     def from_rule(cls, inputs: Mapping[str, Any], paths: Mapping[str, Any] | None = None) -> StageInputs:
         """From a training rule's named inputs and its ``paths`` param."""
         paths = paths or {}
-        return cls(previous=Path(inputs["previous"]) if inputs.get("previous") else None,
-                   split=Path(inputs["split"]) if inputs.get("split") else None,
-                   hints=_paths(inputs.get("hints")), sfm_data=_paths(inputs.get("sfm_data")),
-                   frames=_paths(inputs.get("frames")),
-                   raw_root=Path(paths["raw_root"]) if paths.get("raw_root") else None,
-                   image_root=Path(paths["image_root"]) if paths.get("image_root") else None,
-                   image_ext=paths.get("image_ext", "png"))
+        return cls(
+            previous=Path(inputs["previous"]) if inputs.get("previous") else None,
+            split=Path(inputs["split"]) if inputs.get("split") else None,
+            hints=_paths(inputs.get("hints")),
+            sfm_data=_paths(inputs.get("sfm_data")),
+            frames=_paths(inputs.get("frames")),
+            raw_root=Path(paths["raw_root"]) if paths.get("raw_root") else None,
+            image_root=Path(paths["image_root"]) if paths.get("image_root") else None,
+            image_ext=paths.get("image_ext", "png"),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,10 @@ class StagePlan:
     def __post_init__(self) -> None:
         h, w = self.size
         if h % 32 or w % 32 or min(h, w) < 64:
-            raise ValueError(f"{self.branch}.{self.stage}: training size {self.size} must be multiples of 32 "
-                             "and at least 64 (the encoder's 1/32 bottleneck needs 2 pixels for its padding)")
+            raise ValueError(
+                f"{self.branch}.{self.stage}: training size {self.size} must be multiples of 32 "
+                "and at least 64 (the encoder's 1/32 bottleneck needs 2 pixels for its padding)"
+            )
 
     def per_unit(self, n_items: int) -> int:
         """Optimiser steps per unit of length: 1 for steps, the steps of an epoch for epochs."""
@@ -98,7 +103,14 @@ class StagePlan:
         per_unit = self.per_unit(n_items)
         steps = self.section.length * per_unit
         milestones = (self.section.lr_step * per_unit,) if self.section.lr_step else ()
-        return Schedule(steps=steps, batch_size=self.common.batch_size, lr=self.section.lr, optimizer=optimizer,
-                        lr_milestones=milestones,
-                        checkpoint_every=min(self.common.checkpoint_every * per_unit, steps),
-                        log_every=max(1, min(10, steps // 20)), workers=self.common.workers, **extra)
+        return Schedule(
+            steps=steps,
+            batch_size=self.common.batch_size,
+            lr=self.section.lr,
+            optimizer=optimizer,
+            lr_milestones=milestones,
+            checkpoint_every=min(self.common.checkpoint_every * per_unit, steps),
+            log_every=max(1, min(10, steps // 20)),
+            workers=self.common.workers,
+            **extra,
+        )

@@ -25,13 +25,19 @@ JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 def check_complete(path: Path, data: bytes, fix: str) -> None:
     """Raise if ``data`` (the bytes of ``path``) is a PNG or JPEG that was cut short."""
     if data.startswith(PNG_SIGNATURE) and not data.rstrip(b"\x00").endswith(PNG_END):
-        raise InputDataError(path, f"PNG file is truncated ({len(data)} bytes, no IEND chunk at the end)", fix)
+        raise InputDataError(
+            path, f"PNG file is truncated ({len(data)} bytes, no IEND chunk at the end)", fix
+        )
     if data.startswith(JPEG_START) and not data.rstrip(b"\x00").endswith(JPEG_END):
         raise InputDataError(path, f"JPEG file is truncated ({len(data)} bytes, no end-of-image marker)", fix)
 
 
-def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR, *,
-               fix: str = "replace the file (re-extract or re-convert it)") -> np.ndarray:
+def read_image(
+    path: str | Path,
+    flags: int = cv2.IMREAD_COLOR,
+    *,
+    fix: str = "replace the file (re-extract or re-convert it)",
+) -> np.ndarray:
     """Decode an image file completely (``cv2.imdecode`` with ``flags``; BGR for colour).
 
     Raises:

@@ -28,8 +28,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["ConfigError", "option", "is_config_field", "config_fields", "field_default", "load_options",
-           "to_plain"]
+__all__ = [
+    "ConfigError",
+    "option",
+    "is_config_field",
+    "config_fields",
+    "field_default",
+    "load_options",
+    "to_plain",
+]
 
 T = TypeVar("T")
 
@@ -38,8 +45,9 @@ class ConfigError(ValueError):
     """A config value that does not fit its option (names the key and what is allowed)."""
 
 
-def option(default: Any = MISSING, doc: str = "", *, factory: Callable[[], Any] | None = None,
-           **schema: Any) -> Any:
+def option(
+    default: Any = MISSING, doc: str = "", *, factory: Callable[[], Any] | None = None, **schema: Any
+) -> Any:
     """A config field: its default (or ``factory`` for mutable ones), its documentation, and extra
     JSON-schema keywords (``minimum=0``, ``maxItems=2``, ...) that the schema states for it."""
     if not doc:
@@ -97,7 +105,9 @@ def load_options(cls: type[T], data: Mapping[str, Any] | None, where: str = "", 
     names = {f.name for f in config_fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"config {where or cls.__name__}: unknown key(s) {unknown}; known keys: {sorted(names)}")
+        raise ConfigError(
+            f"config {where or cls.__name__}: unknown key(s) {unknown}; known keys: {sorted(names)}"
+        )
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -164,7 +174,9 @@ def _convert_sequence(origin: type, args: tuple, value: Any, where: str) -> Any:
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(value) != len(args):
             raise ConfigError(f"config {where}: expected {len(args)} values, got {list(value)}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return tuple(
+            _convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     item = args[0] if args else Any
     out = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     return tuple(out) if origin is tuple else out

@@ -61,8 +61,11 @@ def _triangles(path: Path, ply: PlyData) -> np.ndarray | None:
     key = "vertex_indices" if "vertex_indices" in faces.dtype.names else faces.dtype.names[0]
     column = faces[key]
     try:
-        tris = column.astype(np.int64) if column.dtype != object else np.stack([np.asarray(f, np.int64)
-                                                                                 for f in column])
+        tris = (
+            column.astype(np.int64)
+            if column.dtype != object
+            else np.stack([np.asarray(f, np.int64) for f in column])
+        )
     except ValueError as err:  # ragged: polygons of different sizes
         raise InputDataError(path, "faces are not all triangles", "triangulate the surface") from err
     if tris.ndim != 2 or tris.shape[1] != 3:
@@ -70,7 +73,9 @@ def _triangles(path: Path, ply: PlyData) -> np.ndarray | None:
     return tris
 
 
-def read_ply(path: str | Path, *, need_faces: bool = False, fix: str = "re-run the rule that writes it") -> PlyContents:
+def read_ply(
+    path: str | Path, *, need_faces: bool = False, fix: str = "re-run the rule that writes it"
+) -> PlyContents:
     """Read a binary or ASCII PLY with a ``vertex`` element (x, y, z) and, for meshes, a ``face``
     element of triangles. Errors name the file and end with ``fix``.
 
@@ -91,13 +96,17 @@ def read_ply(path: str | Path, *, need_faces: bool = False, fix: str = "re-run t
     props = {k: np.asarray(vertex[k]) for k in vertex.dtype.names if k not in "xyz" and vertex[k].ndim == 1}
     tris = _triangles(path, ply) if "face" in names else None
     if need_faces and tris is None:
-        raise InputDataError(path, "a surface mesh is needed but the PLY has no faces",
-                             "give the CT surface as a triangle mesh (vertex + face elements)")
+        raise InputDataError(
+            path,
+            "a surface mesh is needed but the PLY has no faces",
+            "give the CT surface as a triangle mesh (vertex + face elements)",
+        )
     return PlyContents(verts, tris, props)
 
 
-def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = None,
-              comments: list[str] | None = None) -> None:
+def write_ply(
+    path: str | Path, points: np.ndarray, colors: np.ndarray | None = None, comments: list[str] | None = None
+) -> None:
     """Write a point cloud as binary little-endian PLY (x, y, z float32 [+ red, green, blue
     uint8]), atomically.
 
@@ -117,6 +126,8 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
     if colors is not None:
         for i, k in enumerate(_RGB):
             vertex[k] = colors[:, i]
-    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<", comments=comments or [])
+    ply = PlyData(
+        [PlyElement.describe(vertex, "vertex")], text=False, byte_order="<", comments=comments or []
+    )
     with atomic_file(path) as tmp:
         ply.write(str(tmp))

@@ -26,9 +26,16 @@ class WorkerDied(RuntimeError):
     """A worker process ended without returning (killed, or out of memory)."""
 
 
-def map_in_processes(fn: Callable[[T], R], tasks: Iterable[T], workers: int, *, context: str = "spawn",
-                     initializer: Callable[..., Any] | None = None, initargs: tuple = (),
-                     ordered: bool = True) -> Iterator[R]:
+def map_in_processes(
+    fn: Callable[[T], R],
+    tasks: Iterable[T],
+    workers: int,
+    *,
+    context: str = "spawn",
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple = (),
+    ordered: bool = True,
+) -> Iterator[R]:
     """``fn`` over ``tasks`` in ``workers`` processes; yields the results (in task order when
     ``ordered``, else as they finish).
 
@@ -40,8 +47,9 @@ def map_in_processes(fn: Callable[[T], R], tasks: Iterable[T], workers: int, *, 
         the first failing task's exception, or WorkerDied; the other tasks are cancelled and
         the workers stopped.
     """
-    executor = ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context(context), initializer=initializer,
-                                   initargs=initargs)
+    executor = ProcessPoolExecutor(
+        max(1, workers), mp_context=mp.get_context(context), initializer=initializer, initargs=initargs
+    )
     futures = [executor.submit(fn, t) for t in tasks]
     watch = _Watch(futures)
     ok = False
@@ -71,8 +79,10 @@ class _Watch:
         for future in done:
             error = None if future.cancelled() else future.exception()
             if isinstance(error, BrokenProcessPool):
-                raise WorkerDied(f"a worker process died ({error}); the job stops. Look for a kill or an "
-                                 "out-of-memory message in the system log, or run with fewer workers") from error
+                raise WorkerDied(
+                    f"a worker process died ({error}); the job stops. Look for a kill or an "
+                    "out-of-memory message in the system log, or run with fewer workers"
+                ) from error
             if error is not None:
                 raise error
             self.finished.append(future)
