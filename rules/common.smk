@@ -40,8 +40,9 @@ USE_DEMO_ENDO = "endoscopy" in ON_DEMO
 TRAIN_STAGES = ["teacher", "student", "finetune"]
 
 
-def kitti_root():
-    """KITTI raw root the driving branch reads: the configured one or the demo tree."""
+def kitti_root(wildcards=None):
+    """KITTI raw root the driving branch reads (calibration, scans): the configured one or the
+    demo tree; also a params function."""
     return DEMO["kitti"]["root"] if USE_DEMO_KITTI else KITTI["root"]
 
 
@@ -104,11 +105,6 @@ def kitti_train_drives():
 def kitti_image_root(wildcards=None):
     """Where the colour images are read: the JPEG mirror when converting, else the raw tree."""
     return "results/kitti/jpeg" if KITTI_JPEG else kitti_root()
-
-
-def kitti_raw_root(wildcards=None):
-    """The raw tree (calibration, scans), as a rule parameter."""
-    return kitti_root()
 
 
 def kitti_image_ext(wildcards=None):
@@ -333,32 +329,6 @@ def register_ct_truth(wildcards):
 
 
 # --------------------------------------------------------------------- report figures (report.smk)
-# Bars of the evaluation tables (plot_kitti_eval / plot_endo_eval): x axis, bar colours
-# (None = one bar per x) and the metrics ("numeric" = every numeric column but x and group).
-EVAL_PLOTS = {
-    "kitti": {
-        "x": "stage",
-        "group": "scaling",
-        "metrics": ["abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"],
-        "title": "Driving branch: Eigen metrics per stage (results/kitti_eval.csv)",
-    },
-    "endo": {
-        "x": "stage",
-        "group": "sequence",
-        # not "numeric": register_seconds and the truth_* checks are not metrics
-        "metrics": [
-            "residual_mean_mm",
-            "residual_median_mm",
-            "residual_rms_mm",
-            "residual_p95_mm",
-            "abs_rel",
-            "delta1",
-        ],
-        "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
-    },
-}
-
-
 def endo_report_parts():
     """Endoscopy parts of the report, keyed on the config (never on files that exist):
     none without report.endoscopy; else 'sfm' (run_sfm / prepare_sfm_data, always there),

@@ -24,7 +24,7 @@ rule predict_depth:
         gpu=1,
     params:
         image_root=kitti_image_root,
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         image_ext=kitti_image_ext,
         post_process=KITTI["evaluate"]["post_process"],
     script:

@@ -17,7 +17,7 @@ rule convert_to_jpeg:
         "../envs/depth-workflow.yaml"
     threads: 4
     params:
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         quality=KITTI["jpeg"]["quality"],
     script:
         "../workflow_scripts/convert_to_jpeg.py"
@@ -35,7 +35,7 @@ rule make_test_split:
     conda:
         "../envs/depth-workflow.yaml"
     params:
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         demo=USE_DEMO_KITTI,
@@ -59,7 +59,7 @@ rule export_gt_depth:
     conda:
         "../envs/depth-workflow.yaml"
     params:
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         gt=KITTI["gt"],
     script:
         "../workflow_scripts/export_gt_depth.py"
@@ -118,7 +118,7 @@ rule make_splits:
     params:
         source=kitti_split_source(),
         splits=KITTI["splits"],
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         seed=config["seed"],
@@ -144,7 +144,7 @@ rule precompute_depth_hints:
         "../envs/depth-workflow.yaml"
     threads: 8
     params:
-        raw_root=kitti_raw_root,
+        raw_root=kitti_root,
         image_root=kitti_image_root,
         ext=kitti_image_ext,
         hints=KITTI["depth_hints"],

@@ -4,6 +4,32 @@
 # when a figure and a step towards an evaluation table are both ready, the table goes first.
 
 
+# Bars of the evaluation tables (plot_kitti_eval / plot_endo_eval): x axis, bar colours
+# (None = one bar per x) and the metrics ("numeric" = every numeric column but x and group).
+EVAL_PLOTS = {
+    "kitti": {
+        "x": "stage",
+        "group": "scaling",
+        "metrics": ["abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"],
+        "title": "Driving branch: Eigen metrics per stage (results/kitti_eval.csv)",
+    },
+    "endo": {
+        "x": "stage",
+        "group": "sequence",
+        # not "numeric": register_seconds and the truth_* checks are not metrics
+        "metrics": [
+            "residual_mean_mm",
+            "residual_median_mm",
+            "residual_rms_mm",
+            "residual_p95_mm",
+            "abs_rel",
+            "delta1",
+        ],
+        "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
+    },
+}
+
+
 rule plot_kitti_depth:
     """A stage's disparities on the test split, colour-mapped, next to the input frames."""
     input:

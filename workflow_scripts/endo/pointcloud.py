@@ -178,6 +178,18 @@ def sfm_median_scale(depth: np.ndarray, sfm: dict, view: int) -> float:
     return float(np.median(z[ok] / d[ok])) if ok.any() else 1.0
 
 
+def _network_colours(path: Path, sfm: dict, crop: tuple[int, ...], hw: tuple[int, int]) -> np.ndarray:
+    """A frame as the network saw it (sfm_data's downsampling and crop), resized to ``hw``: BGR uint8."""
+    import cv2
+
+    from workflow_scripts.endo.sfm_data import load_network_image
+
+    bgr = load_network_image(path, float(sfm["downsampling"]), crop)
+    if bgr.shape[:2] != tuple(hw):
+        bgr = cv2.resize(bgr, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    return bgr
+
+
 def export_clouds(
     pred: PredictedDepth,
     sfm: dict,
@@ -198,10 +210,6 @@ def export_clouds(
     Returns:
         summary: frames used, frames without a pose, point counts, median depth, scales.
     """
-    import cv2
-
-    from workflow_scripts.endo.sfm_data import load_network_image
-
     view_of = {int(f): v for v, f in enumerate(sfm["view_indexes"])}
     H, W = pred.depth.shape[1:]
     valid = pred.mask > 0
@@ -210,21 +218,15 @@ def export_clouds(
     median_depth = float(np.median(pred.depth[:, valid])) if valid.any() else 0.0
     for n, frame in enumerate(pred.frame_indexes):
         view = view_of.get(int(frame))
-        bgr = load_network_image(Path(frames_dir) / f"{int(frame):08d}.jpg", float(sfm["downsampling"]), crop)
-        if bgr.shape[:2] != (H, W):
-            bgr = cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA)
+        bgr = _network_colours(Path(frames_dir) / f"{int(frame):08d}.jpg", sfm, crop, (H, W))
         depth = pred.depth[n].astype(np.float64)
         if options.frame_scaling == "sfm_median" and view is not None:
             scales.append(sfm_median_scale(depth, sfm, view))
             depth = depth * scales[-1]
         if frames_out is not None:
             pts, px = backproject(depth, pred.K, valid)
-            write_ply(
-                Path(frames_out) / f"{int(frame):08d}.ply",
-                pts,
-                bgr[px[:, 1], px[:, 0], ::-1],
-                [f"frame {int(frame)}", "camera frame (x right, y down, z forward), SfM units"],
-            )
+            write_ply(Path(frames_out) / f"{int(frame):08d}.ply", pts, bgr[px[:, 1], px[:, 0], ::-1],
+                      [f"frame {int(frame)}", "camera frame (x right, y down, z forward), SfM units"])
         if view is None:
             no_pose.append(int(frame))
             continue
@@ -234,16 +236,12 @@ def export_clouds(
         fused_rgb.append(bgr[px[:, 1], px[:, 0], ::-1])
         used.append(int(frame))
     if not used:
-        raise InputDataError(
-            fused_path,
-            "no predicted frame has an SfM pose",
-            "check that the prediction covers the sequence's views",
-        )
+        raise InputDataError(fused_path, "no predicted frame has an SfM pose",
+                             "check that the prediction covers the sequence's views")
     points, colors = np.concatenate(fused_pts), np.concatenate(fused_rgb)
     n_before = len(points)
     points, colors = voxel_downsample(points, colors, options.voxel * median_depth)
-    comments = ["fused cloud of the predicted depth", "SfM world frame, SfM units"]
-    write_ply(fused_path, points, colors, comments)
+    write_ply(fused_path, points, colors, ["fused cloud of the predicted depth", "SfM world frame, SfM units"])
     return {
         "frames": used,
         "frames_without_pose": no_pose,

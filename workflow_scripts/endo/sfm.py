@@ -160,6 +160,36 @@ def _match(database: Path, options: SfMOptions) -> None:
         )
 
 
+def _extract_features(database: Path, image_dir: Path, image_names: list[str], K: np.ndarray,
+                      mask_path: str | Path | None, options: SfMOptions) -> None:
+    """SIFT of every frame into ``database``: one shared PINHOLE camera of the known K, masked."""
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "PINHOLE"
+    reader.camera_params = ",".join(f"{v:.10g}" for v in colmap_params(K))
+    if mask_path is not None:
+        reader.camera_mask_path = str(mask_path)
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = options.max_image_size
+    extraction.num_threads = options.threads
+    extraction.sift.max_num_features = options.max_num_features
+    extraction.sift.first_octave = options.first_octave
+    pycolmap.extract_features(database, image_dir, image_names=image_names, camera_mode=pycolmap.CameraMode.SINGLE,
+                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+
+
+def _require_registered(rec, models: dict, n: int, image_dir: Path, options: SfMOptions) -> None:
+    """Raise when the largest model registered fewer than ``min_registered_fraction`` of ``n`` frames."""
+    registered = rec.num_reg_images() if rec is not None else 0
+    if registered < options.min_registered_fraction * n:
+        raise InputDataError(
+            image_dir,
+            f"SfM registered {registered} of {n} frames (< {options.min_registered_fraction:.0%}; models: "
+            f"{sorted(r.num_reg_images() for r in models.values())})",
+            "extract more frames (lower endoscopy.frames.stride), raise endoscopy.sfm.overlap / "
+            "max_num_features, or check the mask and camera.yaml",
+        )
+
+
 def run_sfm(
     image_dir: str | Path,
     image_names: list[str],
@@ -190,26 +220,8 @@ def run_sfm(
     ) as ws:
         ws = Path(ws)
         database = ws / "database.db"
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "PINHOLE"
-        reader.camera_params = ",".join(f"{v:.10g}" for v in colmap_params(K))
-        if mask_path is not None:
-            reader.camera_mask_path = str(mask_path)
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.max_image_size = options.max_image_size
-        extraction.num_threads = options.threads
-        extraction.sift.max_num_features = options.max_num_features
-        extraction.sift.first_octave = options.first_octave
         t = time.perf_counter()
-        pycolmap.extract_features(
-            database,
-            image_dir,
-            image_names=image_names,
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader,
-            extraction_options=extraction,
-            device=pycolmap.Device.cpu,
-        )
+        _extract_features(database, image_dir, image_names, K, mask_path, options)
         times["extract_s"] = time.perf_counter() - t
         t = time.perf_counter()
         _match(database, options)
@@ -220,16 +232,7 @@ def run_sfm(
         times["map_s"] = time.perf_counter() - t
         rec = largest_model(models)
         n = len(image_names)
-        registered = rec.num_reg_images() if rec is not None else 0
-        if registered < options.min_registered_fraction * n:
-            raise InputDataError(
-                image_dir,
-                f"SfM registered {registered} of {n} frames "
-                f"(< {options.min_registered_fraction:.0%}; models: "
-                f"{sorted(r.num_reg_images() for r in models.values())})",
-                "extract more frames (lower endoscopy.frames.stride), raise "
-                "endoscopy.sfm.overlap / max_num_features, or check the mask and camera.yaml",
-            )
+        _require_registered(rec, models, n, image_dir, options)
         summary = summarize(rec, n)
         summary.update(
             models=sorted((r.num_reg_images() for r in models.values()), reverse=True),
