@@ -225,8 +225,12 @@ def export_clouds(
             depth = depth * scales[-1]
         if frames_out is not None:
             pts, px = backproject(depth, pred.K, valid)
-            write_ply(Path(frames_out) / f"{int(frame):08d}.ply", pts, bgr[px[:, 1], px[:, 0], ::-1],
-                      [f"frame {int(frame)}", "camera frame (x right, y down, z forward), SfM units"])
+            write_ply(
+                Path(frames_out) / f"{int(frame):08d}.ply",
+                pts,
+                bgr[px[:, 1], px[:, 0], ::-1],
+                [f"frame {int(frame)}", "camera frame (x right, y down, z forward), SfM units"],
+            )
         if view is None:
             no_pose.append(int(frame))
             continue
@@ -236,12 +240,17 @@ def export_clouds(
         fused_rgb.append(bgr[px[:, 1], px[:, 0], ::-1])
         used.append(int(frame))
     if not used:
-        raise InputDataError(fused_path, "no predicted frame has an SfM pose",
-                             "check that the prediction covers the sequence's views")
+        raise InputDataError(
+            fused_path,
+            "no predicted frame has an SfM pose",
+            "check that the prediction covers the sequence's views",
+        )
     points, colors = np.concatenate(fused_pts), np.concatenate(fused_rgb)
     n_before = len(points)
     points, colors = voxel_downsample(points, colors, options.voxel * median_depth)
-    write_ply(fused_path, points, colors, ["fused cloud of the predicted depth", "SfM world frame, SfM units"])
+    write_ply(
+        fused_path, points, colors, ["fused cloud of the predicted depth", "SfM world frame, SfM units"]
+    )
     return {
         "frames": used,
         "frames_without_pose": no_pose,

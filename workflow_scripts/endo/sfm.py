@@ -160,8 +160,14 @@ def _match(database: Path, options: SfMOptions) -> None:
         )
 
 
-def _extract_features(database: Path, image_dir: Path, image_names: list[str], K: np.ndarray,
-                      mask_path: str | Path | None, options: SfMOptions) -> None:
+def _extract_features(
+    database: Path,
+    image_dir: Path,
+    image_names: list[str],
+    K: np.ndarray,
+    mask_path: str | Path | None,
+    options: SfMOptions,
+) -> None:
     """SIFT of every frame into ``database``: one shared PINHOLE camera of the known K, masked."""
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "PINHOLE"
@@ -173,8 +179,15 @@ def _extract_features(database: Path, image_dir: Path, image_names: list[str], K
     extraction.num_threads = options.threads
     extraction.sift.max_num_features = options.max_num_features
     extraction.sift.first_octave = options.first_octave
-    pycolmap.extract_features(database, image_dir, image_names=image_names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        database,
+        image_dir,
+        image_names=image_names,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
 
 
 def _require_registered(rec, models: dict, n: int, image_dir: Path, options: SfMOptions) -> None:
