@@ -197,7 +197,7 @@ class EndoPairDataset(Dataset):
             raise InputDataError(
                 sequences[0].path,
                 f"sequences have different network sizes {sorted(sizes)}",
-                "set endoscopy.sfm_data.crop_size or the preset's size",
+                "set endoscopy.sfm_data.crop_size or endoscopy.train.common.size",
             )
         self.sequences, self.opts, self.seed = sequences, opts, seed
         self.index = [(s, v) for s, seq in enumerate(sequences) for v in range(seq.n_views)]
