@@ -1,6 +1,7 @@
-# Training stages of both branches: teacher -> student -> fine-tune (docs/driving.md, docs/endoscopy.md). The
-# {branch} wildcard is "kitti" or "endo"; a stage's inputs are its branch's data and the previous
-# stage's model. Library: workflow_scripts/training/ (assembly), models/training/ (loop, losses).
+# Training stages of both branches: teacher -> student -> fine-tune (docs/driving.md,
+# docs/endoscopy.md). The {branch} wildcard is "kitti" or "endo"; a stage's inputs are its
+# branch's data and the previous stage's model. Library: workflow_scripts/training/ (assembly),
+# models/training/ (loop, losses).
 
 
 wildcard_constraints:
