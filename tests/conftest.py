@@ -60,3 +60,14 @@ def endo_demo_small(tmp_path_factory, default_config) -> dict:
     root = tmp_path_factory.mktemp("endo_demo") / "endoscopy"
     endo_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After a run of the fault-injection suite: each case's rule, time to fail and message."""
+    from tests.fault_injection import FAIL_TIMES
+
+    if not FAIL_TIMES:
+        return
+    terminalreporter.write_sep("-", "bad inputs: time to fail (seconds, whole snakemake run)")
+    for case, (rule, seconds, line) in FAIL_TIMES.items():
+        terminalreporter.write_line(f"{seconds:6.1f}  {case:<28} {rule:<24} {line}")
