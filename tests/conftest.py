@@ -8,6 +8,7 @@ default config.yaml values except for fewer frames, so tests see the same data f
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,13 @@ def endo_demo_small(tmp_path_factory, default_config) -> dict:
     root = tmp_path_factory.mktemp("endo_demo") / "endoscopy"
     endo_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After a run of the fault-injection suite: each case's rule, time to fail and message."""
+    suite = sys.modules.get("tests.fault_injection")  # imported only when the suite ran
+    if suite is None or not suite.FAIL_TIMES:
+        return
+    terminalreporter.write_sep("-", "bad inputs: time to fail (seconds, whole snakemake run)")
+    for case, (rule, seconds, line) in suite.FAIL_TIMES.items():
+        terminalreporter.write_line(f"{seconds:6.1f}  {case:<28} {rule:<24} {line}")

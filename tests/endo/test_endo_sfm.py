@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -114,3 +117,16 @@ def test_largest_model_is_chosen():
         opts = pycolmap.SyntheticDatasetOptions(num_rigs=1, num_frames_per_rig=n, num_points3D=50)
         models[k] = pycolmap.synthesize_dataset(opts)
     assert largest_model(models) is models[1] and largest_model({}) is None
+
+
+def test_rule_script_sends_colmap_output_to_its_log_and_python_stderr_to_snakemake(tmp_path):
+    """run_sfm's redirect_stderr: COLMAP's C++ logging (file descriptor 2) goes to the COLMAP
+    log, while Python's stderr (a failed job's one readable line) still reaches the terminal."""
+    code = ("import os, sys\nfrom workflow_scripts.run_sfm import redirect_stderr\n"
+            f"redirect_stderr({str(tmp_path / 'colmap.log')!r})\n"
+            "os.write(2, b'I1202 glog line\\n')\nsys.stderr.write('data/x.jpg: bad. fix it\\n')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "data/x.jpg: bad. fix it\n"
+    assert (tmp_path / "colmap.log").read_text() == "I1202 glog line\n"

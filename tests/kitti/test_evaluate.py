@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+
 import numpy as np
 import pytest
 
@@ -12,8 +15,10 @@ from workflow_scripts.kitti.evaluate import (
     evaluate_image,
     evaluate_split,
     garg_crop,
+    load_disparities,
     valid_mask,
 )
+from workflow_scripts.util import InputDataError
 
 
 def test_metrics_on_hand_computed_values():
@@ -87,3 +92,40 @@ def test_flip_post_processing_matches_reference_blend():
     np.testing.assert_allclose(out[:, :, 50], 0.5 * (d[:, :, 50] + back[:, :, 50]))
     same = rng.random((1, 3, 40))
     np.testing.assert_allclose(post_process_disparity(same, same[:, :, ::-1]), same)
+
+
+class _MakesMarker:
+    """Unpickling this creates the folder ``marker``: proof that a file was unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_load_disparities_reads_plain_arrays_and_refuses_the_rest(tmp_path):
+    key = "kitti.evaluate.external_disparities"
+    good = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    np.save(tmp_path / "good.npy", good)
+    np.testing.assert_array_equal(load_disparities(tmp_path / "good.npy", 2), good)
+    marker = tmp_path / "UNPICKLED"
+    objects = np.empty(2, dtype=object)
+    objects[:] = [good[0], _MakesMarker(str(marker))]
+    np.save(tmp_path / "objects.npy", objects, allow_pickle=True)
+    with open(tmp_path / "list.pkl", "wb") as fh:
+        pickle.dump([good[0], _MakesMarker(str(marker))], fh)
+    np.save(tmp_path / "flat.npy", good.reshape(2, 12))
+    never = ", and files from outside the workflow are never unpickled"
+    cases = {"objects.npy": f"it holds an array of Python objects{never}",
+             "list.pkl": f"it holds pickled or other data{never}",
+             "flat.npy": "holds a float32 array of shape (2, 12), not (N, H, W) numbers",
+             "missing.npy": "disparity file not found"}
+    for name, problem in cases.items():
+        with pytest.raises(InputDataError) as err:
+            load_disparities(tmp_path / name, 2)
+        assert err.value.path == tmp_path / name and problem in err.value.problem
+        assert err.value.fix.endswith(f"and point {key} to it") and "pickle.load" not in str(err.value)
+    with pytest.raises(InputDataError, match=r"holds 2 disparity maps for the 3 frames of the test split"):
+        load_disparities(tmp_path / "good.npy", 3)
+    assert not marker.exists()

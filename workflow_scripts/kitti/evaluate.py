@@ -163,7 +163,10 @@ def load_disparities(
     except FileNotFoundError:
         raise InputDataError(path, "disparity file not found", fix) from None
     except ValueError as err:  # object arrays and pickles need allow_pickle, which is never used here
-        raise InputDataError(path, f"is not a plain numeric .npy array ({err})", fix) from None
+        # (numpy's own message suggests loading a pickle unsafely: not advice to pass on)
+        what = "an array of Python objects" if "Object arrays" in str(err) else "pickled or other data"
+        raise InputDataError(path, f"is not a plain numeric .npy array: it holds {what}, and files from "
+                             "outside the workflow are never unpickled", fix) from None
     except OSError as err:
         raise InputDataError(path, f"cannot be read as .npy ({err})", fix) from None
     if not isinstance(disps, np.ndarray) or disps.ndim != 3 or not np.issubdtype(disps.dtype, np.number):
