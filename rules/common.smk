@@ -22,7 +22,15 @@ from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
 # A branch with an empty root runs on the demo data, with config/demo.yaml's small settings
 # UNDER what the user set; validation then adds the defaults (docs/configuration.md).
 ON_DEMO = apply_demo_overlay(config, read_yaml(os.path.join(workflow.basedir, "config", "demo.yaml")))
-validate(config, schema="schemas/config.schema.yaml")
+try:
+    validate(config, schema="schemas/config.schema.yaml")
+except WorkflowError as err:  # Snakemake's message prints the whole schema after the error
+    from workflow_scripts.config.resolve import first_error
+
+    raise WorkflowError(
+        f"{first_error(config) or err}. See docs/configuration.md; "
+        "`python -m workflow_scripts.config check <your config files>` names the file"
+    ) from None
 
 for _key, _root in (("kitti.root", config["kitti"]["root"]), ("endoscopy.root", config["endoscopy"]["root"])):
     if _root and not os.path.isdir(_root):

@@ -37,9 +37,11 @@ def read_yaml(path: str | Path) -> dict:
     """A YAML mapping (``yaml.safe_load``); an error names the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as fh:  # a file handle: yaml's marks name the file
+            data = yaml.safe_load(fh)
     except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot be read as YAML ({err}). Fix the file's syntax") from err
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{path}: cannot be read as YAML ({detail}). Fix the file's syntax") from err
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator, validators
 
 from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
 
-__all__ = ["ROOT", "resolve", "load_user_config", "fill_defaults"]
+__all__ = ["ROOT", "resolve", "load_user_config", "fill_defaults", "first_error"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "rules" / "schemas" / "config.schema.yaml"
@@ -32,6 +32,17 @@ def _with_defaults(cls):
         yield from check_properties(validator, properties, instance, schema)
 
     return validators.extend(cls, {"properties": set_defaults})
+
+
+def first_error(config: Mapping, schema_path: Path = SCHEMA) -> str | None:
+    """The first schema error of ``config`` as one line naming the key, or None."""
+    schema = read_yaml(schema_path)
+    errors = sorted(Draft202012Validator(schema).iter_errors(copy.deepcopy(dict(config))), key=lambda e: e.path)
+    if not errors:
+        return None
+    err = errors[0]
+    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    return f"config key {key}: {err.message}"
 
 
 def fill_defaults(config: dict, schema_path: Path = SCHEMA) -> dict:

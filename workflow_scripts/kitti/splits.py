@@ -193,7 +193,15 @@ def filtered_train_val(
             "no training frames: every kept frame lacks temporal neighbours or sits on a test drive",
             "train on more (or longer) drives, or lower kitti.filter.min_changed",
         )
-    return _split_val(groups, options)
+    train, val = _split_val(groups, options)
+    if options.val_fraction > 0 and not val:
+        raise InputDataError(
+            where,
+            f"the validation list would be empty ({len(groups)} training frame(s) x val_fraction "
+            f"{options.val_fraction} rounds to none)",
+            "train on more frames, or set kitti.splits.val_fraction: 0 to validate on none",
+        )
+    return train, val
 
 
 def standard_train_val(
