@@ -50,11 +50,19 @@ def test_a_truncated_png_fails_the_hint_workers_in_seconds(kitti_case):
     png = KITTI_DEMO / TRAIN_DRIVE / "image_02" / "data" / "0000000002.png"
     cut(kitti_case / png, (kitti_case / png).stat().st_size // 2)
     run = snakemake(kitti_case, HINTS)
-    job = run.output[run.output.index("rule precompute_depth_hints:"):]
+    job = run.output[run.output.index("rule precompute_depth_hints:") :]
     assert re.search(r"^\s+threads: 2$", job, re.M)  # the rule's pool runs 2 workers
-    assert_failed(run, "a. truncated PNG, 2 workers", "precompute_depth_hints",
-                  f"logs/precompute_depth_hints/{TRAIN_DRIVE}.log", [HINTS], png,
-                  "PNG file is truncated", "no IEND chunk", "check that image_02 and image_03")
+    assert_failed(
+        run,
+        "a. truncated PNG, 2 workers",
+        "precompute_depth_hints",
+        f"logs/precompute_depth_hints/{TRAIN_DRIVE}.log",
+        [HINTS],
+        png,
+        "PNG file is truncated",
+        "no IEND chunk",
+        "check that image_02 and image_03",
+    )
     assert run.seconds < 60  # upstream jobs included; the job itself fails at the first bad frame
 
 
@@ -72,8 +80,16 @@ def test_c_velodyne_file_that_is_not_whole_points(kitti_case, change):
         cut(kitti_case / scan, size)
     run = snakemake(kitti_case, GT)
     case = "c. Velodyne .bin +3 bytes" if change > 0 else "short Velodyne .bin"
-    assert_failed(run, case, "export_gt_depth", "logs/export_gt_depth/eigen.log", [GT], scan,
-                  f"size {size} bytes is not a multiple of 16", "re-extract it from the KITTI archive")
+    assert_failed(
+        run,
+        case,
+        "export_gt_depth",
+        "logs/export_gt_depth/eigen.log",
+        [GT],
+        scan,
+        f"size {size} bytes is not a multiple of 16",
+        "re-extract it from the KITTI archive",
+    )
 
 
 @pytest.mark.timeout(120)
@@ -90,8 +106,15 @@ def test_calibration_file_missing_or_malformed(kitti_case, damage):
         (kitti_case / calib).write_text(re.sub(r"^T: .*$", "T: 0.1 oops", text, flags=re.M))
         phrases = ("missing or malformed key T (expected 3 numbers)", "use the calibration files")
     run = snakemake(kitti_case, GT)
-    assert_failed(run, f"{damage} calibration file", "export_gt_depth", "logs/export_gt_depth/eigen.log",
-                  [GT], calib, *phrases)
+    assert_failed(
+        run,
+        f"{damage} calibration file",
+        "export_gt_depth",
+        "logs/export_gt_depth/eigen.log",
+        [GT],
+        calib,
+        *phrases,
+    )
 
 
 @pytest.mark.timeout(120)
@@ -99,9 +122,16 @@ def test_d_image_ext_jpg_on_a_png_tree(kitti_case):
     """Wrote an empty test split (and 0-frame ground truth) with exit 0 before."""
     cfg = write_config(kitti_case, "jpg.yaml", {"kitti": {"image_ext": "jpg"}})
     run = snakemake(kitti_case, TEST_SPLIT, cfg)
-    assert_failed(run, "d. image_ext jpg on PNGs", "make_test_split", "logs/make_test_split/eigen.log",
-                  [TEST_SPLIT], KITTI_DEMO / TEST_DRIVE / "image_02" / "data",
-                  "holds no .jpg frames but .png ones", "set kitti.image_ext: png")
+    assert_failed(
+        run,
+        "d. image_ext jpg on PNGs",
+        "make_test_split",
+        "logs/make_test_split/eigen.log",
+        [TEST_SPLIT],
+        KITTI_DEMO / TEST_DRIVE / "image_02" / "data",
+        "holds no .jpg frames but .png ones",
+        "set kitti.image_ext: png",
+    )
 
 
 class Unpickled:
@@ -125,15 +155,24 @@ def test_f_external_disparities_that_need_unpickling(kitti_case):
     with open(kitti_case / "disps.pkl", "wb") as fh:
         pickle.dump([np.ones((8, 16), np.float32), Unpickled(str(marker))], fh)
     out = "results/kitti/eval/external.csv"
-    for name, case, holds in (("disps_objects.npy", "f. object array", "an array of Python objects"),
-                              ("disps.pkl", "f. pickle file", "pickled or other data")):
+    for name, case, holds in (
+        ("disps_objects.npy", "f. object array", "an array of Python objects"),
+        ("disps.pkl", "f. pickle file", "pickled or other data"),
+    ):
         cfg = write_config(kitti_case, "ext.yaml", {"kitti": {"evaluate": {"external_disparities": name}}})
         run = snakemake(kitti_case, out, cfg)
-        assert_failed(run, f"{case} as external_disparities", "evaluate_depth",
-                      "logs/evaluate_depth/external.log", [out], name,
-                      f"not a plain numeric .npy array: it holds {holds}", "never unpickled",
-                      "np.save(path, np.stack(disps).astype(np.float32))",
-                      "point kitti.evaluate.external_disparities to it")
+        assert_failed(
+            run,
+            f"{case} as external_disparities",
+            "evaluate_depth",
+            "logs/evaluate_depth/external.log",
+            [out],
+            name,
+            f"not a plain numeric .npy array: it holds {holds}",
+            "never unpickled",
+            "np.save(path, np.stack(disps).astype(np.float32))",
+            "point kitti.evaluate.external_disparities to it",
+        )
     assert not marker.exists()
     assert (kitti_case / GT).is_file()  # the ground truth (built by the first run) is fine
 
@@ -147,16 +186,26 @@ def test_h_frame_without_its_right_image_is_dropped_or_stops_the_run(kitti_case)
     run = snakemake(kitti_case, SPLITS[0])
     assert run.returncode == 0, run.output[-3000:]
     log = (kitti_case / "logs" / "make_splits" / "make_splits.log").read_text()
-    assert ("left out 2 training frame(s) whose stereo partner, temporal neighbour or LiDAR scan is "
-            f"missing (kitti.splits.missing: drop): {TRAIN_DRIVE} 2, {TRAIN_DRIVE} 3") in log
+    assert (
+        "left out 2 training frame(s) whose stereo partner, temporal neighbour or LiDAR scan is "
+        f"missing (kitti.splits.missing: drop): {TRAIN_DRIVE} 2, {TRAIN_DRIVE} 3"
+    ) in log
     train = (kitti_case / SPLITS[0]).read_text().splitlines()
     assert train == [f"{TRAIN_DRIVE} 0000000001 l", f"{TRAIN_DRIVE} 0000000001 r"]
 
     cfg = write_config(kitti_case, "strict.yaml", {"kitti": {"splits": {"missing": "error"}}})
     run = snakemake(kitti_case, SPLITS[0], cfg)
-    assert_failed(run, "h. missing right image, error", "make_splits", "logs/make_splits/make_splits.log",
-                  SPLITS, "results/kitti/frame_index", "2 training frame(s) lack their stereo partner",
-                  f"first: {TRAIN_DRIVE} 2, {TRAIN_DRIVE} 3", "set kitti.splits.missing: drop")
+    assert_failed(
+        run,
+        "h. missing right image, error",
+        "make_splits",
+        "logs/make_splits/make_splits.log",
+        SPLITS,
+        "results/kitti/frame_index",
+        "2 training frame(s) lack their stereo partner",
+        f"first: {TRAIN_DRIVE} 2, {TRAIN_DRIVE} 3",
+        "set kitti.splits.missing: drop",
+    )
 
 
 # ------------------------------------------------------------------ configuration (stops at startup)
@@ -165,28 +214,42 @@ def test_e_misspelt_endoscopy_root_stops_at_startup(tmp_path):
     """Planned a run without endoscopy data before and failed much later ("no sequences")."""
     cfg = write_config(tmp_path, "typo.yaml", {"endoscopy": {"root": str(tmp_path / "endoscopy_dta")}})
     run = snakemake(tmp_path, "results/endo/seq01/frames", cfg)
-    assert_startup_error(run, "e. misspelt endoscopy.root", "config endoscopy.root",
-                         f"{tmp_path / 'endoscopy_dta'}': no such folder",
-                         "Set endoscopy.root to your data folder")
+    assert_startup_error(
+        run,
+        "e. misspelt endoscopy.root",
+        "config endoscopy.root",
+        f"{tmp_path / 'endoscopy_dta'}': no such folder",
+        "Set endoscopy.root to your data folder",
+    )
 
 
 @pytest.mark.timeout(60)
 def test_misspelt_config_key_stops_at_startup(tmp_path):
     cfg = write_config(tmp_path, "typo.yaml", {"kitti": {"image_extt": "png"}})
     run = snakemake(tmp_path, GT, cfg)
-    assert_startup_error(run, "misspelt key kitti.image_extt", "'image_extt' was unexpected",
-                         "config key kitti: Additional properties are not allowed ('image_extt' was unexpected)")
+    assert_startup_error(
+        run,
+        "misspelt key kitti.image_extt",
+        "'image_extt' was unexpected",
+        "config key kitti: Additional properties are not allowed ('image_extt' was unexpected)",
+    )
     assert "schema['properties']" not in run.output  # one line, not the schema
     check = config_check(cfg)  # names the file as well
     assert check.returncode == 1
     assert check.stderr.strip() == (
         f"{cfg}: config key kitti: Additional properties are not allowed ('image_extt' was unexpected). "
-        "See docs/configuration.md for the allowed values")
+        "See docs/configuration.md for the allowed values"
+    )
 
 
 def config_check(*files) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workflow_scripts.config", "check", *map(str, files)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.config", "check", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.timeout(60)
@@ -205,5 +268,7 @@ def test_g_invalid_yaml_in_a_configfile_is_named_by_config_check(tmp_path):
     assert f'"{bad}", line 3, column 11' in message  # where the flow mapping that is never closed starts
     FAIL_TIMES["g. invalid YAML (config check)"] = ("(config check)", run.seconds, message.splitlines()[0])
     readme = " ".join((ROOT / "README.md").read_text().split())
-    assert ("`python -m workflow_scripts.config check my.yaml` also names the file (and the line of a YAML "
-            "syntax error, which Snakemake's own message does not)") in readme
+    assert (
+        "`python -m workflow_scripts.config check my.yaml` also names the file (and the line of a YAML "
+        "syntax error, which Snakemake's own message does not)"
+    ) in readme

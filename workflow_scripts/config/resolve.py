@@ -37,7 +37,9 @@ def _with_defaults(cls):
 def first_error(config: Mapping, schema_path: Path = SCHEMA) -> str | None:
     """The first schema error of ``config`` as one line naming the key, or None."""
     schema = read_yaml(schema_path)
-    errors = sorted(Draft202012Validator(schema).iter_errors(copy.deepcopy(dict(config))), key=lambda e: e.path)
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(copy.deepcopy(dict(config))), key=lambda e: e.path
+    )
     if not errors:
         return None
     err = errors[0]
