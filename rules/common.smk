@@ -260,6 +260,11 @@ def train_params(stage):
     return params
 
 
+def train_threads(wildcards):
+    """Cores a training stage reserves: its PyTorch threads (<branch>.train.common.threads)."""
+    return config[BRANCH_CONFIG[wildcards.branch]]["train"]["common"]["threads"]
+
+
 def train_paths(wildcards):
     """Data locations a stage reads that are not files of the DAG (the KITTI raw tree)."""
     if wildcards.branch == "kitti":

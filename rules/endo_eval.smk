@@ -35,12 +35,12 @@ rule predict_endo_depth:
         "benchmarks/predict_endo_depth/{stage}_{seq}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
-    # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
-    # More for large CPU runs: --set-threads predict_endo_depth=8.
-    threads: 1
+    # endoscopy.evaluate.threads (1: a one-thread job starts as soon as a core is free)
+    threads: ENDO["evaluate"]["threads"]
     resources:
         gpu=1,
+    params:
+        threads=ENDO["evaluate"]["threads"],
     script:
         "../workflow_scripts/predict_endo_depth.py"
 

@@ -16,10 +16,8 @@ rule predict_depth:
         "benchmarks/predict_depth/{stage}_{split}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    # One thread: inference takes seconds on the demo, and a one-thread job starts as soon as
-    # a core is free (a two-thread job waits for both while one-thread jobs keep starting).
-    # More for large CPU runs: --set-threads predict_depth=8.
-    threads: 1
+    # kitti.evaluate.threads (1: a one-thread job starts as soon as a core is free)
+    threads: KITTI["evaluate"]["threads"]
     resources:
         gpu=1,
     params:
@@ -27,6 +25,7 @@ rule predict_depth:
         raw_root=kitti_root,
         image_ext=kitti_image_ext,
         post_process=KITTI["evaluate"]["post_process"],
+        threads=KITTI["evaluate"]["threads"],
     script:
         "../workflow_scripts/predict_depth.py"
 

@@ -22,7 +22,7 @@ rule train_teacher:
         "benchmarks/train_teacher/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: 8
+    threads: train_threads
     resources:
         gpu=1,
     params:
@@ -47,7 +47,7 @@ rule train_student:
         "benchmarks/train_student/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: 8
+    threads: train_threads
     resources:
         gpu=1,
     params:
@@ -72,7 +72,7 @@ rule finetune:
         "benchmarks/finetune/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: 8
+    threads: train_threads
     resources:
         gpu=1,
     params:

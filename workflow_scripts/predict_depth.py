@@ -17,5 +17,5 @@ if __name__ == "__main__":
         smk.params.image_ext,
         Path(smk.output[0]),
         smk.params.post_process,
-        smk.threads,
+        smk.params.threads,  # kitti.evaluate.threads: a setting, not the cores Snakemake granted
     )

@@ -11,4 +11,4 @@ if __name__ == "__main__":
     smk = snakemake  # type: ignore[name-defined]  # noqa: F821 - injected by Snakemake
     setup_logging(smk.log[0])
     predict_endo_depth(Path(smk.input.model), Path(smk.input.sfm_data), Path(smk.input.frames),
-                       Path(smk.output[0]), smk.threads)
+                       Path(smk.output[0]), smk.params.threads)  # endoscopy.evaluate.threads: a setting

@@ -67,6 +67,12 @@ class EndoEvalOptions:
         minItems=1,
         uniqueItems=True,
     )
+    threads: int = option(
+        1,
+        "PyTorch threads of predict_endo_depth on the CPU: a setting, as the last bits of the depth depend on "
+        "it (1 lets a prediction start as soon as one core is free).",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -142,6 +142,12 @@ class KittiEvalOptions:
         "fixed factor true baseline / stereo_baseline, 5.4 on KITTI).",
         minItems=1,
     )
+    threads: int = option(
+        1,
+        "PyTorch threads of predict_depth on the CPU: a setting, as the last bits of the disparities depend on "
+        "it (1 lets a prediction start as soon as one core is free; more for large CPU-only runs).",
+        minimum=1,
+    )
     external_disparities: str = option(
         "",
         "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
@@ -165,8 +171,12 @@ def load_disparities(
     except ValueError as err:  # object arrays and pickles need allow_pickle, which is never used here
         # (numpy's own message suggests loading a pickle unsafely: not advice to pass on)
         what = "an array of Python objects" if "Object arrays" in str(err) else "pickled or other data"
-        raise InputDataError(path, f"is not a plain numeric .npy array: it holds {what}, and files from "
-                             "outside the workflow are never unpickled", fix) from None
+        raise InputDataError(
+            path,
+            f"is not a plain numeric .npy array: it holds {what}, and files from "
+            "outside the workflow are never unpickled",
+            fix,
+        ) from None
     except OSError as err:
         raise InputDataError(path, f"cannot be read as .npy ({err})", fix) from None
     if not isinstance(disps, np.ndarray) or disps.ndim != 3 or not np.issubdtype(disps.dtype, np.number):

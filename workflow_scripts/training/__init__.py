@@ -57,4 +57,5 @@ def main_from_snakemake(smk, stage: str) -> dict:
     setup_logging(smk.log[0])
     inputs = StageInputs.from_rule(dict(smk.input.items()), smk.params.paths)
     return run_stage(smk.wildcards.branch, stage, smk.params.train, inputs, Path(smk.output.model),
-                     seed=smk.params.seed, threads=smk.threads, gpus=int(smk.resources.get("gpu", 1)))
+                     seed=smk.params.seed, threads=smk.params.train["common"]["threads"],
+                     gpus=int(smk.resources.get("gpu", 1)))

@@ -55,6 +55,14 @@ class KittiCommon:
     max_depth: float = option(
         100.0, "Depth range of disp_to_depth: maximum (training units).", exclusiveMinimum=0
     )
+    threads: int = option(
+        2,
+        "PyTorch threads of each training stage on the CPU (intra-op). The last bits of the results depend "
+        "on it (the order of floating-point sums), so it is a setting, not Snakemake's --cores: the same "
+        "config gives bit-identical models whatever the cores and the scheduling. The rule reserves as many "
+        "cores.",
+        minimum=1,
+    )
     automask: bool = option(True, "monodepth2's auto-masking (identity reprojection losses).")
     stereo_baseline: float = option(
         0.1,
@@ -188,6 +196,12 @@ class EndoCommon:
         "exact",
         "Warp sampling of the depth consistency: exact = pixel centres at integers; endoscopy = the "
         "reference's grid normalisation by W.",
+    )
+    threads: int = option(
+        2,
+        "PyTorch threads of each training stage on the CPU (intra-op); like kitti.train.common.threads, a "
+        "setting because the last bits of the results depend on it.",
+        minimum=1,
     )
     bf16: bool = option(True, "bfloat16 autocast of the networks on CUDA (the geometry stays float32).")
     channels_last: bool = option(
