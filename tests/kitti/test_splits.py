@@ -99,7 +99,7 @@ def test_frames_without_partner_or_scan_are_dropped_or_stop(kitti_demo_small, tm
     full = {D1: set(range(5))}
     train, val = filtered_train_val(kept, full, [], SplitOptions(val_fraction=0.0))
     assert [ln.frame for ln in train] == [1, 1, 2, 2, 3, 3] and val == []
-    with pytest.raises(InputDataError, match=r"validation list would be empty .* val_fraction: 0"):
+    with pytest.raises(InputDataError, match=r"validation list would be empty .*splits.val_fraction: 0"):
         filtered_train_val(kept, full, [], SplitOptions(val_fraction=0.1))
 
 

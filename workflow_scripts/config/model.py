@@ -69,8 +69,8 @@ class EndoEvalOptions:
     )
     threads: int = option(
         1,
-        "PyTorch threads of predict_endo_depth on the CPU: a setting, as the last bits of the depth depend on "
-        "it (1 lets a prediction start as soon as one core is free).",
+        "PyTorch threads of predict_endo_depth on the CPU: a setting, as the last bits of the depth depend "
+        "on it (1 lets a prediction start as soon as one core is free).",
         minimum=1,
     )
 
