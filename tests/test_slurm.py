@@ -101,8 +101,8 @@ def test_profile_documents_placeholders_and_gpu_rules():
     assert {"mem_mb", "runtime", "cpus_per_task"} <= set(defaults)
     for rule in GPU_RULES:
         assert profile["set-resources"][rule]["gpu"] == 1
-    readme = (ROOT / "README.md").read_text()
-    assert "CHANGE_ME_account" in readme and "CHANGE_ME_gpu" in readme
+    docs = (ROOT / "docs" / "cluster.md").read_text()
+    assert "CHANGE_ME_account" in docs and "CHANGE_ME_gpu" in docs
 
 
 @pytest.mark.parametrize("name", ["local", "slurm"])
