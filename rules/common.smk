@@ -89,9 +89,7 @@ def _list_drives(*lists):
 def kitti_split_source():
     """'filtered' (frame filter -> lists) or 'standard' (the references' lists)."""
     source = KITTI["splits"]["source"]
-    if source == "auto":
-        return "filtered" if USE_DEMO_KITTI else "standard"
-    return source
+    return ("filtered" if USE_DEMO_KITTI else "standard") if source == "auto" else source
 
 
 def kitti_test_drives():
@@ -127,9 +125,7 @@ def kitti_raw_data(wildcards=None):
 
 def kitti_drive_images(wildcards):
     """Input on one drive's images: its JPEG mirror when converting, else the raw tree."""
-    if KITTI_JPEG:
-        return [f"results/kitti/jpeg/{wildcards.date}/{wildcards.drive}"]
-    return kitti_raw_data()
+    return [f"results/kitti/jpeg/{wildcards.date}/{wildcards.drive}"] if KITTI_JPEG else kitti_raw_data()
 
 
 def kitti_jpeg_drives(drives):
@@ -343,12 +339,9 @@ def register_ct_truth(wildcards):
 
 # --------------------------------------------------------------------- report figures (report.smk)
 def endo_report_parts():
-    """Endoscopy parts of the report, keyed on the config (never on files that exist):
-    none without report.endoscopy; else 'sfm' (run_sfm / prepare_sfm_data, always there),
-    'training' and 'depth' (the endoscopy training stages), and 'registration' (residual histograms, cloud on the CT,
-    results/endo_eval.csv) when results/endo_eval.csv is a target (demo, or real data with a
-    CT surface). The DAG then requires
-    their inputs."""
+    """Endoscopy parts of the report, keyed on the config (never on files that exist): none
+    without report.endoscopy; else 'sfm', 'training', 'depth', and 'registration' when
+    results/endo_eval.csv is a target (demo, or real data with a CT). The DAG requires their inputs."""
     if not REPORT["endoscopy"]:
         return set()
     parts = {"sfm", "training", "depth"}
@@ -386,12 +379,10 @@ def report_histories(wildcards):
 
 def sfm_summary_inputs(wildcards):
     """sfm_data of a sequence and, when the model came from run_sfm, its folder (summary.json)."""
-    files = {
-        "npz": f"results/endo/{wildcards.seq}/sfm_data.npz",
-        "info": f"results/endo/{wildcards.seq}/sfm_data.json",
-    }
+    base = f"results/endo/{wildcards.seq}"
+    files = {"npz": f"{base}/sfm_data.npz", "info": f"{base}/sfm_data.json"}
     if ENDO_FORMAT != "liu":
-        files["sfm"] = f"results/endo/{wildcards.seq}/sfm"
+        files["sfm"] = f"{base}/sfm"
     return files
 
 

@@ -45,7 +45,7 @@ def test_snakefmt_is_clean():
 
 def test_snakemake_lint_is_clean():
     run = _run(sys.executable, "-m", "snakemake", "--lint")
-    assert run.returncode == 0 and "Congratulations" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "Congratulations" in run.stdout + run.stderr, run.stdout + run.stderr
 
 
 def test_import_contracts_hold():

@@ -1,6 +1,7 @@
 """Rule register_ct: similarity registration of a stage's fused cloud to the CT surface;
 writes the transform, scale, surface residuals, counts and timing (JSON) and the registered
-cloud in CT millimetres (PLY) with each point's residual (npy, mm, in the PLY's order). See workflow_scripts/endo/register.py."""
+cloud in CT millimetres (PLY) with each point's residual (npy, mm, in the PLY's order).
+See workflow_scripts/endo/register.py."""
 
 import json
 import logging
@@ -25,8 +26,9 @@ from workflow_scripts.util.ply import read_ply, write_ply
 log = logging.getLogger("register_ct")
 
 
-def main(cloud: Path, ct_path: Path, sfm_data: Path, out_json: Path, out_ply: Path, options: RegisterOptions,
-         initial_poses: Path | None = None, truth: Path | None = None, out_residuals: Path | None = None) -> dict:
+def main(cloud: Path, ct_path: Path, sfm_data: Path, out_json: Path, out_ply: Path,
+         options: RegisterOptions, initial_poses: Path | None = None, truth: Path | None = None,
+         out_residuals: Path | None = None) -> dict:
     ply = read_ply(cloud, fix="re-run export_point_clouds")
     points, colors = ply.vertices, ply.colors
     ct = load_ct_surface(ct_path)

@@ -58,12 +58,13 @@ class RegisterOptions:
     cloud, CT frame, mm). 7-DoF similarity: automatic multi-start (or a manual initial pose) +
     scaled ICP (Open3D); residual = distance to the mesh triangles. Lengths in CT millimetres."""
 
-    initial_poses: str = option("", "Manual initial poses, one file per sequence ({seq} is replaced), in the "
-                                "endoscopy reference's format: lines 'frame, tx, ty, tz, qw, qx, qy, qz' = that "
-                                "frame's camera pose in the CT (camera -> CT, mm). \"\" = fully automatic.")
-    flip_yz: bool = option(True, "Negate the y and z axes of the manual rotations (the reference does: viewer "
-                           "cameras look along -z with y up); false = the poses are already in the OpenCV "
-                           "camera convention.")
+    initial_poses: str = option(
+        "", "Manual initial poses, one file per sequence ({seq} is replaced), in the endoscopy reference's "
+        "format: lines 'frame, tx, ty, tz, qw, qx, qy, qz' = that frame's camera pose in the CT (camera -> "
+        "CT, mm). \"\" = fully automatic.")
+    flip_yz: bool = option(
+        True, "Negate the y and z axes of the manual rotations (the reference does: viewer cameras look "
+        "along -z with y up); false = the poses are already in the OpenCV camera convention.")
     coarse_spacing_mm: float = option(1.0, "CT sample spacing of the coarse search.", exclusiveMinimum=0)
     fine_spacing_mm: float = option(0.3, "CT sample spacing of the fine ICP (also the cloud's spacing).",
                                     exclusiveMinimum=0)
@@ -71,9 +72,9 @@ class RegisterOptions:
                         "principal axis (a tube is nearly symmetric about its axis).", minimum=1)
     scale_factors: tuple[float, ...] = option((1.0,), "Multiples of the radius-ratio scale guess tried per "
                                               "anchor.", minItems=1)
-    min_elongation: float = option(1.25, "A cloud whose first principal spread is below this multiple of the "
-                                   "second has no stable axis: the 60 icosahedral rotations are tried instead.",
-                                   minimum=1)
+    min_elongation: float = option(
+        1.25, "A cloud whose first principal spread is below this multiple of the second has no stable "
+        "axis: the 60 icosahedral rotations are tried instead.", minimum=1)
     max_hypotheses: int = option(1200, "At most this many coarse ICPs (anchors are thinned).", minimum=1)
     coarse_points: int = option(400, "Cloud points (random subset) in the coarse stage.", minimum=10)
     fine_points: int = option(6000, "Cloud points in the fine stage (residuals are of every point).",
@@ -84,8 +85,8 @@ class RegisterOptions:
                            minimum=1)
     fine_iterations: int = option(60, "ICP iterations per fine call.", minimum=1)
     fine_max_distance_mm: tuple[float, ...] = option(
-        (3.0, 1.0, 0.5), "Correspondence distances of the fine stage (shrinking): scaled point-to-point ICP at "
-        "each, then point-to-plane ICP at the last.", minItems=1)
+        (3.0, 1.0, 0.5), "Correspondence distances of the fine stage (shrinking): scaled point-to-point ICP "
+        "at each, then point-to-plane ICP at the last.", minItems=1)
     min_points: int = option(200, "A cloud with fewer points is an error.", minimum=3)
     seed: int = field(default=0)
 

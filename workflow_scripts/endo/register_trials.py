@@ -55,12 +55,13 @@ def run_trial(
     ct: CTSurface,
     dense: np.ndarray,
     rng: np.random.Generator,
-    opts: TrialOptions = TrialOptions(),
-    reg: RegisterOptions = RegisterOptions(),
+    opts: TrialOptions | None = None,
+    reg: RegisterOptions | None = None,
 ) -> dict:
     """One trial; returns the residual RMS (mm), success (RMS <= noise + tolerance), the pose
     error (RMS distance of the noise-free points under the true and the recovered transform,
     mm), the scale ratio (recovered / true, 1 = exact) and the seconds of the registration."""
+    opts, reg = opts or TrialOptions(), reg or RegisterOptions()
     clean = partial_cloud(dense, rng, opts)
     noisy = clean + rng.normal(0.0, opts.noise_mm, clean.shape)
     s = float(np.exp(rng.uniform(*np.log(opts.scale))))

@@ -144,8 +144,8 @@ class KittiEvalOptions:
     )
     threads: int = option(
         1,
-        "PyTorch threads of predict_depth on the CPU: a setting, as the last bits of the disparities depend on "
-        "it (1 lets a prediction start as soon as one core is free; more for large CPU-only runs).",
+        "PyTorch threads of predict_depth on the CPU: a setting, as the last bits of the disparities depend "
+        "on it (1 lets a prediction start as soon as one core is free; more for large CPU-only runs).",
         minimum=1,
     )
     external_disparities: str = option(
