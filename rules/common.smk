@@ -387,10 +387,10 @@ def sfm_summary_inputs(wildcards):
 
 
 def registration_view_inputs(wildcards):
-    """Registered cloud, its residuals and the CT surface (endo_ct_input: on the demo the folder
-    that make_demo_endoscopy writes)."""
+    """Registered cloud, its residuals, its JSON (for the runner-up) and the CT (endo_ct_input)."""
     base = f"results/endo/registration/{wildcards.stage}/{wildcards.seq}"
-    return {"cloud": f"{base}.ply", "residuals": f"{base}_residuals.npy", **endo_ct_input()}
+    files = {"cloud": f"{base}.ply", "residuals": f"{base}_residuals.npy", "registration": f"{base}.json"}
+    return {**files, **endo_ct_input()}
 
 
 def registration_residuals(wildcards):

@@ -98,6 +98,7 @@ rule register_ct:
         "benchmarks/register_ct/{stage}/{seq}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
+    threads: ENDO["register"]["threads"]
     params:
         ct=endo_ct_surface(),
         truth=register_ct_truth,

@@ -5,7 +5,8 @@
 
 
 # Bars of the evaluation tables (plot_kitti_eval / plot_endo_eval): x axis, bar colours
-# (None = one bar per x) and the metrics ("numeric" = every numeric column but x and group).
+# (None = one bar per x), the metrics ("numeric" = every numeric column but x and group) and a
+# boolean column that hatches its rows' bars.
 EVAL_PLOTS = {
     "kitti": {
         "x": "stage",
@@ -22,9 +23,11 @@ EVAL_PLOTS = {
             "residual_median_mm",
             "residual_rms_mm",
             "residual_p95_mm",
+            "runner_up_ratio",
             "abs_rel",
             "delta1",
         ],
+        "flag": "ambiguous",  # an ambiguous registration's bars are hatched (docs/registration.md)
         "title": "Endoscopy branch: residuals to the CT per stage (results/endo_eval.csv)",
     },
 }

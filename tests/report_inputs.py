@@ -148,10 +148,19 @@ def make_report_inputs(root: Path) -> list[str]:
         cloud = np.stack([(5 + offset) * np.cos(a), (5 + offset) * np.sin(a), 10 + a], -1)
         write_mesh_ply(reg / "seqA.ply", cloud, None)
         np.save(reg / "seqA_residuals.npy", offset)
-    metrics = {m: [0.7, 0.5, 0.3, 1.2] for m in ("residual_mean_mm", "residual_median_mm", "residual_rms_mm",
-                                                  "residual_p95_mm", "abs_rel", "delta1")}
-    pd.DataFrame({"stage": (*stages, "constant"), "sequence": "seqA", **metrics}).to_csv(
-        root / "results" / "endo_eval.csv", index=False)
+        # the first stage's registration is ambiguous: its runner-up is the pose turned over
+        flip = np.diag([1.0, -1.0, -1.0, 1.0])
+        flip[2, 3] = 2 * 10 + np.pi
+        registration = {"ct_from_sfm": np.eye(4).tolist(), "ambiguous": k == 0, "runner_up_ratio": 1.1 + k,
+                        "runner_up": {"ct_from_sfm": flip.tolist()}}
+        (reg / "seqA.json").write_text(json.dumps(registration))
+    names = ("residual_mean_mm", "residual_median_mm", "residual_rms_mm", "residual_p95_mm",
+             "runner_up_ratio", "abs_rel", "delta1")
+    metrics = {m: [0.7, 0.5, 0.3, 1.2] for m in names}
+    ambiguous = [True, False, False, False]
+    table = pd.DataFrame({"stage": (*stages, "constant"), "sequence": "seqA", "ambiguous": ambiguous,
+                          **metrics})
+    table.to_csv(root / "results" / "endo_eval.csv", index=False)
     return ["results/endo/report/depth/teacher/seqA.png",
             "results/endo/report/registration/seqA_residuals.png",
             "results/endo/report/registration/teacher/seqA_on_ct.png",

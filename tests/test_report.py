@@ -36,6 +36,7 @@ from workflow_scripts.endo.trajectory import camera_centres
 from workflow_scripts.report.curves import moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
 from workflow_scripts.report.figure import plt
+from workflow_scripts.report.metrics import metrics_figure
 from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
 from workflow_scripts.report.sfm import principal_axes
 from workflow_scripts.util import InputDataError
@@ -255,6 +256,21 @@ def test_eval_bars_with_numeric_columns(tmp_path):
     with pytest.raises(InputDataError, match=r"columns \['abs_rel'\] missing"):
         plot_eval_metrics.main(tmp_path / "endo_eval.csv", ["abs_rel"], "stage", None, "x",
                                tmp_path / "f.png")
+    plt.close("all")
+
+
+def test_eval_bars_hatch_flagged_rows():
+    """The ambiguous registration's bars (and only its) are hatched and labelled; the title says why."""
+    table = pd.DataFrame({"stage": ["teacher", "student"], "sequence": ["a", "a"], "ambiguous": [True, False],
+                          "residual_median_mm": [0.3, 0.9]})
+    fig = metrics_figure(table, ["residual_median_mm"], "stage", "sequence", "endo", flag="ambiguous")
+    bars = fig.axes[0].patches
+    assert [b.get_hatch() for b in bars] == ["///", None]
+    assert "ambiguous" in fig._suptitle.get_text()
+    assert any("ambiguous" in t.get_text() for t in fig.axes[0].texts)
+    plain = metrics_figure(table.assign(ambiguous=False), ["residual_median_mm"], "stage", None, "e",
+                           flag="ambiguous")
+    assert all(b.get_hatch() is None for b in plain.axes[0].patches)
     plt.close("all")
 
 

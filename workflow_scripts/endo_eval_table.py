@@ -1,5 +1,6 @@
 """Rule endo_eval_table: results/endo_eval.csv, one row per stage x sequence (registration
-residuals to CT in mm, point counts, depth metrics against SfM, and on the demo the check
+residuals to CT in mm, the registration's confidence (ambiguous, runner_up_ratio: see
+docs/registration.md), point counts, depth metrics against SfM, and on the demo the check
 against the true camera poses)."""
 
 import json
@@ -23,7 +24,8 @@ def row(stage: str, seq: str, clouds: Path, registration: Path, depth: Path) -> 
         "points_registered": r["points"], "scale_mm_per_sfm_unit": r["scale_mm_per_sfm_unit"],
         "residual_mean_mm": res["mean_mm"], "residual_median_mm": res["median_mm"],
         "residual_rms_mm": res["rms_mm"], "residual_p95_mm": res["p95_mm"],
-        "register_seconds": r["seconds"]["total"], **d,
+        "register_seconds": r["seconds"]["total"], "ambiguous": r.get("ambiguous"),
+        "runner_up_ratio": r.get("runner_up_ratio"), **d,
         "truth_scale_ratio": truth.get("scale_ratio"), "truth_rotation_deg": truth.get("rotation_deg"),
         "truth_camera_rms_mm": truth.get("camera_rms_mm"),
     }

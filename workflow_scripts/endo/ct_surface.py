@@ -4,7 +4,7 @@ vertices) from ``open3d.t.geometry.RaycastingScene.compute_distance``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,23 @@ __all__ = ["CTSurface", "load_ct_surface", "residual_stats"]
 
 @dataclass
 class CTSurface:
-    """The CT mesh (mm) with what registration needs: samples, normals, a distance query."""
+    """The CT mesh (mm) with what registration needs: samples, normals, a distance query.
+
+    ``cache`` keeps what is derived from the mesh alone (samples, features) for the next
+    registration to the same CT (the bench registers many clouds to one CT); the cached
+    objects are shared, callers must not modify them.
+    """
 
     path: Path
     mesh: o3d.geometry.TriangleMesh
     scene: o3d.t.geometry.RaycastingScene
+    cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def extent_mm(self) -> float:
+        """Largest side of the mesh's axis-aligned bounding box (mm)."""
+        v = np.asarray(self.mesh.vertices)
+        return float(np.max(v.max(axis=0) - v.min(axis=0)))
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Unsigned distance (mm) of points (N, 3) in mm to the nearest point on a triangle."""
@@ -29,10 +41,14 @@ class CTSurface:
         return self.scene.compute_distance(q).numpy().astype(np.float64)
 
     def sample(self, spacing_mm: float, seed: int) -> o3d.geometry.PointCloud:
-        """Uniform sample of the surface about ``spacing_mm`` apart, with triangle normals."""
-        n = int(np.clip(self.mesh.get_surface_area() / spacing_mm**2, 1000, 2_000_000))
-        o3d.utility.random.seed(seed)
-        return self.mesh.sample_points_uniformly(number_of_points=n, use_triangle_normal=True)
+        """Uniform sample of the surface about ``spacing_mm`` apart, with triangle normals
+        (seeded; cached, the same object for the same arguments)."""
+        key = ("sample", float(spacing_mm), int(seed))
+        if key not in self.cache:
+            n = int(np.clip(self.mesh.get_surface_area() / spacing_mm**2, 1000, 2_000_000))
+            o3d.utility.random.seed(seed)
+            self.cache[key] = self.mesh.sample_points_uniformly(number_of_points=n, use_triangle_normal=True)
+        return self.cache[key]
 
 
 def load_ct_surface(path: str | Path) -> CTSurface:

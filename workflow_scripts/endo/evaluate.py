@@ -35,6 +35,8 @@ EVAL_COLUMNS = [
     "residual_rms_mm",
     "residual_p95_mm",
     "register_seconds",
+    "ambiguous",
+    "runner_up_ratio",
     "sparse_frames",
     "sparse_samples",
     "abs_rel",

@@ -16,7 +16,7 @@ __all__ = ["EIGEN_METRICS", "HIGHER_IS_BETTER", "metrics_figure", "read_table"]
 
 # Eigen metrics of results/kitti_eval.csv (workflow_scripts/kitti/evaluate.py)
 EIGEN_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-HIGHER_IS_BETTER = frozenset({"a1", "a2", "a3"})
+HIGHER_IS_BETTER = frozenset({"a1", "a2", "a3", "delta1", "runner_up_ratio"})
 
 
 def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
@@ -36,13 +36,21 @@ def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     return table
 
 
+def _any_true(column: pd.Series) -> bool:
+    """Whether a boolean column (missing values = false) holds a true value."""
+    return bool(column.fillna(False).astype(bool).any())
+
+
 def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: str | None,
-                   title: str, ncols: int = 4, panel_in: tuple[float, float] = (3.0, 2.6)) -> plt.Figure:
+                   title: str, ncols: int = 4, panel_in: tuple[float, float] = (3.0, 2.6),
+                   flag: str | None = None) -> plt.Figure:
     """Grouped bars: for every metric a panel, ``x`` values along the axis (in table order),
     one bar per value of ``group`` (or a single bar when ``group`` is None).
 
     Panels of metrics where higher is better are marked with an up arrow in the title, the
-    others with a down arrow. Bars carry their value.
+    others with a down arrow. Bars carry their value. ``flag``: a boolean column; a bar whose
+    rows have it true is hatched with a red edge and labelled with the column's name (e.g. an
+    ambiguous CT registration, whose residuals may belong to a wrong pose).
     """
     xs = list(dict.fromkeys(table[x]))
     groups = list(dict.fromkeys(table[group])) if group else [None]
@@ -58,7 +66,13 @@ def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: s
             pos = np.arange(len(xs)) + (g - (len(groups) - 1) / 2) * width
             bars = ax.bar(pos, values, width, color=colours[g % len(colours)],
                           label=str(name) if name is not None else None)
-            ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=1)
+            flagged = [flag is not None and _any_true(rows.loc[rows[x] == v, flag]) for v in xs]
+            for bar, on in zip(bars, flagged, strict=True):
+                if on:
+                    bar.set_hatch("///")
+                    bar.set_edgecolor("tab:red")
+            ax.bar_label(bars, labels=[f"{v:.3g}" + (f"\n{flag}" if on else "") for v, on in
+                                       zip(values, flagged, strict=True)], fontsize=6, padding=1)
         ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=30, fontsize=8)
         arrow = "\u2191" if metric in HIGHER_IS_BETTER else "\u2193"
         ax.set_title(f"{metric} {arrow}", fontsize=10)
@@ -74,6 +88,8 @@ def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: s
             axes.flat[len(metrics)].legend(handles, labels, title=group, loc="center")
         else:
             axes.flat[0].legend(title=group, fontsize=7, title_fontsize=7)
+    if flag is not None and _any_true(table[flag]):
+        title += f"\nhatched, red edge: {flag} (see the registration views and docs/registration.md)"
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

@@ -97,17 +97,21 @@ def crop_mesh(verts: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarra
 
 def cloud_on_ct_figure(ct_verts: np.ndarray, ct_tris: np.ndarray, cloud: np.ndarray,
                        residuals: np.ndarray | None, title: str, margin_mm: float = 5.0,
-                       max_triangles: int = 60000, max_points: int = 30000, seed: int = 0) -> plt.Figure:
+                       max_triangles: int = 60000, max_points: int = 30000, seed: int = 0,
+                       runner_up: np.ndarray | None = None, runner_up_label: str = "runner-up") -> plt.Figure:
     """The registered cloud on the CT surface in three orthographic views (x-y, x-z, y-z).
 
     The CT is cropped to the cloud's bounding box plus ``margin_mm`` and drawn as translucent
     grey triangles shaded by how squarely they face the viewer; points are coloured by their
-    residual (mm, shared colour bar) or, without residuals, plain blue.
+    residual (mm, shared colour bar) or, without residuals, plain blue. An ambiguous
+    registration's runner-up (the same cloud under the best distinct pose) is drawn beside it in
+    green, and the CT is cropped around both.
 
     Args:
         ct_verts: (Nv, 3) CT surface vertices, mm. ct_tris: (Nt, 3) triangles (vertex indexes).
         cloud: (N, 3) registered points in the CT frame, mm.
         residuals: (N,) mm or None.
+        runner_up: (M, 3) the cloud under the runner-up pose, mm, or None; runner_up_label: its legend.
         title: figure title.
         margin_mm: CT kept around the cloud's box.
         max_triangles, max_points: drawn at most (seeded random subsets beyond).
@@ -117,13 +121,16 @@ def cloud_on_ct_figure(ct_verts: np.ndarray, ct_tris: np.ndarray, cloud: np.ndar
     if cloud.ndim != 2 or cloud.shape[1] != 3 or len(cloud) == 0:
         raise ValueError(f"cloud_on_ct_figure: cloud must be (N>0, 3), got {cloud.shape}")
     rng = np.random.default_rng(seed)
-    lo, hi = cloud.min(axis=0) - margin_mm, cloud.max(axis=0) + margin_mm
+    both = cloud if runner_up is None else np.concatenate([cloud, np.asarray(runner_up, np.float64)])
+    lo, hi = both.min(axis=0) - margin_mm, both.max(axis=0) + margin_mm
     tris = crop_mesh(ct_verts, ct_tris, lo, hi)
     if len(tris) > max_triangles:
         tris = tris[np.sort(rng.choice(len(tris), max_triangles, replace=False))]
     if len(cloud) > max_points:
         keep = np.sort(rng.choice(len(cloud), max_points, replace=False))
         cloud, residuals = cloud[keep], (residuals[keep] if residuals is not None else None)
+    if runner_up is not None and len(runner_up) > max_points:
+        runner_up = np.asarray(runner_up)[np.sort(rng.choice(len(runner_up), max_points, replace=False))]
     corners = ct_verts[tris]  # (M, 3, 3)
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
@@ -145,6 +152,10 @@ def cloud_on_ct_figure(ct_verts: np.ndarray, ct_tris: np.ndarray, cloud: np.ndar
                             vmax=max(vmax, 1e-9), zorder=3)
         else:
             sc = ax.scatter(cloud[:, h], cloud[:, v], s=2, c="tab:blue", zorder=3)
+        if runner_up is not None:
+            ax.scatter(runner_up[:, h], runner_up[:, v], s=1, c="tab:green", alpha=0.5, zorder=2,
+                       label=runner_up_label)
+            ax.legend(loc="upper right", fontsize=6, markerscale=4)
         ax.set_xlim(lo[h], hi[h])
         ax.set_ylim(lo[v], hi[v])
         ax.set_aspect("equal")
