@@ -8,7 +8,9 @@ default config.yaml values except for fewer frames, so tests see the same data f
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,31 @@ def endo_demo_small(tmp_path_factory, default_config) -> dict:
     root = tmp_path_factory.mktemp("endo_demo") / "endoscopy"
     endo_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished `snakemake all` of the reduced demo: its folder and the process' result."""
+
+    folder: Path
+    run: subprocess.CompletedProcess
+
+    def check(self) -> None:
+        """Fail with the end of the log unless the run succeeded."""
+        assert self.run.returncode == 0, self.run.stdout[-3000:] + self.run.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory) -> TinyRun:
+    """`snakemake all --cores 2 --resources gpu=1` on the reduced demo (tests/configs/tiny.yaml),
+    once per session: tests/test_workflow.py checks its outputs and tests/test_slurm.py compares a
+    SLURM run of the same DAG with it. Users of it only read the run's resources/ and results/."""
+    folder = tmp_path_factory.mktemp("tiny_demo")
+    cmd = [sys.executable, "-m", "snakemake", "all", "--cores", "2", "--resources", "gpu=1", "--configfile",
+           str(ROOT / "tests" / "configs" / "tiny.yaml"), "--directory", str(folder), "--snakefile",
+           str(ROOT / "Snakefile")]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return TinyRun(folder, run)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

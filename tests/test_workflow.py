@@ -41,19 +41,13 @@ def test_dry_run_plans_the_demo(tmp_path):
         assert rule in run.stdout
 
 
-def test_lint_is_clean():
-    run = snakemake("--lint")
-    assert run.returncode == 0, run.stdout + run.stderr
-
-
 @pytest.mark.slow
-def test_end_to_end_tiny_demo(tmp_path):
-    """`snakemake all` on a reduced demo in a fresh folder: jobs succeed, both tables and the
-    report's figures exist, with logs and benchmarks, and a second run has nothing to do."""
-    run = snakemake(
-        "all", "--cores", "2", "--resources", "gpu=1", "--configfile", str(TINY), "--directory", str(tmp_path)
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+def test_end_to_end_tiny_demo(tiny_demo_run):
+    """`snakemake all` on a reduced demo in a fresh folder (conftest.tiny_demo_run): jobs succeed,
+    both tables and the report's figures exist, with logs and benchmarks, and a second run has
+    nothing to do. (The lint check is in tests/test_code_quality.py.)"""
+    tiny_demo_run.check()
+    tmp_path = tiny_demo_run.folder
     kitti = tmp_path / "resources" / "demo" / "kitti_raw"
     drive = kitti / "2011_01_01" / "2011_01_01_drive_0001_sync"
     assert sorted(p.name for p in (drive / "image_02" / "data").iterdir()) == [

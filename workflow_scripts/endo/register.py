@@ -142,16 +142,18 @@ def _score(T: np.ndarray, points: np.ndarray, ct: CTSurface, keep: float) -> flo
 
 def _fit_and_score(hyps, points, ct, iterations, options) -> list[tuple[float, np.ndarray]]:
     """Each similarity of ``hyps`` after fine_similarity on ``points`` (its gate: fit_gate x
-    the cloud's robust radius in mm at the hypothesis' scale), with its score; sorted."""
+    the cloud's robust radius in mm at the hypothesis' scale), with its score; sorted. A fit
+    that changed the scale by more than x2 collapsed onto (or blew up over) the surface, as on
+    a degenerate cloud (e.g. the constant-depth baseline's planes): its start is kept instead,
+    so that every cloud gets its best pose, and a poor score says how poor."""
     radius = robust_radius(points)
     out = []
     for T0 in hyps:
         fine = FineOptions(iterations=iterations, max_distance_mm=options.fit_gate * radius * scale_of(T0))
         T = fine_similarity(points, ct, T0, fine)
-        # a fit that changed the scale by more than x2 collapsed onto (or blew up over) the
-        # surface: not a candidate
-        if np.isfinite(T).all() and 0.5 < scale_of(T) / scale_of(T0) < 2.0:
-            out.append((_score(T, points, ct, options.score_keep), T))
+        if not (np.isfinite(T).all() and 0.5 < scale_of(T) / scale_of(T0) < 2.0):
+            T = np.asarray(T0, np.float64)
+        out.append((_score(T, points, ct, options.score_keep), T))
     return sorted(out, key=lambda c: c[0])
 
 
@@ -266,7 +268,7 @@ def register_similarity(
     if not ranked:
         raise InputDataError(
             source_path,
-            "no pose fits the CT surface (every hypothesis diverged)",
+            "no pose hypothesis to fit (no feature correspondences, no anchor hypotheses)",
             "check that the cloud shows the CT's anatomy, or give endoscopy.register.initial_poses",
         )
     best_score, T = ranked[0]
