@@ -51,6 +51,7 @@ __all__ = [
     "read_initial_poses",
     "register_similarity",
     "residual_stats",
+    "rotation_angle_deg",
     "scale_guess",
     "scale_of",
 ]
@@ -216,55 +217,25 @@ def register_similarity(
         T, info = register_legacy(points, ct, options, initial)
         return _result(points, ct, T, None, None, None, info, options, t0)
     search = _subset(points, options.search_points, options.seed + 2)  # a fused cloud has 100 k+
-    screen = _subset(search, options.screen_points, options.seed)
-    fine_pts = _subset(search, options.fine_points, options.seed + 1)
-    seconds = {"features": 0.0, "anchors": 0.0, "screen": 0.0, "fine": 0.0}
-    info = {
-        "scales": 0,
-        "matches": 0,
-        "hypotheses": 0,
-        "anchor_hypotheses": 0,
-        "points_coarse": 0,
-        "points_fine": len(fine_pts),
-        "anchors_used": False,
-    }
-    screened: list[tuple[float, np.ndarray]] = []
-    refined: list[tuple[float, np.ndarray]] = []
-
-    def add(hyps: list[np.ndarray]) -> None:
-        """Screen ``hyps``, refine the best distinct of them, extend ``screened`` and ``refined``."""
-        t = time.perf_counter()
-        new = _fit_and_score(hyps, screen, ct, options.screen_iterations, options)
-        screened.extend(new)
-        seconds["screen"] += time.perf_counter() - t
-        t = time.perf_counter()
-        refined.extend(_refine(new, refined, fine_pts, ct, options))
-        refined.sort(key=lambda c: c[0])
-        seconds["fine"] += time.perf_counter() - t
-        info["hypotheses"] += len(hyps)
-
+    pool = _Pool(search, ct, options)
     if not initial:
         t = time.perf_counter()
         features, feature_info = feature_hypotheses(search, ct, options)
-        info.update(feature_info)
-        seconds["features"] = time.perf_counter() - t
-        add(features)
-    ranked = _ranked_distinct(refined, options, 2)
+        pool.info.update(feature_info)
+        pool.seconds["features"] = time.perf_counter() - t
+        pool.add(features)
+    ranked = _ranked_distinct(pool.refined, options, 2)
     if initial or (options.max_hypotheses > 0 and (not ranked or _is_ambiguous(ranked, options))):
         # the anchors (tube search) when the features leave it open; or the manual poses
         t = time.perf_counter()
         anchors, anchor_info = anchor_candidates(search, ct, options, initial)
-        seconds["anchors"] = time.perf_counter() - t
-        info.update(
-            anchors_used=not initial,
-            anchor_hypotheses=anchor_info["hypotheses"],
-            points_coarse=anchor_info["points_coarse"],
-        )
-        add([T for _, T in anchors[: (len(anchors) if initial else options.top_k)]])
-        ranked = _ranked_distinct(refined, options, 2)
+        pool.seconds["anchors"] = time.perf_counter() - t
+        pool.info.update(anchors_used=not initial, anchor_hypotheses=anchor_info["hypotheses"],
+                         points_coarse=anchor_info["points_coarse"])
+        pool.add([T for _, T in anchors[: (len(anchors) if initial else options.top_k)]])
     t = time.perf_counter()
-    ranked = _polish(refined, fine_pts, ct, options)
-    seconds["fine"] += time.perf_counter() - t
+    ranked = _polish(pool.refined, pool.fine, ct, options)
+    pool.seconds["fine"] += time.perf_counter() - t
     if not ranked:
         raise InputDataError(
             source_path,
@@ -273,8 +244,37 @@ def register_similarity(
         )
     best_score, T = ranked[0]
     runner, ratio = (ranked[1][1], _ratio(ranked[1][0], best_score, T)) if len(ranked) > 1 else (None, None)
-    info.update(refined=len(refined), screened=len(screened), seconds=seconds)
+    info = {**pool.info, "refined": len(pool.refined), "screened": len(pool.screened),
+            "seconds": pool.seconds}
     return _result(points, ct, T, runner, ratio, best_score, info, options, t0)
+
+
+class _Pool:
+    """The hypotheses of one registration: each is screened (a short fit on ``screen_points``
+    points), the best distinct of them refined (the full fit on ``fine_points`` points); with
+    the counts and seconds of each step."""
+
+    def __init__(self, search: np.ndarray, ct: CTSurface, options: RegisterOptions) -> None:
+        self.ct, self.options = ct, options
+        self.screen = _subset(search, options.screen_points, options.seed)
+        self.fine = _subset(search, options.fine_points, options.seed + 1)
+        self.screened: list[tuple[float, np.ndarray]] = []
+        self.refined: list[tuple[float, np.ndarray]] = []
+        self.seconds = {"features": 0.0, "anchors": 0.0, "screen": 0.0, "fine": 0.0}
+        self.info = {"scales": 0, "matches": 0, "hypotheses": 0, "anchor_hypotheses": 0, "points_coarse": 0,
+                     "points_fine": len(self.fine), "anchors_used": False}
+
+    def add(self, hyps: list[np.ndarray]) -> None:
+        """Screen ``hyps`` (ct_from_cloud (4, 4) each) and refine the best distinct of them."""
+        t = time.perf_counter()
+        new = _fit_and_score(hyps, self.screen, self.ct, self.options.screen_iterations, self.options)
+        self.screened.extend(new)
+        self.seconds["screen"] += time.perf_counter() - t
+        t = time.perf_counter()
+        self.refined.extend(_refine(new, self.refined, self.fine, self.ct, self.options))
+        self.refined.sort(key=lambda c: c[0])
+        self.seconds["fine"] += time.perf_counter() - t
+        self.info["hypotheses"] += len(hyps)
 
 
 def _polish(refined, points, ct, options, rounds: int = 3) -> list[tuple[float, np.ndarray]]:

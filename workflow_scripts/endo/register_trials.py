@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from workflow_scripts.endo.register import CTSurface, RegisterOptions, register_similarity, scale_of
+from workflow_scripts.endo.register import (
+    CTSurface,
+    RegisterOptions,
+    register_similarity,
+    rotation_angle_deg,
+    scale_of,
+)
 
 __all__ = [
     "PatchTrialOptions",
@@ -164,12 +170,10 @@ def pose_errors(T: np.ndarray, T_true: np.ndarray, clean_mm: np.ndarray) -> dict
     (|s / s_true - 1|) and the distance (mm) between the clean points' centroid mapped by the
     true inverse and T, and the centroid itself."""
     s, s_true = scale_of(T), scale_of(T_true)
-    dR = (T[:3, :3] / s) @ (T_true[:3, :3] / s_true).T
-    angle = float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1.0) / 2.0, -1.0, 1.0))))
     c = clean_mm.mean(axis=0)
     c_cloud = np.linalg.solve(T_true, np.r_[c, 1.0])
     return {
-        "rotation_deg": angle,
+        "rotation_deg": rotation_angle_deg(T, T_true),
         "scale_error": abs(s / s_true - 1.0),
         "centroid_mm": float(np.linalg.norm((T @ c_cloud)[:3] - c)),
     }
