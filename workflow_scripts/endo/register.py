@@ -8,7 +8,8 @@ No tube, no orientation and no scale is assumed:
    scales, any anatomy) and anchor hypotheses (register_anchors.py: the first version's
    search along a tube's axis, its ``top_k`` best after a short scaled ICP).
 2. Every hypothesis gets a short robust fit to the CT triangles (register_fine.py, on
-   ``screen_points`` points) and a score: the RMS distance to the surface of the
+   ``screen_points`` points; the ``probe_k`` best distinct are tried again scaled by each of
+   ``probe_factors`` about the cloud's centroid) and a score: the RMS distance to the surface of the
    ``score_keep`` closest of those points, divided by the scale (the cloud's own units, so
    that different scales compare fairly).
 3. The ``refine_k`` best DISTINCT ones (rotations more than ``distinct_deg`` or scales more
@@ -268,6 +269,13 @@ class _Pool:
         """Screen ``hyps`` (ct_from_cloud (4, 4) each) and refine the best distinct of them."""
         t = time.perf_counter()
         new = _fit_and_score(hyps, self.screen, self.ct, self.options.screen_iterations, self.options)
+        # scale probes: a short fit started 20 % off in scale may settle at a wrong scale with
+        # the right rotation; the best few are tried again at other scales
+        best = _ranked_distinct(new, self.options, self.options.probe_k)
+        probes = [_scaled_about_centroid(T, f, self.screen) for _, T in best
+                  for f in self.options.probe_factors]
+        new = sorted(new + _fit_and_score(probes, self.screen, self.ct, self.options.screen_iterations,
+                                          self.options), key=lambda c: c[0])
         self.screened.extend(new)
         self.seconds["screen"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -275,6 +283,16 @@ class _Pool:
         self.refined.sort(key=lambda c: c[0])
         self.seconds["fine"] += time.perf_counter() - t
         self.info["hypotheses"] += len(hyps)
+
+
+def _scaled_about_centroid(T: np.ndarray, factor: float, points: np.ndarray) -> np.ndarray:
+    """The similarity T (4, 4) followed by a scaling by ``factor`` about the centroid of the
+    registered points (points (N, 3) in the cloud's unit)."""
+    c = (points @ T[:3, :3].T + T[:3, 3]).mean(axis=0)
+    M = np.eye(4)
+    M[:3, :3] *= factor
+    M[:3, 3] = c - factor * c
+    return M @ T
 
 
 def _polish(refined, points, ct, options, rounds: int = 3) -> list[tuple[float, np.ndarray]]:

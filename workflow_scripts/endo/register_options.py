@@ -79,7 +79,7 @@ class RegisterOptions:
     ransac_distance: float = option(1.5, "RANSAC inlier distance, in voxels.", exclusiveMinimum=0)
     # anchor hypotheses (the first version's search for tube-like cavities)
     max_hypotheses: int = option(
-        300,
+        1200,
         "At most this many anchor ICPs (anchors are thinned); they run only when the feature "
         "hypotheses leave the registration ambiguous, or for manual poses. 0 = no anchors.",
         minimum=0,
@@ -107,6 +107,14 @@ class RegisterOptions:
     )
     screen_points: int = option(300, "Cloud points of the short fit that ranks every hypothesis.", minimum=10)
     screen_iterations: int = option(10, "Gauss-Newton iterations of that short fit.", minimum=1)
+    probe_k: int = option(
+        6, "The probe_k best distinct hypotheses after that fit are fitted again from other scales "
+        "(probe_factors): a short fit may settle at a wrong scale with the right rotation.", minimum=0)
+    probe_factors: tuple[float, ...] = option(
+        (0.8, 0.9, 1.12, 1.25),
+        "Scale factors (about the cloud's centroid) of those probes.",
+        exclusiveMinimum=0,
+    )
     refine_k: int = option(3, "The refine_k best DISTINCT hypotheses get the full fine fit.", minimum=1)
     fine_points: int = option(2000, "Cloud points (seeded subset) of the fine fit.", minimum=10)
     fine_iterations: int = option(30, "Gauss-Newton iterations of the fine fit.", minimum=1)
