@@ -5,6 +5,7 @@ vertices) from ``open3d.t.geometry.RaycastingScene.compute_distance``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,9 @@ class CTSurface:
     scene: o3d.t.geometry.RaycastingScene
     cache: dict = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def extent_mm(self) -> float:
-        """Largest side of the mesh's axis-aligned bounding box (mm)."""
+        """Largest side of the mesh's axis-aligned bounding box (mm; computed once)."""
         v = np.asarray(self.mesh.vertices)
         return float(np.max(v.max(axis=0) - v.min(axis=0)))
 

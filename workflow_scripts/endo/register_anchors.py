@@ -26,6 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from workflow_scripts.endo.ct_surface import CTSurface
 from workflow_scripts.endo.register_fine import scale_of
+from workflow_scripts.endo.register_global import as_o3d_cloud
 from workflow_scripts.endo.register_options import RegisterOptions
 
 __all__ = [
@@ -41,10 +42,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 P2P_SCALED = o3d.pipelines.registration.TransformationEstimationPointToPoint(with_scaling=True)
 P2PLANE = o3d.pipelines.registration.TransformationEstimationPointToPlane()
-
-
-def _pcd(points: np.ndarray) -> o3d.geometry.PointCloud:
-    return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
 
 
 def pca(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +67,7 @@ def _anchors(
     """Local frames of the CT: for seeds ``spacing`` apart, the centroid, principal axes and
     cross-section radius (spread about the first axis) of the CT points within ``half_length``."""
     tree = cKDTree(target)
-    seeds = np.asarray(_pcd(target).voxel_down_sample(spacing).points)
+    seeds = np.asarray(as_o3d_cloud(target).voxel_down_sample(spacing).points)
     out, kept = [], []
     for p in seeds:
         idx = tree.query_ball_point(p, half_length)
@@ -170,7 +167,7 @@ def coarse_source(points: np.ndarray, options: RegisterOptions) -> tuple[o3d.geo
     points; returns it and that radius."""
     _, _, std_s = pca(points)
     r_s = float(np.hypot(std_s[1], std_s[2]))
-    return subset(_pcd(points).voxel_down_sample(r_s / 5), options, options.coarse_points), r_s
+    return subset(as_o3d_cloud(points).voxel_down_sample(r_s / 5), options, options.coarse_points), r_s
 
 
 def anchor_candidates(
@@ -220,7 +217,7 @@ def register_legacy(
         raise ValueError("register_legacy: every anchor ICP collapsed")
     t2 = time.perf_counter()
     fine_t = ct.sample(options.fine_spacing_mm, options.seed + 1)
-    cloud = _pcd(points)  # built once: every candidate downsamples the same cloud
+    cloud = as_o3d_cloud(points)  # built once: every candidate downsamples the same cloud
     # every candidate gets the first (widest) fine ICP; only the refine_k best the rest
     dists = options.fine_max_distance_mm
     candidates = []

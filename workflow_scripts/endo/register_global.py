@@ -37,6 +37,7 @@ from workflow_scripts.endo.register_options import RegisterOptions
 
 __all__ = [
     "Features",
+    "as_o3d_cloud",
     "cloud_features",
     "ct_features",
     "ct_radius",
@@ -63,7 +64,8 @@ def robust_radius(points: np.ndarray) -> float:
     return float(np.median(np.linalg.norm(points - np.median(points, axis=0), axis=1)))
 
 
-def _pcd(points: np.ndarray) -> o3d.geometry.PointCloud:
+def as_o3d_cloud(points: np.ndarray) -> o3d.geometry.PointCloud:
+    """Points (N, 3) as an Open3D point cloud (float64)."""
     return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
 
 
@@ -119,7 +121,8 @@ def ct_features(ct: CTSurface, voxel: float, options: RegisterOptions) -> Featur
 def cloud_features(points: np.ndarray, scale: float, voxel: float, options: RegisterOptions) -> Features:
     """Features of the cloud (N, 3, its own unit) scaled by ``scale`` (mm per unit), at most
     options.feature_keypoints of them."""
-    return _describe(_pcd(np.asarray(points, np.float64) * scale), voxel, options, options.feature_keypoints)
+    cloud = as_o3d_cloud(np.asarray(points, np.float64) * scale)
+    return _describe(cloud, voxel, options, options.feature_keypoints)
 
 
 def scale_sweep(cloud_radius: float, ct_radius: float, options: RegisterOptions) -> np.ndarray:
@@ -182,7 +185,7 @@ def sequential_ransac(
     correspondences within 2 ``distance`` of that pose are dropped. ``with_scaling`` estimates
     a similarity instead of a rigid motion in RANSAC itself (and lets the edge-length check pass
     edges up to 25 % longer or shorter, not 10 %)."""
-    P, Q = _pcd(src), _pcd(tgt)
+    P, Q = as_o3d_cloud(src), as_o3d_cloud(tgt)
     alive = np.ones(len(src), bool)
     est = REG.TransformationEstimationPointToPoint(with_scaling)
     checkers = [
@@ -232,7 +235,7 @@ def feature_hypotheses(
         scales = scale_sweep(radius, ct_radius(ct, options.seed), options)
     voxels = [feature_voxel(s * radius, ct, options) for s in scales]
     # one pre-downsampling for every scale: a third of the finest voxel the sweep needs
-    pre = _pcd(points).voxel_down_sample(min(v / s for v, s in zip(voxels, scales, strict=True)) / 3)
+    pre = as_o3d_cloud(points).voxel_down_sample(min(v / s for v, s in zip(voxels, scales, strict=True)) / 3)
     pre_pts = np.asarray(pre.points)
     poses, matches = [], 0
     for s, voxel in zip(scales, voxels, strict=True):
