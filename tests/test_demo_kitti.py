@@ -214,3 +214,57 @@ def test_stop_drive_stands_still():
     step = np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1)
     assert (step < 1e-9).sum() >= 8  # about a second standing still
     assert step[:5].min() > 0.5 and step[-5:].min() > 0.5
+
+
+def _world_points(drive: Path, rig: kc.KittiRig, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """World points (H, W, 3) of camera 2's pixels at frame ``i`` (GT depth) and the depth."""
+    depth = _gt_depth(drive, 2, i)
+    h, w = depth.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([u + 1.0, v + 1.0, np.ones_like(u)], -1) @ np.linalg.inv(rig.K(2, zero_based=False)).T
+    cam = rays * depth[..., None]
+    world_from_cam = np.linalg.inv(np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"][i])
+    return cam @ world_from_cam[:3, :3].T + world_from_cam[:3, 3], depth
+
+
+def _inside(points: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+    """(n,) whether each point (n, 3) lies in any box (m, 2, 3) grown by ``margin`` (m)."""
+    lo, hi = boxes[:, 0] - margin, boxes[:, 1] + margin
+    return ((points[:, None] >= lo[None]) & (points[:, None] <= hi[None])).all(-1).any(-1)
+
+
+def test_labels_agree_with_geometry(kitti_demo_small):
+    """Car pixels of the label images are exactly where the depth puts a point on a car (parked
+    or moving at that frame), and no other pixel is; the label files are Cityscapes labelIds."""
+    from workflow_scripts.kitti import cityscapes as cs
+
+    drive = _drive(kitti_demo_small)
+    rig = kc.load_rig(kitti_demo_small["root"] / "2011_01_01")
+    cars = np.load(drive / "demo_gt" / "cars.npz")
+    assert cars["moving"].shape[:2] == (5, 8) and set(cars["moving_kind"]) == {"lead", "oncoming"}
+    root = kitti_demo_small["root"] / kitti_demo.CITYSCAPES
+    pairs = cs.find_pairs(root, "train")
+    assert len(pairs) == 10  # 2 drives x 5 frames, left images hard-linked
+    for i in (0, 4):
+        image, label_png = cs.cityscapes_paths(root, "train", drive.name, f"{drive.name}_{raw.frame_name(i)}")
+        assert image.samefile(raw.image_path(drive, 2, i))
+        label = cv2.imread(str(label_png), cv2.IMREAD_UNCHANGED)
+        assert label.dtype == np.uint8 and label.shape == (375, 1242)
+        points, depth = _world_points(drive, rig, i)
+        boxes = np.concatenate([cars["parked"], cars["moving"][i]])
+        car = label == cs.LABEL_IDS["car"]
+        assert car.sum() > 2000
+        assert np.all(label[depth == 0] == cs.LABEL_IDS["sky"])
+        # 1/256 m depth quantisation at up to ~30 m: 2 cm of slack
+        assert _inside(points[car & (depth > 0)], boxes, 0.02).all()
+        surface = (depth > 0) & (depth < 60)
+        lo, hi = boxes[:, 0] + 0.02, boxes[:, 1] - 0.02
+        deep_inside = ((points[:, :, None] >= lo) & (points[:, :, None] <= hi)).all(-1).any(-1)
+        assert not deep_inside[surface & ~car].any()
+        # the lead car is seen, 10-12.6 m ahead, and it moved with the camera
+        lead = cars["moving"][i][np.array(cars["moving_kind"]) == "lead"]
+        assert _inside(points[car], lead, 0.02).sum() > 1000
+    poses = np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"]
+    cam_dz = np.linalg.inv(poses[4])[2, 3] - np.linalg.inv(poses[0])[2, 3]
+    lead_dz = np.diff(cars["moving"][[0, 4], 0, 0, 2])[0]
+    assert cam_dz > 2.5 and abs(lead_dz - cam_dz) < 0.7

@@ -7,6 +7,14 @@ Per drive, besides the KITTI raw folders, ground truth for tests and evaluation:
   0 = no surface (sky), in the layout of KITTI's annotated depth maps.
 * ``demo_gt/poses.npz``: ``cam2_from_world``, ``cam3_from_world``, ``velo_from_world``
   (N, 4, 4) and ``times`` (N,) seconds.
+* ``demo_gt/cars.npz``: the car boxes in world coordinates (min/max corners, m): ``parked``
+  (P, 2, 3) and ``moving`` (N, K, 2, 3) per frame, with ``moving_kind`` (K,) "lead"/"oncoming".
+
+Beside the drives, ``cityscapes/`` holds the left images (hard links) with their exact
+semantic labels in the Cityscapes layout (:mod:`workflow_scripts.kitti.cityscapes`), city =
+drive folder: ``cityscapes/leftImg8bit/train/<drive>/<drive>_<frame>_leftImg8bit.png`` and
+``cityscapes/gtFine/train/<drive>/<drive>_<frame>_gtFine_labelIds.png``. Every drive is in the
+``train`` folder; the workflow keeps the test drives out of training.
 
 The images are rendered in the rectified frame with the calibration read back from the
 written files, so the files and the pixels agree to the printed precision.
@@ -24,14 +32,18 @@ import numpy as np
 
 from workflow_scripts.demo.kitti_render import StreetRenderer
 from workflow_scripts.demo.kitti_scene import (
+    MAT,
     StreetScene,
+    Traffic,
     build_street,
+    build_traffic,
     make_textures,
     rotation_ypr,
     trajectory,
 )
 from workflow_scripts.demo.textures import MipTextures
 from workflow_scripts.kitti import calib as kc
+from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.kitti import raw
 from workflow_scripts.util import atomic_dir
 from workflow_scripts.util.options import option
@@ -39,6 +51,7 @@ from workflow_scripts.util.pool import map_in_processes
 
 log = logging.getLogger(__name__)
 DEPTH_PNG_SCALE = 256.0  # KITTI annotated depth: uint16 = metres * 256
+CITYSCAPES = "cityscapes"  # folder of the labelled left images, inside the demo root
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,9 +71,9 @@ class DemoDrive:
 
 def _demo_drives() -> tuple[DemoDrive, ...]:
     return (
-        DemoDrive(date="2011_01_01", drive="0001", frames=60, speed=8.0, stop=False),
-        DemoDrive(date="2011_01_01", drive="0002", frames=60, speed=7.0, stop=True),
-        DemoDrive(date="2011_01_02", drive="0003", frames=60, speed=9.0, stop=False),
+        DemoDrive(date="2011_01_01", drive="0001", frames=32, speed=8.0, stop=False),
+        DemoDrive(date="2011_01_01", drive="0002", frames=32, speed=7.0, stop=True),
+        DemoDrive(date="2011_01_02", drive="0003", frames=24, speed=9.0, stop=False),
     )
 
 
@@ -94,6 +107,14 @@ class KittiDemoConfig:
         721.5377,
         "Focal length (pixels) for a 1242-pixel-wide image (KITTI: 721.5); scaled with the width.",
         exclusiveMinimum=0,
+    )
+    traffic: bool = option(
+        True,
+        "Moving cars: one ahead in the camera's lane at about its speed, three oncoming (the "
+        "static-world assumption of self-supervised depth fails on them; SGDepth masks them).",
+    )
+    parked_cars: float = option(
+        0.35, "Probability of a parked car in each 6-7.5 m slot along the kerbs.", minimum=0, maximum=1
     )
     image_noise: float = option(
         1.0, "Standard deviation of the Gaussian sensor noise (8-bit levels).", minimum=0
@@ -157,6 +178,7 @@ def demo_calibration(hw: tuple[int, int], focal_1242: float, baseline: float) ->
 class _DriveJob:
     path: Path
     scene: StreetScene
+    traffic: Traffic | None
     rig: kc.KittiRig
     world_from_rect0: np.ndarray  # (N, 4, 4)
     seed: int
@@ -183,10 +205,12 @@ def _render_frame(task: tuple[int, int]) -> int:
     if key not in _RENDERERS:  # Embree scenes are built after the fork, never shared
         _RENDERERS[key] = StreetRenderer(job.scene, _TEXTURES, threads=_THREADS)
     renderer = _RENDERERS[key]
+    if job.traffic is not None:
+        renderer.set_scene(job.scene.with_traffic(job.traffic, i))
     rng = np.random.default_rng([job.seed, i])
     name = raw.frame_name(i)
     for cam in (2, 3):
-        rgb, depth = renderer.render(
+        rgb, depth, label = renderer.render(
             _cam_pose(job, i, cam), job.rig.K(cam, zero_based=False), job.rig.image_size[cam], one_based=True
         )
         img = np.clip(
@@ -197,6 +221,14 @@ def _render_frame(task: tuple[int, int]) -> int:
             cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2BGR),
             [cv2.IMWRITE_PNG_COMPRESSION, 1],
         )
+        if cam == 2:
+            city = job.path.name
+            image, label_png = cs.cityscapes_paths(job.path.parent.parent / CITYSCAPES, "train", city,
+                                                   f"{city}_{name}")
+            cs.write_label_png(label_png, label)
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.unlink(missing_ok=True)
+            image.hardlink_to(raw.image_path(job.path, cam, i))
         d16 = np.round(depth * DEPTH_PNG_SCALE)
         d16[(d16 > 65535) | (depth <= 0)] = 0
         cv2.imwrite(
@@ -215,6 +247,17 @@ def _render_frame(task: tuple[int, int]) -> int:
     )
     pts.tofile(raw.velodyne_path(job.path, i))
     return i
+
+
+def _save_cars(path: Path, scene: StreetScene, traffic: Traffic | None, frames: int) -> None:
+    """The car boxes of a drive (``demo_gt/cars.npz``, see the module doc)."""
+    moving = np.zeros((frames, 0, 2, 3))
+    kind = np.array([], dtype="<U8")
+    if traffic is not None:
+        shift = np.zeros((frames, len(traffic.boxes), 1, 3))
+        shift[..., 2] = traffic.z_shift[:, :, None]
+        moving, kind = traffic.boxes[None] + shift, np.array(traffic.kind)
+    np.savez(path, parked=scene.boxes[scene.material == MAT["car"]], moving=moving, moving_kind=kind)
 
 
 def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int = 1) -> dict:
@@ -244,7 +287,8 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
                 )
             drive_rng = np.random.default_rng([seed, key])
             poses, times = trajectory(drive_rng, d.frames, d.speed, d.stop)
-            scene = build_street(drive_rng, -5.0, poses[-1, 2, 3] + 5.0)
+            scene = build_street(drive_rng, -5.0, poses[-1, 2, 3] + 5.0, parked=cfg.parked_cars)
+            traffic = build_traffic(drive_rng, poses[:, 2, 3]) if cfg.traffic else None
             path = raw.drive_dir(tmp, d.date, d.drive)
             for sub in (
                 "image_02/data",
@@ -260,9 +304,9 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
                 raw.write_timestamps(path / sub / "timestamps.txt", start, times)
             raw.write_timestamps(path / "velodyne_points" / "timestamps_start.txt", start, times - 0.05)
             raw.write_timestamps(path / "velodyne_points" / "timestamps_end.txt", start, times + 0.05)
-            job = _DriveJob(
-                path=path, scene=scene, rig=rigs[d.date], world_from_rect0=poses, seed=seed * 1000 + key
-            )
+            job = _DriveJob(path=path, scene=scene, traffic=traffic, rig=rigs[d.date], world_from_rect0=poses,
+                            seed=seed * 1000 + key)
+            _save_cars(path / "demo_gt" / "cars.npz", scene, traffic, d.frames)
             _JOBS[key] = job
             inv = np.linalg.inv
             np.savez(

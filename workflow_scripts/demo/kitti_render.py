@@ -1,10 +1,11 @@
-"""Render the street scene: rectified camera images with exact depth, and Velodyne scans."""
+"""Render the street scene: rectified camera images with exact depth and Cityscapes labels,
+and Velodyne scans."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from workflow_scripts.demo.kitti_scene import TEXEL_M, StreetScene
+from workflow_scripts.demo.kitti_scene import SKY_LABEL, TEXEL_M, StreetScene
 from workflow_scripts.demo.raycast import MeshScene
 from workflow_scripts.demo.textures import MipTextures
 
@@ -19,13 +20,16 @@ class StreetRenderer:
     """Ray-traced views of a :class:`StreetScene` (Embree via Open3D, exact float64 depth)."""
 
     def __init__(self, scene: StreetScene, textures: MipTextures, threads: int = 0) -> None:
-        self.scene = scene
-        self.textures = textures
-        verts, tris = scene.mesh()
-        self.mesh = MeshScene(verts, tris, threads)
+        self.textures, self.threads = textures, threads
+        self.set_scene(scene)
         self._rays: dict = {}
         coarsest = textures.levels[-1].reshape(len(TEXEL_M), -1, 3)
         self._mean_albedo = coarsest.mean(axis=1)  # (materials, 3), for LiDAR reflectance
+
+    def set_scene(self, scene: StreetScene) -> None:
+        """Render ``scene`` from now on (e.g. the street with the traffic of another frame)."""
+        self.scene = scene
+        self.mesh = MeshScene(*scene.mesh(), self.threads)
 
     # ---------------------------------------------------------------- surface appearance
     def _surface(
@@ -41,8 +45,10 @@ class StreetRenderer:
         face = (prim % 12) // 2
         axis = face // 2
         normals = _FACE_NORMALS[face]
-        # texture coordinates: the two world axes spanning the face (x: (z, y), y: (x, z), z: (x, y))
-        st = np.take_along_axis(points, _FACE_ST_AXES[axis], axis=1) + self.scene.offset[box]
+        # texture coordinates: the two world axes spanning the face (x: (z, y), y: (x, z), z: (x, y)),
+        # in the box's own frame (a moving box carries its texture)
+        local = points - self.scene.moved[box]
+        st = np.take_along_axis(local, _FACE_ST_AXES[axis], axis=1) + self.scene.offset[box]
         mat = self.scene.material[box]
         texel = TEXEL_M[mat]
         s, t = st[:, 0] / texel, st[:, 1] / texel
@@ -51,7 +57,7 @@ class StreetRenderer:
         albedo = self.textures.sample(mat, s, t, level) * self.scene.tint[box]
         road = (mat == 0) & (axis == 1)
         if road.any():
-            albedo[road] = self._lane_marks(points[road], footprint[road], cos[road], albedo[road])
+            albedo[road] = self._lane_marks(local[road], footprint[road], cos[road], albedo[road])
         return albedo, normals
 
     @staticmethod
@@ -81,7 +87,7 @@ class StreetRenderer:
     # ---------------------------------------------------------------- sensors
     def render(
         self, world_from_cam: np.ndarray, K: np.ndarray, hw: tuple[int, int], one_based: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Render a rectified pinhole camera.
 
         Args:
@@ -91,7 +97,9 @@ class StreetRenderer:
             hw: (height, width).
         Returns:
             rgb: (H, W, 3) float32 linear colour in [0, 1];
-            depth: (H, W) float64 z-depth in metres, 0 where the ray hits nothing (sky).
+            depth: (H, W) float64 z-depth in metres, 0 where the ray hits nothing (sky);
+            label: (H, W) uint8 Cityscapes labelId of the surface each pixel's ray hits (sky
+            where it hits nothing): exact, from the same rays as the depth.
         """
         h, w = hw
         unit, norm = self._camera_rays(K, hw, one_based)
@@ -108,7 +116,9 @@ class StreetRenderer:
         albedo, normals = self._surface(hits.prim[idx], pts, dirs[idx], footprint)
         rgb[idx] = self._shade(pts, normals, albedo)
         depth = np.where(ok, dist / norm, 0.0)
-        return rgb.reshape(h, w, 3), depth.reshape(h, w)
+        label = np.full(h * w, SKY_LABEL, np.uint8)
+        label[idx] = self.scene.label[hits.prim[idx] // 12]
+        return rgb.reshape(h, w, 3), depth.reshape(h, w), label.reshape(h, w)
 
     def _camera_rays(self, K: np.ndarray, hw: tuple[int, int], one_based: bool):
         """Unit ray directions (H*W, 3) in the camera frame and the norms of K^-1 [u, v, 1]."""

@@ -1,8 +1,15 @@
-"""A street-like static 3-D scene made of axis-aligned boxes, and a car trajectory through it.
+"""A street-like 3-D scene made of axis-aligned boxes, traffic that moves through it, and a
+car trajectory along it.
 
 World frame (metres): x right, y down, z forward along the street; the road surface is the
 plane y = 0, so heights above the road are negative y. The rectified camera-0 frame of the
 car has the same axes when the car looks straight down the street.
+
+Every box has a Cityscapes class (``LABEL_OF_MATERIAL``: buildings, road, sidewalk,
+vegetation, car), so the renderer's label images are exact. Parked cars are static boxes;
+moving cars (:class:`Traffic`) are boxes shifted along z at each frame: a car ahead in the
+camera's lane at about the camera's speed (it also halts at the standstill), and oncoming cars
+in the other lane.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workflow_scripts.demo import textures as tx
+from workflow_scripts.kitti import cityscapes as cs
 
 # Materials: (tile generator, texel size in metres). Indices are stored per box.
 MATERIALS = [
@@ -27,6 +35,12 @@ MATERIALS = [
 ]
 MAT = {name: i for i, (name, _, _) in enumerate(MATERIALS)}
 TEXEL_M = np.array([m[2] for m in MATERIALS])
+# Cityscapes class of each material (tree trunks are "vegetation" in Cityscapes too)
+_CLASS_OF_MATERIAL = {"asphalt": "road", "paving": "sidewalk", "bricks": "building", "plaster_a": "building",
+                      "plaster_b": "building", "foliage": "vegetation", "car": "car", "metal": "vegetation",
+                      "graffiti": "building"}
+LABEL_OF_MATERIAL = np.array([cs.LABEL_IDS[_CLASS_OF_MATERIAL[m[0]]] for m in MATERIALS], np.uint8)
+SKY_LABEL = cs.LABEL_IDS["sky"]
 
 ROAD_HALF = 5.5  # road from x = -5.5 to 5.5; parking strips at 3.5..5.3
 SIDEWALK = 8.0  # sidewalk from 5.5 to 8.0, buildings behind
@@ -41,12 +55,36 @@ def make_textures(rng: np.random.Generator, size: int = 512) -> tx.MipTextures:
 
 @dataclass
 class StreetScene:
-    """Boxes (M, 2, 3) = min/max corners, material (M,), tint (M, 3), texture offset (M, 2) m."""
+    """Boxes (M, 2, 3) = min/max corners, material (M,), tint (M, 3), texture offset (M, 2) m,
+    and where each box has moved from its texture's frame (M, 3) m: moving boxes carry their
+    texture with them."""
 
     boxes: np.ndarray
     material: np.ndarray
     tint: np.ndarray
     offset: np.ndarray
+    moved: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.moved is None:
+            self.moved = np.zeros((len(self.boxes), 3))
+
+    @property
+    def label(self) -> np.ndarray:
+        """(M,) uint8 Cityscapes labelId of each box."""
+        return LABEL_OF_MATERIAL[self.material]
+
+    def with_traffic(self, traffic: Traffic, frame: int) -> StreetScene:
+        """This scene plus the moving cars at ``frame`` (the moving boxes come last)."""
+        shift = np.zeros((len(traffic.boxes), 3))
+        shift[:, 2] = traffic.z_shift[frame]
+        return StreetScene(
+            boxes=np.concatenate([self.boxes, traffic.boxes + shift[:, None, :]]),
+            material=np.concatenate([self.material, np.full(len(traffic.boxes), MAT["car"])]),
+            tint=np.concatenate([self.tint, traffic.tint]),
+            offset=np.concatenate([self.offset, traffic.offset]),
+            moved=np.concatenate([self.moved, shift]),
+        )
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray]:
         """Triangles of all boxes: 12 per box, faces ordered -x, +x, -y, +y, -z, +z
@@ -71,14 +109,74 @@ class StreetScene:
         return verts, tris
 
 
+@dataclass
+class Traffic:
+    """Moving cars: boxes (K, 2, 3) at their frame-0 positions, tint (K, 3), texture offset
+    (K, 2), and their displacement along z at every frame (N, K) m (two boxes per car, body
+    and cabin, move together). ``kind`` (K,) is "lead" (ahead in the camera's lane at about
+    its speed) or "oncoming"."""
+
+    boxes: np.ndarray
+    tint: np.ndarray
+    offset: np.ndarray
+    z_shift: np.ndarray
+    kind: tuple[str, ...]
+
+
+def _car(x: float, z: float, width: float = 1.8) -> tuple[np.ndarray, np.ndarray]:
+    """Body and cabin boxes of a car centred on x, starting at z (length 4.2 m)."""
+    half = width / 2
+    return (_box(x - half, x + half, -1.0, -0.3, z, z + 4.2),
+            _box(x - half + 0.15, x + half - 0.15, -1.5, -1.0, z + 1.0, z + 3.2))
+
+
+def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0) -> Traffic:
+    """Moving cars for a drive whose camera is at ``cam_z`` (N,) m along the street per frame.
+
+    One car leads in the camera's lane (x = 1.8 m) 10-12 m ahead, keeping that gap to within
+    +-0.6 m (so it moves at the camera's speed, stops when it stops: the case that breaks the
+    static-world assumption of self-supervised depth); three oncoming cars (x = -2 m) at
+    7-10 m/s meet the camera during the drive.
+    """
+    n = len(cam_z)
+    t = np.arange(n) / fps
+    boxes, tints, shifts, kinds = [], [], [], []
+
+    def add(car: tuple[np.ndarray, np.ndarray], colour: np.ndarray, shift: np.ndarray, kind: str) -> None:
+        for part, scale in zip(car, (1.0, 0.6), strict=True):
+            boxes.append(part)
+            tints.append(colour * scale)
+            shifts.append(shift)
+            kinds.append(kind)
+
+    gap = rng.uniform(10.0, 12.0)
+    wobble = 0.6 * np.sin(2 * np.pi * t / rng.uniform(4.0, 7.0) + rng.uniform(0, 2 * np.pi))
+    add(_car(1.8, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), cam_z - cam_z[0] + wobble, "lead")
+    travelled = cam_z[-1] - cam_z[0]
+    for k in range(3):  # oncoming: meet the camera at 20 %, 50 %, 80 % of the drive
+        speed = rng.uniform(7.0, 10.0)
+        t_meet = (0.2 + 0.3 * k) * t[-1]
+        z_meet = cam_z[0] + travelled * (0.2 + 0.3 * k)
+        z0 = z_meet + speed * t_meet
+        add(_car(-2.0, z0), rng.uniform(0.2, 1.3, 3), -speed * t, "oncoming")
+    return Traffic(
+        boxes=np.stack(boxes),
+        tint=np.stack(tints).astype(np.float32),
+        offset=rng.uniform(0, 50, (len(boxes), 2)),
+        z_shift=np.stack(shifts, axis=1),
+        kind=tuple(kinds),
+    )
+
+
 def _box(x0, x1, y0, y1, z0, z1) -> np.ndarray:
     return np.array([[min(x0, x1), min(y0, y1), min(z0, z1)], [max(x0, x1), max(y0, y1), max(z0, z1)]])
 
 
-def build_street(rng: np.random.Generator, z_start: float, z_end: float) -> StreetScene:
+def build_street(rng: np.random.Generator, z_start: float, z_end: float, parked: float = 0.55) -> StreetScene:
     """Road, sidewalks, building blocks with gaps, parked cars, trees, closing walls.
 
     Args:
+        parked: probability of a parked car in each 6-7.5 m slot of the parking strips.
         z_start, z_end: the part of the street the camera drives through (m); the scene
             extends 40 m behind and 160 m ahead so every view ends on geometry or sky.
     """
@@ -115,7 +213,7 @@ def build_street(rng: np.random.Generator, z_start: float, z_end: float) -> Stre
         )  # row of back buildings, seen through the gaps
         z = z0 + rng.uniform(0, 6)
         while z < z1:  # parked cars
-            if rng.random() < 0.55:
+            if rng.random() < parked:
                 colour = rng.uniform(0.2, 1.3, 3)
                 add(_box(side * 3.6, side * 5.4, -1.0, -0.3, z, z + 4.2), "car", colour)
                 add(_box(side * 3.75, side * 5.25, -1.5, -1.0, z + 1.0, z + 3.2), "car", colour * 0.6)

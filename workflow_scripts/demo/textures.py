@@ -86,9 +86,13 @@ def foliage(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def car_paint(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Painted panels with seams, road dirt and dark decals (lights, plates, trim): enough
+    texture for stereo matching on a car's flat faces, as on real cars."""
     y, x = np.mgrid[0:size, 0:size]
-    panel = ((x % (size // 4)) < 2) | ((y % (size // 2)) < 2)
-    g = 1.0 + fractal_noise(rng, (size, size), 2.2) * 0.05 - panel * 0.4
+    panel = ((x % (size // 8)) < 3) | ((y % (size // 4)) < 3)
+    dirt = fractal_noise(rng, (size, size), 1.8)
+    decals = fractal_noise(rng, (size, size), 2.8, min_period=6.0) > 1.2
+    g = 1.0 + dirt * 0.15 - panel * 0.45 - decals * 0.5
     return _rgb((0.75, 0.75, 0.78), g)
 
 
