@@ -7,6 +7,7 @@
 * :mod:`~models.losses.endo`: endoscopy sparse-flow and depth-consistency losses.
 * :mod:`~models.losses.distill`: scale-invariant teacher -> student loss ("+" form).
 * :mod:`~models.losses.epc`: EPCDepth data grafting and self-distillation.
+* :mod:`~models.losses.semantic`: SGDepth segmentation loss and moving-object masking.
 """
 
 from models.losses.consistency import (
@@ -34,6 +35,15 @@ from models.losses.photometric import (
     ssim_loss_map,
     tie_noise,
 )
+from models.losses.semantic import (
+    IGNORE_INDEX,
+    SEG_CLASS_WEIGHTS,
+    MovingObjectMasking,
+    movable,
+    moving_iou,
+    segmentation_loss,
+    warp_segmentation,
+)
 from models.losses.smoothness import edge_aware_smoothness
 
 __all__ = [
@@ -43,4 +53,6 @@ __all__ = [
     "HINT_INVALID_PENALTY", "HintLoss", "depth_hint_loss", "hint_proxy_loss", "hint_reprojection_error",
     "MinReprojection",
     "min_reprojection_loss", "photometric_error", "ssim_loss_map", "tie_noise", "edge_aware_smoothness",
+    "IGNORE_INDEX", "SEG_CLASS_WEIGHTS", "MovingObjectMasking", "movable", "moving_iou", "segmentation_loss",
+    "warp_segmentation",
 ]

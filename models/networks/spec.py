@@ -57,11 +57,27 @@ class NetworkSpec:
         "Initialisation of the FC-DenseNet57: kaiming (the reference's Kaiming-normal) or "
         "default (PyTorch's, whose smaller outputs a short distillation fits far sooner).",
     )
+    segmentation: int = _doc(
+        0,
+        "Classes of a segmentation head on the shared encoder (SGDepth; 19 = Cityscapes trainIds); "
+        "0 = none. Kind resnet only.",
+        minimum=0,
+    )
 
     def build(self) -> nn.Module:
-        """The network, freshly initialised (or with the ImageNet encoder of ``weights``)."""
+        """The network, freshly initialised (or with the ImageNet encoder of ``weights``).
+
+        Raises:
+            ValueError: a segmentation head on a kind other than resnet, or a bad width.
+        """
+        if self.segmentation < 0:
+            raise ValueError(f"segmentation must be >= 0 classes, got {self.segmentation}")
+        if self.segmentation > 0 and self.kind != "resnet":
+            raise ValueError(f"a segmentation head (segmentation = {self.segmentation}) needs kind resnet, "
+                             f"not {self.kind!r}; set segmentation: 0")
         if self.kind == "resnet":
-            return DepthNet(self.encoder_layers, self.decoder, weights_path=self.weights or None)
+            return DepthNet(self.encoder_layers, self.decoder, weights_path=self.weights or None,
+                            seg_classes=self.segmentation)
         if self.kind == "unet":
             wf = 3 + math.log2(self.width)
             if wf != round(wf) or wf < 0:
