@@ -4,7 +4,8 @@ A stage's output folder (:class:`RunFiles`) holds ``checkpoint.pt``::
 
     {"nets": nets.state_dict(), "optimizer": opt.state_dict(),
      "step": int (optimiser steps done), "digest": config_digest(config),
-     "schedule": asdict(schedule), "history": [row, ...] (the rows of history.csv so far)}
+     "schedule": asdict(schedule), "history": [row, ...] (the rows of history.csv so far),
+     "objective": objective.state_dict() (only for objectives with a state: the masking's)}
 
 and ``history.csv`` (one row per logged step: ``step, loss, lr, seconds`` and the objective's
 logs). Every file is written atomically (temporary file, then rename).
@@ -72,14 +73,16 @@ class RunFiles:
 
 
 def save_checkpoint(files: RunFiles, nets: nn.ModuleDict, opt: torch.optim.Optimizer, *, step: int,
-                    digest: str, schedule: dict, history: list[dict]) -> None:
-    """Write ``checkpoint.pt`` (format above) after ``step`` optimiser steps."""
+                    digest: str, schedule: dict, history: list[dict], objective: object = None) -> None:
+    """Write ``checkpoint.pt`` (format above) after ``step`` optimiser steps; an objective with a
+    ``state_dict`` (e.g. the masking's IoU log) is saved with it."""
+    extra = {"objective": objective.state_dict()} if hasattr(objective, "state_dict") else {}
     save_atomic({"nets": nets.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                 "digest": digest, "schedule": schedule, "history": history}, files.checkpoint)
+                 "digest": digest, "schedule": schedule, "history": history, **extra}, files.checkpoint)
 
 
 def resume(files: RunFiles, nets: nn.ModuleDict, opt: torch.optim.Optimizer, digest: str,
-           steps: int) -> tuple[int, list[dict]]:
+           steps: int, objective: object = None) -> tuple[int, list[dict]]:
     """Restore ``nets`` and ``opt`` from an unfinished checkpoint of the same configuration.
 
     Args:
@@ -101,6 +104,8 @@ def resume(files: RunFiles, nets: nn.ModuleDict, opt: torch.optim.Optimizer, dig
         return 0, []
     nets.load_state_dict(state["nets"])
     opt.load_state_dict(state["optimizer"])
+    if hasattr(objective, "load_state_dict") and "objective" in state:
+        objective.load_state_dict(state["objective"])
     start, rows = int(state["step"]), list(state.get("history", []))
     log.info("resuming from %s at step %d", files.checkpoint, start)
     return start, rows

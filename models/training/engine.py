@@ -256,7 +256,7 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
         nets.to(memory_format=torch.channels_last)
     opt = build_optimizer(nets, schedule)
     digest = config_digest(config)
-    start, rows = resume(files, nets, opt, digest, schedule.steps)
+    start, rows = resume(files, nets, opt, digest, schedule.steps, objective)
     sampler = StepSampler(len(dataset), schedule.batch_size, seed, start, schedule.steps)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=schedule.workers,
                         persistent_workers=False, pin_memory=device.type == "cuda")
@@ -265,13 +265,15 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     nets.train()
     for step, batch in enumerate(loader, start):
         torch.manual_seed(seed * 1_000_003 + step)  # every draw inside the step (tie noise, ...)
+        if hasattr(objective, "start_step"):  # objectives with a schedule of their own (masking)
+            objective.start_step(step)
         loss, logs = train_step(nets, opt, objective, _to(batch, device), step, schedule, autocast)
         done = step + 1
         if _due(done, schedule.log_every, schedule.steps):
             run_log.add(done, loss, schedule.lr_at(step), logs)
         if _due(done, schedule.checkpoint_every, schedule.steps):
             save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
-                            history=run_log.rows)
+                            history=run_log.rows, objective=objective)
         run_log.tick()
     for params in _params(opt).values():  # a stage shorter than a warm-up leaves nothing frozen
         for p in params:

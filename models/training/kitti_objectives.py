@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from models import geometry as G
 from models import losses as L
 from models.networks import full_resolution
+from models.training.semantic import MovingMasker
 
 
 @dataclass(frozen=True)
@@ -192,10 +193,26 @@ class FinetuneOptions:
 class FinetuneObjective:
     """Per scale: photometric errors of the warped neighbours (times the self-discovered mask
     ``1 - D_diff`` of scale 0), monodepth2's per-pixel minimum with auto-masking, smoothness;
-    plus ``geometry_weight`` x the mean ``D_diff`` on the pixels the minimum selected."""
+    plus ``geometry_weight`` x the mean ``D_diff`` on the pixels the minimum selected.
 
-    def __init__(self, opts: FinetuneOptions) -> None:
-        self.opts = opts
+    With a ``masker`` (SGDepth, :mod:`models.training.semantic`), the photometric errors of the
+    movable pixels of images whose segmentation IoU is under the threshold are excluded too.
+    """
+
+    def __init__(self, opts: FinetuneOptions, masker: MovingMasker | None = None) -> None:
+        self.opts, self.masker = opts, masker
+
+    def start_step(self, step: int) -> None:
+        """The training loop's call before optimiser step ``step`` (the masking's periods)."""
+        if self.masker is not None:
+            self.masker.start_step(step)
+
+    def state_dict(self) -> dict:
+        return self.masker.state_dict() if self.masker is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.masker is not None and state:
+            self.masker.load_state_dict(state)
 
     def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
         o, p = self.opts, self.opts.photo
@@ -212,8 +229,15 @@ class FinetuneObjective:
         poses = source_poses(batch, nets, p)
         identity = torch.cat([L.photometric_error(s, target) for s in sources], 1) if p.automask else None
         total, logs, geo = 0.0, {"reprojection": 0.0, "geometry": 0.0, "smooth": 0.0}, None
+        keep = None
         for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
+            if s == 0 and self.masker is not None and self.masker.active:
+                keep = self.masker.mask(nets["depth"], aug, [w.pixels for w in warps], p.convention)
+                logs["masked_pixels"] = _f(1.0 - keep.mean())
+                logs["iou_threshold"] = self.masker.masking.threshold
+            if keep is not None:
+                reproj = reproj * keep
             if s == 0:
                 projected = [
                     G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")

@@ -8,6 +8,7 @@ objectives, engine. teacher (stereo + depth hints) -> student (distillation) -> 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -15,9 +16,12 @@ import torch
 from torch import nn
 
 from models.model_file import load_model, read_model_meta, save_model
+from models.networks.segmentation import CITYSCAPES_CLASSES
 from models.networks.spec import NetworkSpec, build_pose_net
 from models.training import kitti_objectives as ko
 from models.training.engine import file_digest, pick_device, train
+from models.training.semantic import JointSegmentation, MaskingSchedule, MovingMasker
+from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, hint_folders, intrinsics
 from workflow_scripts.kitti.split_files import read_split
 from workflow_scripts.training.options import KittiCommon
@@ -43,8 +47,46 @@ def photo_options(
     )
 
 
-def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
+def _finetuned_net(previous: Path, network: NetworkSpec) -> nn.Module:
+    """The student's depth network to fine-tune; with a segmentation head added when ``network``
+    asks for one and the student has none (its other weights kept)."""
+    student, _ = load_model(previous)
+    if network.segmentation and not getattr(student, "has_segmentation", False):
+        net = network.build()
+        missing, unexpected = net.load_state_dict(student.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("seg_decoder.") for k in missing):
+            raise ValueError(f"{previous}: the student's weights do not fit {network}")
+        student = net
+    return student.train().requires_grad_(True)
+
+
+def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int):
+    """SGDepth's additions to a stage's objective: the masking of moving objects (fine-tune) and
+    the joint segmentation loss."""
+    s, net = plan.section, nets["depth"]
+    masking = getattr(s, "masking", None)
+    if masking is not None and masking.enabled:
+        if not getattr(net, "has_segmentation", False):
+            raise ValueError(f"kitti.train.{plan.stage}.masking needs a segmentation head: enable "
+                             f"kitti.train.{plan.stage}.segmentation (or the student's)")
+        objective.masker = MovingMasker(MaskingSchedule.for_stage(
+            steps, masking.start, masking.periods, masking.schedule == "linear", masking.percent))
+    seg = s.segmentation
+    if seg.enabled:
+        scales = (seg.grad_scale_depth, seg.grad_scale_segmentation)
+        weighted = seg.class_weights == "sgdepth"
+        objective = JointSegmentation(objective, seg.weight, scales, class_weights=weighted,
+                                      batch_size=seg.batch_size)
+    return objective
+
+
+def build_stage(plan: StagePlan, previous: Path | None, steps: int = 0) -> tuple[nn.ModuleDict, object, bool]:
     """Networks to train, the objective, and whether items need the stereo frame."""
+    nets, objective, stereo = _build_stage(plan, previous)
+    return nets, _with_semantics(plan, nets, objective, steps), stereo
+
+
+def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
     s, common = plan.section, plan.common
     if plan.stage == "teacher":
         photo = photo_options(common, s.frame_ids, s.smoothness, stereo=True)
@@ -61,8 +103,8 @@ def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, 
             )
         )
         return nets, objective, True
-    teacher, _ = load_model(previous)
     if plan.stage == "student":
+        teacher, _ = load_model(previous)
         photo = photo_options(common, (0,), 0.0, stereo=False)
         nets = nn.ModuleDict({"depth": plan.network.build()})
         return nets, ko.StudentObjective(teacher, photo, s.eigen_lambda), False
@@ -70,7 +112,7 @@ def build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, 
         photo = photo_options(common, s.frame_ids, s.smoothness, stereo=False)
         nets = nn.ModuleDict(
             {
-                "depth": teacher.train().requires_grad_(True),
+                "depth": _finetuned_net(previous, plan.network),
                 "pose": build_pose_net(s.pose_layers, s.pose_rotation),
             }
         )
@@ -101,7 +143,27 @@ def stage_plan(stage: str, common: KittiCommon, section, previous: Path | None) 
     network = section.network if hasattr(section, "network") else None
     if stage == "finetune":
         network = NetworkSpec(**read_model_meta(previous)["network"])
+    if section.segmentation.enabled:
+        network = dataclasses.replace(network, segmentation=CITYSCAPES_CLASSES)
     return StagePlan("kitti", stage, common, section, tuple(common.size), network)
+
+
+def labelled_images(section, inputs: StageInputs, items, size: tuple[int, int], seed: int):
+    """The labelled images of a stage's segmentation branch (None without one)."""
+    if not section.segmentation.enabled:
+        return None
+    if inputs.labels is None:
+        raise InputDataError(
+            Path("config.yaml"),
+            "a segmentation branch is enabled (kitti.train.<stage>.segmentation.enabled) but no labelled "
+            "images are configured",
+            "set kitti.train.common.labels to a Cityscapes-format folder (leftImg8bit/, "
+            "gtFine/*_labelIds.png), or disable the segmentation",
+        )
+    drives = {Path(i.folder).name for i in items}
+    pairs = cs.training_pairs(inputs.labels, inputs.labels_split, drives)
+    log.info("segmentation: %d labelled images in %s", len(pairs), inputs.labels)
+    return cs.CityscapesDataset(pairs, size, augment=section.segmentation.scale_augment, seed=seed)
 
 
 def run(
@@ -118,7 +180,8 @@ def run(
             "check the frame filter and the drives of the test split",
         )
     plan = stage_plan(stage, common, section, inputs.previous)
-    nets, objective, stereo = build_stage(plan, inputs.previous)
+    steps = plan.schedule(len(items)).steps
+    nets, objective, stereo = build_stage(plan, inputs.previous, steps)
     use_hints = stage == "teacher" and section.hints
     data_opts = KittiDataOptions(
         height=plan.size[0],
@@ -133,6 +196,9 @@ def run(
     dataset = KittiRawDataset(
         inputs.image_root, items, intrinsics(inputs.raw_root, {i.date for i in items}), data_opts, seed=seed
     )
+    labelled = labelled_images(section, inputs, items, plan.size, seed)
+    if labelled is not None:
+        dataset = cs.WithLabelledImages(dataset, labelled, seed)
     schedule = plan.schedule(len(items), **pose_schedule(plan, len(items)))
     device = pick_device()
     log.info("kitti/%s: %d items, %d steps at %s on %s", stage, len(items), schedule.steps, plan.size, device)

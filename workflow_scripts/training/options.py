@@ -20,6 +20,8 @@ __all__ = [
     "KittiTeacher",
     "KittiStudent",
     "KittiFinetune",
+    "KittiSegmentation",
+    "KittiMasking",
     "EndoTrain",
     "EndoCommon",
     "EndoTeacher",
@@ -75,6 +77,73 @@ class KittiCommon:
         "Warp sampling: exact = pixel centres at integers with align_corners=True; monodepth2 = the "
         "references' half-pixel quirk.",
     )
+    labels: str = option(
+        "",
+        "Labelled images of a stage's segmentation branch: a folder in the Cityscapes layout "
+        "(leftImg8bit/<split>/<city>/*_leftImg8bit.png, gtFine/<split>/<city>/*_gtFine_labelIds.png); "
+        '"" = the demo\'s labels on the demo drives, none on real data.',
+    )
+    labels_split: str = option("train", "The split folder of `labels` to train on.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KittiSegmentation:
+    """SGDepth's segmentation branch: a decoder on the depth network's shared encoder, trained
+    with the stage on labelled images (common.labels), with gradient scaling at the encoder."""
+
+    enabled: bool = option(False, "Train a segmentation head (19 Cityscapes classes) with the stage.")
+    weight: float = option(1.0, "Weight of the cross-entropy beside the depth loss.", minimum=0)
+    grad_scale_depth: float = option(
+        0.9, "Factor of the depth gradient entering the shared encoder (SGDepth: 0.9).", minimum=0
+    )
+    grad_scale_segmentation: float = option(
+        0.1, "Factor of the segmentation gradient entering the shared encoder (SGDepth: 0.1).", minimum=0
+    )
+    batch_size: int = option(
+        0, "Labelled images per optimiser step (SGDepth: 6, as its depth batch); 0 = common.batch_size.",
+        minimum=0,
+    )
+    class_weights: Literal["sgdepth", "none"] = option(
+        "sgdepth", "Class weights of the cross-entropy: SGDepth's Cityscapes weights, or none."
+    )
+    scale_augment: bool = option(
+        True, "Random scale (1-1.5x) and crop of the labelled images, and flips (SGDepth)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KittiMasking:
+    """SGDepth's semantic masking of moving objects in video training: per image, the IoU of
+    the movable-class masks (person ... bicycle) of the target frame and the source frames'
+    segmentations warped to it; an image whose IoU is below a percentile of the IoUs of the
+    previous period loses all its movable pixels from the photometric loss."""
+
+    enabled: bool = option(False, "Mask moving objects (needs a segmentation head).")
+    start: float = option(
+        0.75,
+        "Fraction of the stage after which masking starts (SGDepth: epoch 15 of 20); its first period only "
+        "collects IoUs.",
+        minimum=0,
+        maximum=1,
+    )
+    periods: int = option(
+        5,
+        "Periods the masked part of the stage is divided into; the threshold is updated at the end of each "
+        "from that period's IoUs (SGDepth: epochs, 5).",
+        minimum=2,
+    )
+    schedule: Literal["linear", "fixed"] = option(
+        "linear",
+        "Percentile of the threshold: linear = SGDepth's --masking-linear-increase (100 % of the images "
+        "under it after the first period, falling linearly to 0 % in the last); fixed = `percent`.",
+    )
+    percent: float = option(0.1, "Percentile with schedule fixed (SGDepth's moving_mask_percent).",
+                            minimum=0, maximum=1)
+    control: bool = option(
+        False,
+        "Also train the same stage without masking (same steps, seed and data) as finetune_unmasked, "
+        "a row of results/kitti_eval.csv beside it.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +169,7 @@ class KittiTeacher:
     smoothness: float = option(
         0.0, "Edge-aware smoothness weight (Depth Hints and EPCDepth train with 0).", minimum=0
     )
+    segmentation: KittiSegmentation = option(factory=KittiSegmentation, doc=KittiSegmentation.__doc__)
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
 
@@ -116,6 +186,7 @@ class KittiStudent:
         None,
         "Scale-invariant loss: null = the endoscopy reference's '+' form; a number = Eigen's '-lambda' form.",
     )
+    segmentation: KittiSegmentation = option(factory=KittiSegmentation, doc=KittiSegmentation.__doc__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +209,12 @@ class KittiFinetune:
     geometry_weight: float = option(0.1, "Weight of SC-Depth's geometry-consistency loss.", minimum=0)
     dynamic_mask: bool = option(True, "Weight the photometric errors by SC-Depth's self-discovered mask.")
     smoothness: float = option(1.0e-3, "Edge-aware smoothness weight.", minimum=0)
+    segmentation: KittiSegmentation = option(
+        factory=KittiSegmentation,
+        doc=KittiSegmentation.__doc__ + " A student's head is kept (and trained on only when enabled); "
+        "without one, enabled adds a fresh head.",
+    )
+    masking: KittiMasking = option(factory=KittiMasking, doc=KittiMasking.__doc__)
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network.")
     pose_rotation: Literal["axis_angle", "euler"] = option(
         "axis_angle", "Rotation form: axis_angle (monodepth2) or euler (SC-Depth)."

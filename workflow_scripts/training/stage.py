@@ -39,6 +39,8 @@ class StageInputs:
         sfm_data, frames: endoscopy sequences (sfm_data.npz and frame folder, same order).
         raw_root, image_root, image_ext: where the KITTI images and calibration are (the raw
             tree is not a file of the DAG on real data, so these come from the rule's params).
+        labels, labels_split: a Cityscapes-format folder of labelled images and its split, for a
+            segmentation branch (None = none configured).
     """
 
     previous: Path | None = None
@@ -49,6 +51,8 @@ class StageInputs:
     raw_root: Path | None = None
     image_root: Path | None = None
     image_ext: str = "png"
+    labels: Path | None = None
+    labels_split: str = "train"
 
     @classmethod
     def from_rule(cls, inputs: Mapping[str, Any], paths: Mapping[str, Any] | None = None) -> StageInputs:
@@ -63,6 +67,8 @@ class StageInputs:
             raw_root=Path(paths["raw_root"]) if paths.get("raw_root") else None,
             image_root=Path(paths["image_root"]) if paths.get("image_root") else None,
             image_ext=paths.get("image_ext", "png"),
+            labels=Path(paths["labels"]) if paths.get("labels") else None,
+            labels_split=paths.get("labels_split", "train"),
         )
 
 
