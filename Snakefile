@@ -12,11 +12,13 @@ report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_semantic.smk"
 include: "rules/demo.smk"
 include: "rules/kitti_prep.smk"
 include: "rules/endo_prep.smk"
 include: "rules/train.smk"
 include: "rules/kitti_eval.smk"
+include: "rules/semantic.smk"
 include: "rules/endo_eval.smk"
 include: "rules/report.smk"
 

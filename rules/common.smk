@@ -63,7 +63,7 @@ def final_targets():
     """Targets of the `all` rule: what each branch leads to for the configured data."""
     targets = [kitti_root()] if USE_DEMO_KITTI else []
     targets += kitti_prep_targets()  # kitti_prep.smk (also what the evaluation does not need)
-    targets.append("results/kitti_eval.csv")  # kitti_eval.smk
+    targets += ["results/kitti_eval.csv", *kitti_seg_targets()]  # kitti_eval.smk, semantic.smk
     if USE_DEMO_ENDO:
         targets.append(endo_root())
     targets += endo_prep_targets()  # endo_prep.smk
@@ -268,23 +268,23 @@ def train_paths(wildcards):
             "raw_root": kitti_root(),
             "image_root": kitti_image_root(),
             "image_ext": kitti_image_ext(),
+            "labels": kitti_labels_root(),
+            "labels_split": KITTI["train"]["common"]["labels_split"],
         }
     return {}
 
 
 # -------------------------------------- driving branch: prediction and evaluation (kitti_eval.smk)
 def kitti_eval_stages():
-    """Rows of results/kitti_eval.csv: the training stages, the constant-depth baseline and,
-    if configured, external disparities."""
-    stages = TRAIN_STAGES + ["constant"]
+    """Rows of results/kitti_eval.csv: stages (+ masking control), constant baseline, external."""
+    stages = TRAIN_STAGES + ["finetune_unmasked"] * kitti_masking_control() + ["constant"]
     if KITTI["evaluate"]["external_disparities"]:
         stages.append("external")
     return stages
 
 
 def kitti_eval_disparities(wildcards):
-    """Disparities evaluate_depth scores: a stage's predictions, nothing for the constant
-    baseline, the configured file for external ones."""
+    """What evaluate_depth scores: a stage's disparities, none (constant), the external file."""
     if wildcards.stage == "constant":
         return []
     if wildcards.stage == "external":
@@ -352,7 +352,7 @@ def endo_report_parts():
 
 def report_targets():
     """Every figure (and table) of the report for the configured data."""
-    targets = expand("results/kitti/report/depth/{stage}.png", stage=TRAIN_STAGES)
+    targets = expand("results/kitti/report/depth/{stage}.png", stage=TRAIN_STAGES) + kitti_semantic_report()
     targets += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png"]
     parts = endo_report_parts()
     seqs = endo_sequences()

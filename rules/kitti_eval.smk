@@ -9,7 +9,7 @@ rule predict_depth:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        "results/kitti/pred/{stage,teacher|student|finetune}/{split,eigen|eigen_benchmark}_disps.npy",
+        "results/kitti/pred/{stage,teacher|student|finetune|finetune_unmasked}/{split,eigen|eigen_benchmark}_disps.npy",
     log:
         "logs/predict_depth/{stage}_{split}.log",
     benchmark:
@@ -33,6 +33,7 @@ rule predict_depth:
 rule evaluate_depth:
     """Eigen metrics of one stage's (or the constant baseline's) disparities, per scaling."""
     input:
+        unpack(kitti_eval_labels),
         gt=f"results/kitti/gt/{KITTI['evaluate']['split']}.npz",
         disps=kitti_eval_disparities,
     output:

@@ -71,11 +71,15 @@ def test_end_to_end_tiny_demo(tiny_demo_run):
     table = pd.read_csv(tmp_path / "results" / "kitti_eval.csv")
     assert list(zip(table.stage, table.scaling, strict=True)) == [
         (stage, scaling)
-        for stage in ("teacher", "student", "finetune", "constant")
+        for stage in ("teacher", "student", "finetune", "finetune_unmasked", "constant")
         for scaling in ("median", "stereo")
     ]
     assert (table.n_frames == 3).all()  # the held-out drive's 3 frames
-    assert np.isfinite(table[["abs_rel", "rmse", "a1"]].to_numpy()).all()
+    assert np.isfinite(table[["abs_rel", "rmse", "a1", "abs_rel_movable"]].to_numpy()).all()
+    # SGDepth (config/demo.yaml): a segmentation head from the student on, the masked fine-tune's control
+    seg = pd.read_csv(tmp_path / "results" / "kitti_seg_eval.csv")
+    assert list(seg.stage) == ["student", "finetune", "finetune_unmasked", "majority"]
+    assert ((seg.miou >= 0) & (seg.miou <= 1)).all() and "iou_car" in seg.columns
     assert (table.loc[table.scaling == "stereo", "scale_median"] == 5.4).all()  # 0.54 m / 0.1
     for stage in ("teacher", "student", "finetune"):
         disps = np.load(tmp_path / "results" / "kitti" / "pred" / stage / "eigen_disps.npy")
@@ -96,6 +100,7 @@ def test_end_to_end_tiny_demo(tiny_demo_run):
     assert depth["depth"].dtype == np.float32 and depth["depth"].shape[0] == len(depth["frame_indexes"])
     for fig in (
         "results/kitti/report/depth/finetune.png",
+        "results/kitti/report/masking.png",
         "results/endo/report/depth/finetune/seq01.png",
         "results/endo/report/registration/finetune/seq01_on_ct.png",
         "results/endo/report/training_curves.png",
@@ -118,7 +123,8 @@ def check_rerun_recipes(folder: Path) -> None:
     # -R train_student: the stage and everything downstream of it, nothing upstream
     jobs = plan("-R", "train_student")
     assert {"train_student", "finetune", "kitti_eval_table"} <= set(jobs)
-    assert jobs["predict_depth"] == 2 and jobs["evaluate_depth"] == 2  # student, finetune
+    # student, finetune and its unmasked control
+    assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["predict_segmentation"] == 3
     assert not {"train_teacher", "make_demo_kitti", "precompute_depth_hints"} & set(jobs)
     # --until: stop after a stage
     jobs = plan("-R", "train_teacher", "--until", "train_student")
@@ -129,11 +135,16 @@ def check_rerun_recipes(folder: Path) -> None:
     assert set(jobs) == {
         "all",
         "finetune",
+        "finetune_unmasked",  # the control follows the fine-tune's settings
         "predict_depth",
+        "predict_segmentation",
         "evaluate_depth",
         "kitti_eval_table",
+        "kitti_seg_eval_table",
         "plot_kitti_depth",
+        "plot_kitti_masking",
         "plot_training_curves",
         "plot_kitti_eval",
     }, jobs
-    assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["plot_kitti_depth"] == 1
+    assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["predict_segmentation"] == 2
+    assert jobs["plot_kitti_depth"] == 1

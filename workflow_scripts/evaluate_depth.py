@@ -9,6 +9,7 @@ import pandas as pd
 
 from workflow_scripts.kitti.evaluate import METRICS, KittiEvalOptions, evaluate_stage, load_disparities
 from workflow_scripts.kitti.gt_export import load_gt
+from workflow_scripts.kitti.semantic_eval import load_test_labels
 from workflow_scripts.util import atomic_file
 from workflow_scripts.util.options import load_options
 
@@ -22,13 +23,16 @@ def main(
     evaluate: KittiEvalOptions,
     stereo_baseline: float,
     out: Path,
+    labels_path: Path | None = None,
 ) -> pd.DataFrame:
     gts = list(load_gt(gt_path).maps())
+    labels = load_test_labels(labels_path) if labels_path else None
     if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
         disps = [np.ones((8, 24), np.float32) for _ in gts]
     else:
         disps = load_disparities(disps_path, len(gts))
-    table = evaluate_stage(gts, disps, stage, evaluate, stereo_baseline, source=str(disps_path or "constant"))
+    table = evaluate_stage(gts, disps, stage, evaluate, stereo_baseline, source=str(disps_path or "constant"),
+                           labels=labels)
     with atomic_file(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     log.info("%s:\n%s", stage, table[["scaling", "n_frames", *METRICS]].to_string(index=False))
@@ -48,4 +52,5 @@ if __name__ == "__main__":
         load_options(KittiEvalOptions, smk.params.evaluate, "kitti.evaluate"),
         smk.params.stereo_baseline,
         Path(smk.output[0]),
+        Path(smk.input.labels) if smk.input.get("labels") else None,
     )

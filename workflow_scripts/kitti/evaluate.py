@@ -120,6 +120,28 @@ def evaluate_split(
     return dict(zip(METRICS, means.tolist(), strict=True)), np.array(ratios)
 
 
+MOVABLE_TRAIN_IDS = range(11, 19)  # person ... bicycle (Cityscapes trainIds; SGDepth's movable classes)
+
+
+def abs_rel_movable(gts: list[np.ndarray], disps, labels: list[np.ndarray], ratios: np.ndarray,
+                    opts: EvalOptions) -> float:
+    """abs_rel on the evaluated pixels of movable classes (labels: (H, W) trainIds at the
+    ground truth's size), with each image's scale ratio of the whole image; the mean over the
+    images that have such pixels (NaN if none has)."""
+    values = []
+    for gt, disp, label, ratio in zip(gts, disps, labels, ratios, strict=True):
+        if label.shape != gt.shape:
+            raise ValueError(f"labels of size {label.shape} for ground truth of size {gt.shape}")
+        mask = valid_mask(gt, opts) & np.isin(label, MOVABLE_TRAIN_IDS)
+        if not mask.any():
+            continue
+        h, w = gt.shape
+        d = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        p = np.clip(ratio / np.maximum(d[mask].astype(np.float64), 1e-12), opts.min_depth, opts.max_depth)
+        values.append(float(np.mean(np.abs(gt[mask] - p) / gt[mask])))
+    return float(np.mean(values)) if values else float("nan")
+
+
 NOMINAL_KITTI_BASELINE = 0.54  # metres: the references' x5.4 = 0.54 / 0.1
 
 
@@ -147,6 +169,12 @@ class KittiEvalOptions:
         "PyTorch threads of predict_depth on the CPU: a setting, as the last bits of the disparities depend "
         "on it (1 lets a prediction start as soon as one core is free; more for large CPU-only runs).",
         minimum=1,
+    )
+    labels: str = option(
+        "",
+        "Semantic labels of the test frames, for abs_rel_movable and results/kitti_seg_eval.csv: a "
+        "Cityscapes-format folder whose cities are drive folders (gtFine/<split>/<drive>/"
+        '<drive>_<frame:010d>_gtFine_labelIds.png); "" = the demo\'s labels on the demo, none on real data.',
     )
     external_disparities: str = option(
         "",
@@ -200,6 +228,7 @@ def evaluate_stage(
     evaluate: KittiEvalOptions,
     stereo_baseline: float,
     source: str = "",
+    labels: list[np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Rows of ``results/kitti_eval.csv`` for one stage: one per scaling in ``evaluate``.
 
@@ -207,8 +236,10 @@ def evaluate_stage(
         evaluate: the ``kitti.evaluate`` section (split, protocol, scalings).
         stereo_baseline: training baseline of stereo pairs; the "stereo" scaling multiplies
             depths by 0.54 / stereo_baseline (5.4 for the references' 0.1).
-    Columns: stage, scaling, n_frames, the metrics, the median and relative spread of the
-    applied per-image scale factors, and the prediction source.
+        labels: the test frames' trainIds, for ``abs_rel_movable`` (NaN without them).
+    Columns: stage, scaling, n_frames, the metrics, abs_rel_movable (abs_rel on the pixels of
+    movable classes), the median and relative spread of the applied per-image scale factors, and
+    the prediction source.
     """
     min_depth = 0.1 if evaluate.protocol == "sc_depth" else 1e-3
     crop = "garg" if evaluate.split == "eigen" else "none"
@@ -222,6 +253,7 @@ def evaluate_stage(
             fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline,
         )
         means, ratios = evaluate_split(gts, disps, opts)
+        movable = abs_rel_movable(gts, disps, labels, ratios, opts) if labels is not None else float("nan")
         med = float(np.median(ratios))
         rows.append(
             {
@@ -229,6 +261,7 @@ def evaluate_stage(
                 "scaling": scaling,
                 "n_frames": len(gts),
                 **means,
+                "abs_rel_movable": movable,
                 "scale_median": med,
                 "scale_std": float(np.std(ratios / med)),
                 "source": source,

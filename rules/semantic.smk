@@ -1,0 +1,122 @@
+# SGDepth in the driving branch (docs/driving.md): the unmasked control of the masked
+# fine-tune, the test frames' labels, segmentation predictions and results/kitti_seg_eval.csv.
+# Library: workflow_scripts/kitti/semantic_eval.py, models/training/semantic.py.
+
+
+rule finetune_unmasked:
+    """The masked fine-tune's control: the same stage, steps, seed and data, without masking."""
+    input:
+        unpack(train_inputs("finetune")),
+    output:
+        model="results/{branch}/train/finetune_unmasked/model.pt",
+        history="results/{branch}/train/finetune_unmasked/history.csv",
+    log:
+        "logs/finetune_unmasked/{branch}.log",
+    benchmark:
+        "benchmarks/finetune_unmasked/{branch}.tsv"
+    wildcard_constraints:
+        branch="kitti",
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: train_threads
+    resources:
+        gpu=1,
+    params:
+        train=unmasked_train_params,
+        paths=train_paths,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/finetune.py"
+
+
+rule export_test_labels:
+    """The test frames' semantic labels (trainIds), for abs_rel_movable and the mIoU table."""
+    input:
+        kitti_raw_data,
+        split="results/kitti/splits/{split}/test_files.txt",
+    output:
+        "results/kitti/gt/{split,eigen|eigen_benchmark}_labels.npz",
+    log:
+        "logs/export_test_labels/{split}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        labels=kitti_test_labels_root(),
+    script:
+        "../workflow_scripts/export_test_labels.py"
+
+
+rule predict_segmentation:
+    """Class ids of the test frames by a stage with a segmentation head: (N, h, w) uint8 .npy."""
+    input:
+        kitti_raw_data,
+        model="results/kitti/train/{stage}/model.pt",
+        split="results/kitti/splits/{split}/test_files.txt",
+    output:
+        "results/kitti/pred/{stage,teacher|student|finetune|finetune_unmasked}/{split,eigen|eigen_benchmark}_seg.npy",
+    log:
+        "logs/predict_segmentation/{stage}_{split}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: KITTI["evaluate"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        image_root=kitti_image_root,
+        raw_root=kitti_root,
+        image_ext=kitti_image_ext,
+        threads=KITTI["evaluate"]["threads"],
+    script:
+        "../workflow_scripts/predict_segmentation.py"
+
+
+rule kitti_seg_eval_table:
+    """results/kitti_seg_eval.csv: mIoU, pixel accuracy and per-class IoU per stage with a
+    segmentation head, and the majority-class baseline."""
+    input:
+        labels=f"results/kitti/gt/{KITTI['evaluate']['split']}_labels.npz",
+        preds=expand(
+            "results/kitti/pred/{stage}/{split}_seg.npy",
+            stage=kitti_seg_stages(),
+            split=KITTI["evaluate"]["split"],
+        ),
+    output:
+        report("results/kitti_seg_eval.csv", category="Evaluation"),
+    log:
+        "logs/kitti_seg_eval_table/kitti_seg_eval_table.log",
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        stages=kitti_seg_stages(),
+    script:
+        "../workflow_scripts/kitti_seg_eval.py"
+
+
+rule plot_kitti_masking:
+    """Test frames with moving cars: input, segmentation, depth with and without masking."""
+    input:
+        kitti_raw_data,
+        images=kitti_jpeg_drives(kitti_test_drives()),
+        split=f"results/kitti/splits/{KITTI['evaluate']['split']}/test_files.txt",
+        labels=f"results/kitti/gt/{KITTI['evaluate']['split']}_labels.npz",
+        seg=f"results/kitti/pred/finetune/{KITTI['evaluate']['split']}_seg.npy",
+        masked=f"results/kitti/pred/finetune/{KITTI['evaluate']['split']}_disps.npy",
+        unmasked=f"results/kitti/pred/finetune_unmasked/{KITTI['evaluate']['split']}_disps.npy",
+    output:
+        report(
+            "results/kitti/report/masking.png",
+            category="Driving (KITTI)",
+            subcategory="Depth",
+            labels={"figure": "semantic masking"},
+        ),
+    log:
+        "logs/plot_kitti_masking/plot_kitti_masking.log",
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        image_root=kitti_image_root,
+        image_ext=kitti_image_ext,
+        frames=REPORT["frames"],
+    script:
+        "../workflow_scripts/plot_kitti_masking.py"
