@@ -230,6 +230,8 @@ class FinetuneObjective:
         identity = torch.cat([L.photometric_error(s, target) for s in sources], 1) if p.automask else None
         total, logs, geo = 0.0, {"reprojection": 0.0, "geometry": 0.0, "smooth": 0.0}, None
         keep = None
+        if self.masker is not None:  # the same log columns at every step (history.csv)
+            logs["masked_pixels"], logs["iou_threshold"] = 0.0, self.masker.masking.threshold
         for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
             if s == 0 and self.masker is not None and self.masker.active:
