@@ -41,14 +41,30 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def kitti_demo_small(tmp_path_factory, default_config) -> dict:
     """Two dates (375x1242 and 370x1226), one drive each, 5 frames: the default demo config
-    with fewer frames. Returns {'root': Path, 'config': KittiDemoConfig, 'seed': int}."""
+    with fewer frames and a static world (no moving traffic: the temporal-warp checks need
+    brightness constancy, which moving cars and their shadows break; kitti_demo_traffic has
+    them). Returns {'root': Path, 'config': KittiDemoConfig, 'seed': int}."""
     section = copy.deepcopy(default_config["demo"]["kitti"])
     section["drives"] = [
         {"date": "2011_01_01", "drive": "0001", "frames": 5, "speed": 8.0, "stop": False},
         {"date": "2011_01_02", "drive": "0003", "frames": 5, "speed": 9.0, "stop": False},
     ]
+    section["traffic"] = False
     cfg = load_options(kitti_demo.KittiDemoConfig, section)
     root = tmp_path_factory.mktemp("kitti_demo") / "kitti_raw"
+    kitti_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
+    return {"root": root, "config": cfg, "seed": default_config["seed"]}
+
+
+@pytest.fixture(scope="session")
+def kitti_demo_traffic(tmp_path_factory, default_config) -> dict:
+    """One demo drive of 5 frames with the default moving traffic (a car leading at the camera's
+    speed, oncoming cars). Returns {'root': Path, 'config': KittiDemoConfig, 'seed': int}."""
+    section = copy.deepcopy(default_config["demo"]["kitti"])
+    section["dates"] = {"2011_01_01": [375, 1242]}
+    section["drives"] = [{"date": "2011_01_01", "drive": "0001", "frames": 5, "speed": 8.0, "stop": False}]
+    cfg = load_options(kitti_demo.KittiDemoConfig, section)
+    root = tmp_path_factory.mktemp("kitti_traffic") / "kitti_raw"
     kitti_demo.generate(root, cfg, seed=default_config["seed"], workers=2)
     return {"root": root, "config": cfg, "seed": default_config["seed"]}
 

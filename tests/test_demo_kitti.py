@@ -233,18 +233,18 @@ def _inside(points: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
     return ((points[:, None] >= lo[None]) & (points[:, None] <= hi[None])).all(-1).any(-1)
 
 
-def test_labels_agree_with_geometry(kitti_demo_small):
+def test_labels_agree_with_geometry(kitti_demo_traffic):
     """Car pixels of the label images are exactly where the depth puts a point on a car (parked
     or moving at that frame), and no other pixel is; the label files are Cityscapes labelIds."""
     from workflow_scripts.kitti import cityscapes as cs
 
-    drive = _drive(kitti_demo_small)
-    rig = kc.load_rig(kitti_demo_small["root"] / "2011_01_01")
+    drive = _drive(kitti_demo_traffic)
+    rig = kc.load_rig(kitti_demo_traffic["root"] / "2011_01_01")
     cars = np.load(drive / "demo_gt" / "cars.npz")
     assert cars["moving"].shape[:2] == (5, 8) and set(cars["moving_kind"]) == {"lead", "oncoming"}
-    root = kitti_demo_small["root"] / kitti_demo.CITYSCAPES
+    root = kitti_demo_traffic["root"] / kitti_demo.CITYSCAPES
     pairs = cs.find_pairs(root, "train")
-    assert len(pairs) == 10  # 2 drives x 5 frames, left images hard-linked
+    assert len(pairs) == 5  # 5 frames, left images hard-linked
     for i in (0, 4):
         image, label_png = cs.cityscapes_paths(root, "train", drive.name, f"{drive.name}_{raw.frame_name(i)}")
         assert image.samefile(raw.image_path(drive, 2, i))
@@ -264,6 +264,9 @@ def test_labels_agree_with_geometry(kitti_demo_small):
         # the lead car is seen, 10-12.6 m ahead, and it moved with the camera
         lead = cars["moving"][i][np.array(cars["moving_kind"]) == "lead"]
         assert _inside(points[car], lead, 0.02).sum() > 1000
+    # the LiDAR sees the cars where the cameras do, at the same instant
+    err = _lidar_vs_depth(drive, rig, 4)
+    assert err.size > 5000 and np.mean(err < 0.01) > 0.97
     poses = np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"]
     cam_dz = np.linalg.inv(poses[4])[2, 3] - np.linalg.inv(poses[0])[2, 3]
     lead_dz = np.diff(cars["moving"][[0, 4], 0, 0, 2])[0]
