@@ -26,7 +26,7 @@ rule finetune_unmasked:
         paths=train_paths,
         seed=config["seed"],
     script:
-        "../workflow_scripts/finetune.py"
+        "../workflow_scripts/finetune_unmasked.py"
 
 
 rule export_test_labels:
@@ -89,7 +89,7 @@ rule kitti_seg_eval_table:
     params:
         stages=kitti_seg_stages(),
     script:
-        "../workflow_scripts/kitti_seg_eval.py"
+        "../workflow_scripts/kitti_seg_eval_table.py"
 
 
 rule plot_kitti_masking:

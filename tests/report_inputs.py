@@ -95,9 +95,11 @@ def make_sfm_inputs(root: Path, seq: str = "seqA", n_views: int = 6) -> dict:
 KITTI_DRIVE = "2011_01_02/2011_01_02_drive_0003_sync"  # the demo's test drive
 
 
-def make_kitti_predictions(root: Path, n: int = 3, stages=("teacher", "student", "finetune")) -> None:
-    """KITTI-layout frames of the demo test drive, the eigen test list and, per stage,
-    disparities (N, 16, 48) that grow towards the bottom of the image (near road)."""
+def make_kitti_predictions(root: Path, n: int = 3,
+                           stages=("teacher", "student", "finetune", "finetune_unmasked")) -> None:
+    """KITTI-layout frames of the demo test drive, the eigen test list, per stage disparities
+    (N, 16, 48) that grow towards the bottom of the image (near road), the test frames' labels
+    (a car in each) and the fine-tune's segmentation."""
     data = root / "resources" / "demo" / "kitti_raw" / KITTI_DRIVE / "image_02" / "data"
     data.mkdir(parents=True)
     for i in range(n):
@@ -110,6 +112,14 @@ def make_kitti_predictions(root: Path, n: int = 3, stages=("teacher", "student",
         out = root / "results" / "kitti" / "pred" / stage / "eigen_disps.npy"
         out.parent.mkdir(parents=True)
         np.save(out, disp.copy())
+    labels = np.zeros((40, 120), np.uint8)  # road (trainId 0) with a car (13)
+    labels[10:30, 50:80] = 13
+    gt = root / "results" / "kitti" / "gt"
+    gt.mkdir(parents=True, exist_ok=True)
+    np.savez(gt / "eigen_labels.npz", **{f"l{i:05d}": labels for i in range(n)})
+    seg = np.zeros((n, 16, 48), np.uint8)
+    seg[:, 4:12, 20:32] = 13
+    np.save(root / "results" / "kitti" / "pred" / "finetune" / "eigen_seg.npy", seg)
 
 
 def make_report_inputs(root: Path) -> list[str]:
@@ -124,7 +134,7 @@ def make_report_inputs(root: Path) -> list[str]:
         pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.8, 0.7], "lr": 1e-4, "seconds": [1, 2, 3],
                       "reprojection": [0.5, 0.4, 0.35]}).to_csv(train / "history.csv", index=False)
     (root / "results" / "kitti" / "eval").mkdir(parents=True)
-    for k, stage in enumerate((*stages, "constant")):
+    for k, stage in enumerate((*stages, "finetune_unmasked", "constant")):
         rows = [{"stage": stage, "scaling": s, "n_frames": 3, "abs_rel": 0.2 + 0.01 * k, "sq_rel": 1.0,
                  "rmse": 5.0, "rmse_log": 0.3, "log10": 0.1, "a1": 0.7, "a2": 0.9, "a3": 0.95}
                 for s in ("median", "stereo")]

@@ -288,7 +288,7 @@ def test_kitti_depth_figure_and_count_check(tmp_path):
 
 REPORT_RULES = ["plot_kitti_depth", "plot_training_curves", "plot_kitti_eval", "kitti_eval_table",
                 "plot_sfm_summary", "sfm_summary_table", "plot_endo_depth", "plot_registration_residuals",
-                "plot_registration_view", "plot_endo_eval", "report_figures"]
+                "plot_registration_view", "plot_endo_eval", "plot_kitti_masking", "report_figures"]
 
 
 @pytest.mark.slow
@@ -312,6 +312,7 @@ def test_snakemake_report_shows_the_figures(tmp_path):
     html = report.read_text()
     figures = [f"results/kitti/report/depth/{s}.png" for s in ("teacher", "student", "finetune")]
     figures += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png",
+                "results/kitti/report/masking.png",
                 "results/endo/report/sfm/seqA.png", *endo_targets]
     tables = ["results/kitti_eval.csv", "results/endo_eval.csv", "results/endo/report/sfm_summary.csv"]
     for name in [*figures, *tables]:

@@ -39,7 +39,8 @@ GPU_WORKFLOW = ROOT / "tests" / "data" / "slurm_gpu" / "Snakefile"
 # Snakemake start inside the job and a status check: the whole DAG (61 jobs) took 10+ minutes
 # on 2 cores, over the CI budget. It is compared with conftest.tiny_demo_run's `all`.
 TARGETS = ("results/kitti_eval.csv",)
-GPU_RULES = ("train_teacher", "train_student", "finetune", "predict_depth", "predict_endo_depth")
+GPU_RULES = ("train_teacher", "train_student", "finetune", "finetune_unmasked", "predict_depth",
+             "predict_segmentation", "predict_endo_depth")
 
 
 def snakemake(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
