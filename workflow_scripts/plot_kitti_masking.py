@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from workflow_scripts.kitti.evaluate import MOVABLE_TRAIN_IDS
+from workflow_scripts.kitti.cityscapes import MOVABLE_TRAIN_IDS
 from workflow_scripts.kitti.raw import image_path
 from workflow_scripts.kitti.semantic_eval import load_test_labels
 from workflow_scripts.kitti.split_files import read_split

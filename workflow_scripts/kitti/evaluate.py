@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import option
 
@@ -120,9 +121,6 @@ def evaluate_split(
     return dict(zip(METRICS, means.tolist(), strict=True)), np.array(ratios)
 
 
-MOVABLE_TRAIN_IDS = range(11, 19)  # person ... bicycle (Cityscapes trainIds; SGDepth's movable classes)
-
-
 def abs_rel_movable(gts: list[np.ndarray], disps, labels: list[np.ndarray], ratios: np.ndarray,
                     opts: EvalOptions) -> float:
     """abs_rel on the evaluated pixels of movable classes (labels: (H, W) trainIds at the
@@ -132,7 +130,7 @@ def abs_rel_movable(gts: list[np.ndarray], disps, labels: list[np.ndarray], rati
     for gt, disp, label, ratio in zip(gts, disps, labels, ratios, strict=True):
         if label.shape != gt.shape:
             raise ValueError(f"labels of size {label.shape} for ground truth of size {gt.shape}")
-        mask = valid_mask(gt, opts) & np.isin(label, MOVABLE_TRAIN_IDS)
+        mask = valid_mask(gt, opts) & np.isin(label, cs.MOVABLE_TRAIN_IDS)
         if not mask.any():
             continue
         h, w = gt.shape

@@ -24,7 +24,7 @@ import torch
 from models.model_file import load_model
 from models.training.engine import pick_device
 from workflow_scripts.kitti import cityscapes as cs
-from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, intrinsics
+from workflow_scripts.kitti.predict import split_batches
 from workflow_scripts.kitti.split_files import read_split
 from workflow_scripts.util import InputDataError, atomic_file, save_npy_atomic
 
@@ -71,15 +71,12 @@ def predict_segmentation(model_path: Path, split: Path, image_root: Path, raw_ro
     net, meta = load_model(model_path)
     if not getattr(net, "has_segmentation", False):
         raise ValueError(f"{model_path}: the model has no segmentation head")
-    items = read_split(split)
-    opts = KittiDataOptions(meta["height"], meta["width"], augment=False, image_ext=image_ext, cache=False)
-    data = KittiRawDataset(image_root, items, intrinsics(raw_root, {i.date for i in items}), opts)
     device = pick_device()
     net.to(device).eval()
     preds = []
     with torch.no_grad():
-        for s in range(0, len(data), batch_size):
-            images = torch.stack([data[i]["color"][0] for i in range(s, min(s + batch_size, len(data)))])
+        for images in split_batches(split, image_root, raw_root, image_ext, (meta["height"], meta["width"]),
+                                   batch_size):
             preds.append(net.segment(images.to(device)).argmax(1).to(torch.uint8).cpu().numpy())
     seg = np.concatenate(preds)
     save_npy_atomic(out, seg)
