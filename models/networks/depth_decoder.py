@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Conv3x3", "ConvBlock", "DepthDecoder"]
+__all__ = ["Conv3x3", "ConvBlock", "DepthDecoder", "join_skip", "upconv_blocks"]
 
 NUM_CH_DEC = (16, 32, 64, 128, 256)
 
@@ -43,6 +43,28 @@ class ConvBlock(nn.Module):
         return self.nonlin(self.conv(x))
 
 
+def upconv_blocks(num_ch_enc: Sequence[int], use_skips: bool = True) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """monodepth2's decoder trunk for levels i = 4 ... 0: ``upconv0[k]`` before the x2 upsampling,
+    ``upconv1[k]`` after it (on the upsampled map plus, with skips, encoder feature i - 1)."""
+    upconv0, upconv1 = nn.ModuleList(), nn.ModuleList()
+    for i in range(4, -1, -1):
+        cin = num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
+        upconv0.append(ConvBlock(cin, NUM_CH_DEC[i]))
+        cin = NUM_CH_DEC[i] + (num_ch_enc[i - 1] if use_skips and i > 0 else 0)
+        upconv1.append(ConvBlock(cin, NUM_CH_DEC[i]))
+    return upconv0, upconv1
+
+
+def join_skip(x: Tensor, features: Sequence[Tensor], i: int) -> Tensor:
+    """The upsampled map ``x`` with encoder feature ``i - 1`` concatenated (channels); a clear error
+    when the sizes differ (an input whose sides are not multiples of 32)."""
+    if x.shape[-2:] != features[i - 1].shape[-2:]:
+        sizes = [tuple(f.shape[-2:]) for f in features]
+        raise ValueError("encoder features do not halve exactly: the input height and width "
+                         f"must be multiples of 32 (feature sizes {sizes})")
+    return torch.cat([x, features[i - 1]], 1)
+
+
 class DepthDecoder(nn.Module):
     """Decode 5 encoder feature maps into sigmoid disparities.
 
@@ -66,13 +88,7 @@ class DepthDecoder(nn.Module):
         self.scales = tuple(scales)
         self.use_skips = use_skips
         self.upsample_mode = upsample_mode
-        self.upconv0 = nn.ModuleList()
-        self.upconv1 = nn.ModuleList()
-        for i in range(4, -1, -1):
-            cin = num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
-            self.upconv0.append(ConvBlock(cin, NUM_CH_DEC[i]))
-            cin = NUM_CH_DEC[i] + (num_ch_enc[i - 1] if use_skips and i > 0 else 0)
-            self.upconv1.append(ConvBlock(cin, NUM_CH_DEC[i]))
+        self.upconv0, self.upconv1 = upconv_blocks(num_ch_enc, use_skips)
         self.dispconv = nn.ModuleDict({str(s): Conv3x3(NUM_CH_DEC[s], num_output_channels)
                                        for s in self.scales})
 
@@ -84,11 +100,7 @@ class DepthDecoder(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode=self.upsample_mode,
                               align_corners=False if self.upsample_mode == "bilinear" else None)
             if self.use_skips and i > 0:
-                if x.shape[-2:] != features[i - 1].shape[-2:]:
-                    sizes = [tuple(f.shape[-2:]) for f in features]
-                    raise ValueError("encoder features do not halve exactly: the input height and width "
-                                     f"must be multiples of 32 (feature sizes {sizes})")
-                x = torch.cat([x, features[i - 1]], 1)
+                x = join_skip(x, features, i)
             x = self.upconv1[k](x)
             if i in self.scales:
                 out[i] = torch.sigmoid(self.dispconv[str(i)](x))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.networks.depth_decoder import NUM_CH_DEC, Conv3x3, ConvBlock
+from models.networks.depth_decoder import NUM_CH_DEC, Conv3x3, join_skip, upconv_blocks
 
 __all__ = ["CITYSCAPES_CLASSES", "ScaleGradient", "SegmentationDecoder", "scale_gradient"]
 
@@ -64,13 +64,7 @@ class SegmentationDecoder(nn.Module):
         if n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
         self.n_classes = n_classes
-        self.upconv0 = nn.ModuleList()
-        self.upconv1 = nn.ModuleList()
-        for i in range(4, -1, -1):
-            cin = num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
-            self.upconv0.append(ConvBlock(cin, NUM_CH_DEC[i]))
-            cin = NUM_CH_DEC[i] + (num_ch_enc[i - 1] if i > 0 else 0)
-            self.upconv1.append(ConvBlock(cin, NUM_CH_DEC[i]))
+        self.upconv0, self.upconv1 = upconv_blocks(num_ch_enc)
         self.classifier = Conv3x3(NUM_CH_DEC[0], n_classes)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
@@ -78,10 +72,6 @@ class SegmentationDecoder(nn.Module):
         for k, i in enumerate(range(4, -1, -1)):
             x = F.interpolate(self.upconv0[k](x), scale_factor=2.0, mode="nearest")
             if i > 0:
-                if x.shape[-2:] != features[i - 1].shape[-2:]:
-                    sizes = [tuple(f.shape[-2:]) for f in features]
-                    raise ValueError("encoder features do not halve exactly: the input height and width "
-                                     f"must be multiples of 32 (feature sizes {sizes})")
-                x = torch.cat([x, features[i - 1]], 1)
+                x = join_skip(x, features, i)
             x = self.upconv1[k](x)
         return self.classifier(x)
