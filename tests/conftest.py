@@ -58,7 +58,7 @@ def kitti_demo_small(tmp_path_factory, default_config) -> dict:
 
 @pytest.fixture(scope="session")
 def kitti_demo_traffic(tmp_path_factory, default_config) -> dict:
-    """One demo drive of 5 frames with the default moving traffic (a car leading at the camera's
+    """One demo drive of 5 frames with the default moving traffic (a car leading at 80-90 % of the camera's
     speed, oncoming cars). Returns {'root': Path, 'config': KittiDemoConfig, 'seed': int}."""
     section = copy.deepcopy(default_config["demo"]["kitti"])
     section["dates"] = {"2011_01_01": [375, 1242]}

@@ -261,7 +261,7 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
         lo, hi = boxes[:, 0] + 0.02, boxes[:, 1] - 0.02
         deep_inside = ((points[:, :, None] >= lo) & (points[:, :, None] <= hi)).all(-1).any(-1)
         assert not deep_inside[surface & ~car].any()
-        # the lead car is seen, 10-12.6 m ahead, and it moved with the camera
+        # the lead car is seen
         lead = cars["moving"][i][np.array(cars["moving_kind"]) == "lead"]
         assert _inside(points[car], lead, 0.02).sum() > 1000
     # the LiDAR sees the cars where the cameras do, at the same instant
@@ -270,4 +270,4 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
     poses = np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"]
     cam_dz = np.linalg.inv(poses[4])[2, 3] - np.linalg.inv(poses[0])[2, 3]
     lead_dz = np.diff(cars["moving"][[0, 4], 0, 0, 2])[0]
-    assert cam_dz > 2.5 and abs(lead_dz - cam_dz) < 0.7
+    assert cam_dz > 2.5 and 0.8 * cam_dz - 1e-9 <= lead_dz <= 0.9 * cam_dz + 1e-9  # 80-90 % of its speed

@@ -21,8 +21,8 @@ from torch import Tensor
 from models.geometry import SampleConvention, sample
 
 __all__ = [
-    "SEG_CLASS_WEIGHTS", "IGNORE_INDEX", "segmentation_loss", "movable", "warp_segmentation",
-    "moving_iou", "MovingObjectMasking",
+    "SEG_CLASS_WEIGHTS", "IGNORE_INDEX", "class_weights_from_frequencies", "segmentation_loss", "movable",
+    "warp_segmentation", "moving_iou", "MovingObjectMasking",
 ]
 
 # SGDepth's losses/segmentation.py weights of trainIds 0..18 (road … bicycle); its 20th value, 0,
@@ -35,6 +35,18 @@ SEG_CLASS_WEIGHTS: tuple[float, ...] = (
     10.289801597595, 10.405355453491, 10.138095855713,
 )
 IGNORE_INDEX = 255
+
+
+def class_weights_from_frequencies(frequencies: np.ndarray, c: float = 1.10) -> np.ndarray:
+    """ENet's class weights ``1 / ln(c + p_k)`` of pixel frequencies ``p_k`` (K,) (fractions of
+    the pixels, summing to at most 1). SGDepth's :data:`SEG_CLASS_WEIGHTS` are this formula with
+    c = 1.10 on Cityscapes' frequencies over all pixels, void included (road: p = 0.327 -> 2.81;
+    sky: p = 0.036 -> 7.87; the 19 sum to 0.885); a class that never occurs gets the largest
+    weight, 1 / ln(c)."""
+    p = np.asarray(frequencies, dtype=np.float64)
+    if p.ndim != 1 or (p < 0).any() or p.sum() > 1.0 + 1e-9:
+        raise ValueError(f"frequencies must be K >= 0 fractions summing to at most 1, got {p}")
+    return 1.0 / np.log(c + p)
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, weights: Tensor | None = None,

@@ -15,6 +15,7 @@ with it, and the semantic masking of moving objects in video training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,10 +32,12 @@ class JointSegmentation:
     depth network (``nets["depth"]``, a DepthNet with a segmentation head) at every call."""
 
     def __init__(self, inner: Objective, weight: float, grad_scales: tuple[float, float],
-                 class_weights: bool = True, batch_size: int = 0) -> None:
-        """``batch_size``: labelled images used per step (the first of the batch; 0 = all)."""
+                 class_weights: Sequence[float] | None = L.SEG_CLASS_WEIGHTS, batch_size: int = 0) -> None:
+        """``class_weights``: (19,) of the cross-entropy (default SGDepth's, None = unweighted);
+        ``batch_size``: labelled images used per step (the first of the batch; 0 = all)."""
         self.inner, self.weight, self.grad_scales, self.batch_size = inner, weight, grad_scales, batch_size
-        self.class_weights = torch.tensor(L.SEG_CLASS_WEIGHTS) if class_weights else None
+        self.class_weights = (None if class_weights is None
+                              else torch.as_tensor(class_weights, dtype=torch.float32))
 
     def __getattr__(self, name: str):  # start_step / state_dict of the wrapped objective
         if name == "inner":

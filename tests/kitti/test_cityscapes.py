@@ -18,6 +18,7 @@ from workflow_scripts.kitti.cityscapes import (
     TRAIN_CLASSES,
     CityscapesDataset,
     cityscapes_paths,
+    class_frequencies,
     find_pairs,
     label_ids_to_train_ids,
     write_label_png,
@@ -221,3 +222,33 @@ def test_write_label_png_round_trip(tmp_path: Path):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     with pytest.raises(ValueError):
         write_label_png(path, label.astype(np.int32))
+
+
+def test_class_frequencies_count_train_ids(root: Path, tmp_path: Path):
+    """Exact pixel fractions over the labels (ignored pixels not counted), and ENet's weights of
+    them, the formula behind SGDepth's Cityscapes weights."""
+    from models.losses.semantic import SEG_CLASS_WEIGHTS, class_weights_from_frequencies
+
+    pairs = find_pairs(root, "train")
+    label = make_label()
+    label[0, :8] = 0  # "unlabeled": ignored, not counted
+    pairs.append(write_pair(tmp_path / "more", "train", "x", "x_000000_000019", label))
+    freq = class_frequencies(pairs)
+    n = 4 * H * W - 8  # 4 labels, 8 pixels ignored
+    car, sky = 4 * (4 * 8), 4 * (4 * W) - 8  # per label: a 4x8 car, 4 rows of sky
+    road = 4 * (8 * W) - car  # the bottom half less the car
+    expected = {"car": car / n, "sky": sky / n, "road": road / n, "building": 1 - (car + sky + road) / n}
+    assert freq.shape == (19,) and freq.sum() == pytest.approx(1.0)
+    for name, value in expected.items():
+        assert freq[TRAIN_CLASSES.index(name)] == pytest.approx(value, abs=1e-12)
+    weights = class_weights_from_frequencies(freq)
+    assert weights[TRAIN_CLASSES.index("car")] == pytest.approx(1 / np.log(1.10 + car / n))
+    assert weights[TRAIN_CLASSES.index("person")] == pytest.approx(1 / np.log(1.10))  # absent
+    # SGDepth's weights back to Cityscapes' frequencies (void included, so < 1) and forth
+    cityscapes = np.exp(1 / np.array(SEG_CLASS_WEIGHTS)) - 1.10
+    assert cityscapes.sum() < 1 and cityscapes[0] == pytest.approx(0.3265, abs=1e-4)  # road
+    assert np.allclose(class_weights_from_frequencies(cityscapes), SEG_CLASS_WEIGHTS)
+    with pytest.raises(ValueError):
+        class_weights_from_frequencies(np.array([0.7, 0.7]))
+    with pytest.raises(ValueError):
+        class_frequencies([])

@@ -110,7 +110,7 @@ class KittiDemoConfig:
     )
     traffic: bool = option(
         True,
-        "Moving cars: one ahead in the camera's lane at about its speed, three oncoming (the "
+        "Moving cars: one ahead in the camera's lane at 80-90 % of its speed, three oncoming (the "
         "static-world assumption of self-supervised depth fails on them; SGDepth masks them).",
     )
     parked_cars: float = option(

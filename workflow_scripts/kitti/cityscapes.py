@@ -27,8 +27,8 @@ from workflow_scripts.util import InputDataError, atomic_file
 from workflow_scripts.util.images import read_image
 
 __all__ = ["IGNORE", "LABEL_IDS", "LABELS", "MOVABLE_TRAIN_IDS", "TRAIN_CLASSES", "CityscapesDataset",
-           "WithLabelledImages", "cityscapes_paths", "find_pairs", "label_ids_to_train_ids", "training_pairs",
-           "write_label_png"]
+           "WithLabelledImages", "class_frequencies", "cityscapes_paths", "find_pairs",
+           "label_ids_to_train_ids", "training_pairs", "write_label_png"]
 
 IGNORE = 255
 # labelId -> (name, trainId): the official cityscapesScripts table (license plate, id -1, left out)
@@ -190,6 +190,23 @@ class CityscapesDataset(Dataset):
             train_ids = _resize_label(train_ids, (h, w))
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
         return {"image": image, "label": torch.from_numpy(np.ascontiguousarray(train_ids)).long()}
+
+
+def class_frequencies(pairs: list[tuple[Path, Path]], max_images: int = 500) -> np.ndarray:
+    """Pixel frequencies (19,) of the trainIds in the labels of ``pairs`` (ignored pixels not
+    counted), from at most ``max_images`` evenly spaced labels (a large set's frequencies are
+    known well from a few hundred)."""
+    if not pairs:
+        raise ValueError("no labelled images to count classes in")
+    take = np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), max_images)).round().astype(int))
+    counts = np.zeros(len(TRAIN_CLASSES), dtype=np.int64)
+    for k in take:
+        ids = label_ids_to_train_ids(_read_label(pairs[k][1]))
+        counts += np.bincount(ids[ids != IGNORE].ravel(), minlength=len(TRAIN_CLASSES))[: len(TRAIN_CLASSES)]
+    if counts.sum() == 0:
+        raise InputDataError(pairs[take[0]][1].parent, "the labels hold no pixel of the 19 training classes",
+                             "check that the gtFine files are labelIds, not trainIds or colour images")
+    return counts / counts.sum()
 
 
 def write_label_png(path: Path, label_ids: np.ndarray) -> None:

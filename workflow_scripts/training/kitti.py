@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.losses.semantic import SEG_CLASS_WEIGHTS, class_weights_from_frequencies
 from models.model_file import load_model, read_model_meta, save_model
 from models.networks.segmentation import CITYSCAPES_CLASSES
 from models.networks.spec import NetworkSpec, build_pose_net
@@ -60,9 +61,10 @@ def _finetuned_net(previous: Path, network: NetworkSpec) -> nn.Module:
     return student.train().requires_grad_(True)
 
 
-def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int):
+def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int,
+                    labelled: cs.CityscapesDataset | None):
     """SGDepth's additions to a stage's objective: the masking of moving objects (fine-tune) and
-    the joint segmentation loss."""
+    the joint segmentation loss (on ``labelled``)."""
     s, net = plan.section, nets["depth"]
     masking = getattr(s, "masking", None)
     if masking is not None and masking.enabled:
@@ -74,16 +76,26 @@ def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int)
     seg = s.segmentation
     if seg.enabled:
         scales = (seg.grad_scale_depth, seg.grad_scale_segmentation)
-        weighted = seg.class_weights == "sgdepth"
-        objective = JointSegmentation(objective, seg.weight, scales, class_weights=weighted,
+        weights = None
+        if seg.class_weights == "sgdepth":
+            weights = SEG_CLASS_WEIGHTS
+        elif seg.class_weights == "frequency":
+            freq = cs.class_frequencies(labelled.pairs)
+            weights = class_weights_from_frequencies(freq).tolist()
+            present = [f"{n} {w:.2f}" for n, w, f in zip(cs.TRAIN_CLASSES, weights, freq, strict=True) if f]
+            log.info("segmentation class weights from %d labelled images: %s", len(labelled),
+                     ", ".join(present))
+        objective = JointSegmentation(objective, seg.weight, scales, class_weights=weights,
                                       batch_size=seg.batch_size)
     return objective
 
 
-def build_stage(plan: StagePlan, previous: Path | None, steps: int = 0) -> tuple[nn.ModuleDict, object, bool]:
-    """Networks to train, the objective, and whether items need the stereo frame."""
+def build_stage(plan: StagePlan, previous: Path | None, steps: int = 0,
+                labelled: cs.CityscapesDataset | None = None) -> tuple[nn.ModuleDict, object, bool]:
+    """Networks to train, the objective, and whether items need the stereo frame
+    (``labelled``: the images of the segmentation branch, when the stage has one)."""
     nets, objective, stereo = _build_stage(plan, previous)
-    return nets, _with_semantics(plan, nets, objective, steps), stereo
+    return nets, _with_semantics(plan, nets, objective, steps, labelled), stereo
 
 
 def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
@@ -181,7 +193,8 @@ def run(
         )
     plan = stage_plan(stage, common, section, inputs.previous)
     steps = plan.schedule(len(items)).steps
-    nets, objective, stereo = build_stage(plan, inputs.previous, steps)
+    labelled = labelled_images(section, inputs, items, plan.size, seed)
+    nets, objective, stereo = build_stage(plan, inputs.previous, steps, labelled)
     use_hints = stage == "teacher" and section.hints
     data_opts = KittiDataOptions(
         height=plan.size[0],
@@ -196,7 +209,6 @@ def run(
     dataset = KittiRawDataset(
         inputs.image_root, items, intrinsics(inputs.raw_root, {i.date for i in items}), data_opts, seed=seed
     )
-    labelled = labelled_images(section, inputs, items, plan.size, seed)
     if labelled is not None:
         dataset = cs.WithLabelledImages(dataset, labelled, seed)
     schedule = plan.schedule(len(items), **pose_schedule(plan, len(items)))

@@ -103,8 +103,10 @@ class KittiSegmentation:
         0, "Labelled images per optimiser step (SGDepth: 6, as its depth batch); 0 = common.batch_size.",
         minimum=0,
     )
-    class_weights: Literal["sgdepth", "none"] = option(
-        "sgdepth", "Class weights of the cross-entropy: SGDepth's Cityscapes weights, or none."
+    class_weights: Literal["sgdepth", "frequency", "none"] = option(
+        "sgdepth",
+        "Class weights of the cross-entropy: SGDepth's (ENet's 1 / ln(1.10 + p) of Cityscapes' class "
+        "frequencies p), the same formula on the frequencies of the stage's labelled images, or none.",
     )
     scale_augment: bool = option(
         True, "Random scale (1-1.5x) and crop of the labelled images, and flips (SGDepth)."
