@@ -7,7 +7,7 @@ A stage's output folder (:class:`RunFiles`) holds ``checkpoint.pt``::
      "schedule": asdict(schedule), "history": [row, ...] (the rows of history.csv so far),
      "objective": objective.state_dict() (only for objectives with a state: the masking's)}
 
-and ``history.csv`` (one row per logged step: ``step, loss, lr, seconds`` and the objective's
+and ``history.csv`` (one row per logged step: ``step, loss, lr, grad_norm, seconds`` and the objective's
 logs). Every file is written atomically (temporary file, then rename).
 """
 

@@ -7,8 +7,11 @@ step ``s`` and every random draw inside it depend only on ``(seed, s)``, so an i
 resumed from its last checkpoint continues exactly as an uninterrupted one.
 
 :func:`train` is the loop; its parts are :func:`build_optimizer` (parameter groups),
-:func:`~models.training.checkpoint.resume`, :func:`train_step` (one update) and :class:`RunLog`
-(history, TensorBoard, progress). What a run writes is described in ``checkpoint.py``.
+:func:`~models.training.checkpoint.resume`, :func:`train_step` (one update), :class:`RunLog`
+(history, TensorBoard, progress) and :class:`NonFiniteGuard` (a blow-up stops the stage with
+:class:`TrainingDiverged` instead of running on without updates). What a run writes is described
+in ``checkpoint.py``; its history rows also carry ``grad_norm``, the total gradient norm of the
+logged step before clipping.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from models.training.checkpoint import (
     write_history,
 )
 
-__all__ = ["Objective", "RunFiles", "RunLog", "Schedule", "StepSampler", "build_optimizer", "config_digest",
-           "file_digest", "load_checkpoint", "pick_device", "resume", "save_atomic", "train", "train_step"]
+__all__ = ["NonFiniteGuard", "Objective", "RunFiles", "RunLog", "Schedule", "StepSampler", "TrainingDiverged",
+           "build_optimizer", "config_digest", "file_digest", "load_checkpoint", "pick_device", "resume",
+           "save_atomic", "train", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,9 @@ class Schedule:
         frozen_until: ``(net name, step)`` pairs: that network is neither updated nor in
             training mode (batch-norm statistics kept) before optimiser step ``step`` (a warm-up
             of the other networks, e.g. a fresh pose network on a pretrained depth network).
+        max_nonfinite_steps: consecutive optimiser steps with a non-finite loss or gradient norm
+            that are skipped before the stage stops with :class:`TrainingDiverged`; 0 = stop at
+            the first.
     """
 
     steps: int
@@ -84,6 +91,7 @@ class Schedule:
     workers: int = 0
     lr_mult: tuple[tuple[str, float], ...] = ()
     frozen_until: tuple[tuple[str, int], ...] = ()
+    max_nonfinite_steps: int = 5
 
     def frozen_at(self, step: int) -> set[str]:
         """Names of the networks frozen during optimiser step ``step``."""
@@ -174,24 +182,77 @@ def train_step(nets: nn.ModuleDict, opt: torch.optim.Optimizer, objective: Objec
     """Optimiser step ``step`` (0-based): its learning rate and frozen networks, the objective
     on ``batch`` (already on the networks' device) under ``autocast``, then the update.
 
-    A non-finite loss skips the update (as the endoscopy reference does); the step still
-    counts. Returns the objective's ``(loss, logs)``.
+    A non-finite loss or gradient norm skips the update (as the endoscopy reference does); the
+    step still counts. Returns the objective's ``(loss, logs)``; :func:`train` uses
+    :func:`_update`, which also returns the gradient norm.
     """
+    loss, logs, _ = _update(nets, opt, objective, batch, step, schedule, autocast)
+    return loss, logs
+
+
+def _update(nets: nn.ModuleDict, opt: torch.optim.Optimizer, objective: Objective, batch: dict,
+            step: int, schedule: Schedule, autocast: AbstractContextManager | None
+            ) -> tuple[Tensor, dict[str, float], float]:
+    """:func:`train_step`, returning ``(loss, logs, grad_norm)``: the total L2 norm of the trained
+    parameters' gradients before clipping (nan when the loss is not finite)."""
     for group in opt.param_groups:
         group["lr"] = schedule.lr_at(step) * group["lr_mult"]
     _freeze(nets, opt, schedule.frozen_at(step))
     with autocast or nullcontext():
         loss, logs = objective(batch, nets)
     opt.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):
-        loss.backward()
-        if schedule.clip_grad > 0:
-            params = [p for ps in _params(opt).values() for p in ps]
-            torch.nn.utils.clip_grad_norm_(params, schedule.clip_grad)
-        opt.step()
-    else:
+    if not torch.isfinite(loss):
         log.warning("step %d: non-finite loss %s, update skipped", step, float(loss.detach()))
-    return loss, logs
+        return loss, logs, math.nan
+    loss.backward()
+    params = [p for ps in _params(opt).values() for p in ps if p.grad is not None]
+    # one norm per step (clip_grad_norm_ would compute it again); a float: the step waits for it
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros(())
+    grad_norm = float(norm)
+    if not math.isfinite(grad_norm):
+        opt.zero_grad(set_to_none=True)
+        log.warning("step %d: non-finite gradient norm %s (loss %s), update skipped", step, grad_norm,
+                    float(loss.detach()))
+        return loss, logs, grad_norm
+    if schedule.clip_grad > 0:
+        torch.nn.utils.clip_grads_with_norm_(params, schedule.clip_grad, norm)
+    opt.step()
+    return loss, logs, grad_norm
+
+
+class TrainingDiverged(RuntimeError):
+    """More than ``Schedule.max_nonfinite_steps`` optimiser steps in a row had a non-finite loss
+    or gradient norm: :func:`train` stops without a checkpoint of that state."""
+
+
+class NonFiniteGuard:
+    """Counts the consecutive optimiser steps with a non-finite loss or gradient norm (their
+    updates are skipped by :func:`train_step`); a finite step resets the count. The count starts
+    at 0 in each process, a resumed run included."""
+
+    def __init__(self, limit: int, steps: int) -> None:
+        """``limit``: ``Schedule.max_nonfinite_steps``; ``steps``: the run's total steps."""
+        self.limit, self.steps = limit, steps
+        self.count = 0
+        self.last_finite: tuple[int, float] | None = None  # (step, loss) of the last finite step
+
+    def check(self, step: int, loss: float, grad_norm: float) -> None:
+        """Count optimiser step ``step`` (0-based); raise :class:`TrainingDiverged` when it makes
+        more than ``limit`` non-finite steps in a row."""
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            self.count, self.last_finite = 0, (step, loss)
+            return
+        self.count += 1
+        if self.count <= self.limit:
+            return
+        last = ("no finite step in this run" if self.last_finite is None
+                else f"last finite loss {self.last_finite[1]:.6g} at step {self.last_finite[0]}")
+        raise TrainingDiverged(
+            f"training diverged at step {step} (0-based; step {step + 1} of {self.steps}): {self.count} "
+            f"consecutive optimiser steps with a non-finite loss or gradient norm (this one: loss {loss}, "
+            f"gradient norm {grad_norm}); {last}. Lower the learning rate, or raise max_nonfinite_steps "
+            f"(kitti.train.common / endoscopy.train.common; now {self.limit}) to skip more such steps in "
+            "a row. No checkpoint of this state was written.")
 
 
 class RunLog:
@@ -208,9 +269,10 @@ class RunLog:
         self.bar = _progress(steps, start, progress)
         self.t0 = time.perf_counter()
 
-    def add(self, step: int, loss: Tensor, lr: float, logs: dict[str, float]) -> None:
-        """Log the row of ``step`` optimiser steps done: loss, rate, seconds since start, logs."""
-        row = {"step": step, "loss": float(loss.detach()), "lr": lr,
+    def add(self, step: int, loss: Tensor, lr: float, grad_norm: float, logs: dict[str, float]) -> None:
+        """Log the row of ``step`` optimiser steps done: loss, rate, gradient norm (before
+        clipping; nan for a non-finite loss), seconds since start, logs."""
+        row = {"step": step, "loss": float(loss.detach()), "lr": lr, "grad_norm": grad_norm,
                "seconds": round(time.perf_counter() - self.t0, 3), **logs}
         self.rows.append(row)
         append_history(self.path, row)
@@ -247,6 +309,10 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
             CPU, no gain for the ResNet encoders (bench/bench_training.py).
     Returns:
         the run's files; the final checkpoint holds ``step == schedule.steps``.
+    Raises:
+        TrainingDiverged: more than ``schedule.max_nonfinite_steps`` steps in a row had a
+            non-finite loss or gradient norm (:class:`NonFiniteGuard`); the checkpoint on disk
+            is the last one written before, and a stage script writes no model.
     """
     device = device or pick_device()
     files = RunFiles(Path(out_dir))
@@ -262,23 +328,28 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
                         persistent_workers=False, pin_memory=device.type == "cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else None
     run_log = RunLog(files, rows, start, schedule.steps, progress)
+    guard = NonFiniteGuard(schedule.max_nonfinite_steps, schedule.steps)
     nets.train()
-    for step, batch in enumerate(loader, start):
-        torch.manual_seed(seed * 1_000_003 + step)  # every draw inside the step (tie noise, ...)
-        if hasattr(objective, "start_step"):  # objectives with a schedule of their own (masking)
-            objective.start_step(step)
-        loss, logs = train_step(nets, opt, objective, _to(batch, device), step, schedule, autocast)
-        done = step + 1
-        if _due(done, schedule.log_every, schedule.steps):
-            run_log.add(done, loss, schedule.lr_at(step), logs)
-        if _due(done, schedule.checkpoint_every, schedule.steps):
-            save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
-                            history=run_log.rows, objective=objective)
-        run_log.tick()
-    for params in _params(opt).values():  # a stage shorter than a warm-up leaves nothing frozen
-        for p in params:
-            p.requires_grad_(True)
-    run_log.close()
+    try:
+        for step, batch in enumerate(loader, start):
+            torch.manual_seed(seed * 1_000_003 + step)  # every draw inside the step (tie noise, ...)
+            if hasattr(objective, "start_step"):  # objectives with a schedule of their own (masking)
+                objective.start_step(step)
+            batch = _to(batch, device)
+            loss, logs, grad_norm = _update(nets, opt, objective, batch, step, schedule, autocast)
+            done = step + 1
+            if _due(done, schedule.log_every, schedule.steps):
+                run_log.add(done, loss, schedule.lr_at(step), grad_norm, logs)
+            guard.check(step, float(loss.detach()), grad_norm)  # raises before any checkpoint of it
+            if _due(done, schedule.checkpoint_every, schedule.steps):
+                save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
+                                history=run_log.rows, objective=objective)
+            run_log.tick()
+    finally:
+        for params in _params(opt).values():  # a stage shorter than a warm-up leaves nothing frozen
+            for p in params:
+                p.requires_grad_(True)
+        run_log.close()
     if start >= schedule.steps:
         log.info("%s already holds the final step %d", files.checkpoint, start)
     return files

@@ -18,7 +18,7 @@ from workflow_scripts.util import InputDataError
 
 __all__ = ["BOOKKEEPING", "read_history", "moving_average", "curves_figure"]
 
-BOOKKEEPING = ("step", "lr", "seconds")
+BOOKKEEPING = ("step", "lr", "seconds", "grad_norm")
 
 
 def read_history(path: str | Path) -> pd.DataFrame:

@@ -51,6 +51,12 @@ class KittiCommon:
     checkpoint_every: int = option(
         1, "Units between checkpoints (the last one is always written).", minimum=1
     )
+    max_nonfinite_steps: int = option(
+        5,
+        "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the "
+        "stage stops with an error (and writes no model); 0 = stop at the first.",
+        minimum=0,
+    )
     min_depth: float = option(
         0.1, "Depth range of disp_to_depth: minimum (training units).", exclusiveMinimum=0
     )
@@ -265,6 +271,12 @@ class EndoCommon:
     workers: int = option(8, "DataLoader processes (0 = load in the training process).", minimum=0)
     unit: Unit = option("epochs", "Unit of every stage's length, lr_step, cyclic.step and dcl_warmup.length.")
     checkpoint_every: int = option(1, "Units between checkpoints.", minimum=1)
+    max_nonfinite_steps: int = option(
+        5,
+        "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the "
+        "stage stops with an error (and writes no model); 0 = stop at the first.",
+        minimum=0,
+    )
     items_per_epoch: int = option(
         2000, "Items of an epoch (the reference's num_iter); 0 = one per registered view.", minimum=0
     )

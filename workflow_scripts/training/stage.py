@@ -118,5 +118,6 @@ class StagePlan:
             checkpoint_every=min(self.common.checkpoint_every * per_unit, steps),
             log_every=max(1, min(10, steps // 20)),
             workers=self.common.workers,
+            max_nonfinite_steps=self.common.max_nonfinite_steps,
             **extra,
         )
