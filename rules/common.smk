@@ -228,6 +228,7 @@ def train_inputs(stage):
         if wildcards.branch == "kitti":
             files = {
                 "split": "results/kitti/splits/train_files.txt",
+                "val_split": "results/kitti/splits/val_files.txt",
                 "raw": kitti_raw_data(),
                 "images": kitti_jpeg_drives(kitti_train_drives()),
             }
@@ -246,8 +247,7 @@ def train_inputs(stage):
 
 
 def train_params(stage):
-    """Params of a training stage (rerun triggers): the branch's shared training settings and
-    this stage's own section (its length, learning rates, losses, network)."""
+    """Params of a training stage (rerun triggers): its branch's common section and its own."""
 
     def params(wildcards):
         train = config[BRANCH_CONFIG[wildcards.branch]]["train"]
@@ -276,11 +276,11 @@ def train_paths(wildcards):
 
 # -------------------------------------- driving branch: prediction and evaluation (kitti_eval.smk)
 def kitti_eval_stages():
-    """Rows of results/kitti_eval.csv: stages (+ masking control), constant baseline, external."""
-    stages = TRAIN_STAGES + ["finetune_unmasked"] * kitti_masking_control() + ["constant"]
-    if KITTI["evaluate"]["external_disparities"]:
-        stages.append("external")
-    return stages
+    """Rows of results/kitti_eval.csv: kitti.evaluate.stages (+ masking control), external."""
+    chosen = set(KITTI["evaluate"]["stages"])  # in the chain's order; later stages are not trained
+    chosen |= {"finetune_unmasked"} if kitti_masking_control() and "finetune" in chosen else set()
+    stages = [s for s in TRAIN_STAGES + ["finetune_unmasked", "constant"] if s in chosen]
+    return stages + ["external"] * bool(KITTI["evaluate"]["external_disparities"])
 
 
 def kitti_eval_disparities(wildcards):

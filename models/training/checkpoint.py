@@ -5,10 +5,12 @@ A stage's output folder (:class:`RunFiles`) holds ``checkpoint.pt``::
     {"nets": nets.state_dict(), "optimizer": opt.state_dict(),
      "step": int (optimiser steps done), "digest": config_digest(config),
      "schedule": asdict(schedule), "history": [row, ...] (the rows of history.csv so far),
-     "objective": objective.state_dict() (only for objectives with a state: the masking's)}
+     "objective": objective.state_dict() (only for objectives with a state: the masking's),
+     "best": {"step", "value"} (only for validated runs; the weights are in best.pt)}
 
-and ``history.csv`` (one row per logged step: ``step, loss, lr, grad_norm, seconds`` and the objective's
-logs). Every file is written atomically (temporary file, then rename).
+and ``history.csv`` (one row per logged step: ``step, loss, lr, grad_norm, seconds``, the
+objective's logs and, for validated runs, ``val_<metric>`` columns). Every file is written
+atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -73,10 +75,14 @@ class RunFiles:
 
 
 def save_checkpoint(files: RunFiles, nets: nn.ModuleDict, opt: torch.optim.Optimizer, *, step: int,
-                    digest: str, schedule: dict, history: list[dict], objective: object = None) -> None:
+                    digest: str, schedule: dict, history: list[dict], objective: object = None,
+                    best: dict | None = None) -> None:
     """Write ``checkpoint.pt`` (format above) after ``step`` optimiser steps; an objective with a
-    ``state_dict`` (e.g. the masking's IoU log) is saved with it."""
+    ``state_dict`` (e.g. the masking's IoU log) is saved with it, and ``best`` (the best validated
+    step and value, :class:`models.training.validation.BestKeeper`) as "best"."""
     extra = {"objective": objective.state_dict()} if hasattr(objective, "state_dict") else {}
+    if best is not None:
+        extra["best"] = best
     save_atomic({"nets": nets.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "digest": digest, "schedule": schedule, "history": history, **extra}, files.checkpoint)
 

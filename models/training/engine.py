@@ -41,10 +41,11 @@ from models.training.checkpoint import (
     save_checkpoint,
     write_history,
 )
+from models.training.validation import BestKeeper, Validation, restore_best
 
 __all__ = ["NonFiniteGuard", "Objective", "RunFiles", "RunLog", "Schedule", "StepSampler", "TrainingDiverged",
-           "build_optimizer", "config_digest", "file_digest", "load_checkpoint", "pick_device", "resume",
-           "save_atomic", "train", "train_step"]
+           "Validation", "build_optimizer", "config_digest", "file_digest", "load_checkpoint", "pick_device",
+           "restore_best", "resume", "save_atomic", "train", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,8 @@ def _due(done: int, every: int, steps: int) -> bool:
 
 def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule: Schedule,
           out_dir: str | Path, *, seed: int, config: dict, device: torch.device | None = None,
-          progress: bool = True, bf16: bool = True, channels_last: bool = False) -> RunFiles:
+          progress: bool = True, bf16: bool = True, channels_last: bool = False,
+          validation: Validation | None = None) -> RunFiles:
     """Optimise ``nets`` on ``objective`` for ``schedule.steps`` steps, resuming if possible.
 
     Args:
@@ -307,6 +309,9 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
         channels_last: keep the networks' weights in channels-last memory format on the CPU
             too (always on CUDA); about 25 % faster for the endoscopy UNet and FC-DenseNet on
             CPU, no gain for the ResNet encoders (bench/bench_training.py).
+        validation: validate every ``validation.every`` steps and at the last (history.csv
+            gets its ``val_*`` columns), keeping the best step's weights in ``best.pt``
+            (:mod:`models.training.validation`; :func:`restore_best` loads them).
     Returns:
         the run's files; the final checkpoint holds ``step == schedule.steps``.
     Raises:
@@ -329,6 +334,9 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else None
     run_log = RunLog(files, rows, start, schedule.steps, progress)
     guard = NonFiniteGuard(schedule.max_nonfinite_steps, schedule.steps)
+    keeper = BestKeeper(validation, files) if validation is not None else None
+    if keeper is not None:  # a fresh run forgets the best step of an earlier one
+        keeper.load_state_dict(load_checkpoint(files.checkpoint).get("best") if start else None)
     nets.train()
     try:
         for step, batch in enumerate(loader, start):
@@ -337,13 +345,19 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
                 objective.start_step(step)
             batch = _to(batch, device)
             loss, logs, grad_norm = _update(nets, opt, objective, batch, step, schedule, autocast)
-            done = step + 1
-            if _due(done, schedule.log_every, schedule.steps):
-                run_log.add(done, loss, schedule.lr_at(step), grad_norm, logs)
+            done, finite = step + 1, math.isfinite(float(loss.detach())) and math.isfinite(grad_norm)
+            validate = validation is not None and finite and validation.due(done, schedule.steps)
+            values = validation.run(nets) if validate else None
+            if _due(done, schedule.log_every, schedule.steps) or validate:
+                columns = validation.columns(values) if validation is not None else {}
+                run_log.add(done, loss, schedule.lr_at(step), grad_norm, {**logs, **columns})
             guard.check(step, float(loss.detach()), grad_norm)  # raises before any checkpoint of it
+            if values is not None:
+                keeper.update(done, values, nets)
             if _due(done, schedule.checkpoint_every, schedule.steps):
                 save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
-                                history=run_log.rows, objective=objective)
+                                history=run_log.rows, objective=objective,
+                                best=keeper.state_dict() if keeper is not None else None)
             run_log.tick()
     finally:
         for params in _params(opt).values():  # a stage shorter than a warm-up leaves nothing frozen

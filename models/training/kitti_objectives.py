@@ -103,7 +103,11 @@ class TeacherOptions:
 
 class TeacherObjective:
     """Per scale: min reprojection over sources + identity auto-mask + hint selection;
-    ``loss = mean_s (reprojection_s + hint_s + smoothness / 2^s)`` (+ self-distillation)."""
+    ``loss = mean_s (reprojection_s + hint_s + smoothness / 2^s)`` (+ self-distillation).
+
+    With hints, ``reprojection_s`` is Depth Hints' mean over the pixels the identity does not win
+    (§6.5); without, monodepth2's mean of the per-pixel minimum over all pixels (§6.4.3). Without
+    ``photo.stereo`` the sources are the temporal neighbours only (monodepth2 M)."""
 
     def __init__(self, opts: TeacherOptions) -> None:
         self.opts = opts
@@ -140,11 +144,15 @@ class TeacherObjective:
         for s, (disp, depth) in enumerate(zip(disps, depths, strict=True)):
             reproj, _ = _warp_errors(target, sources, depth, K, poses, p)
             errors.append(reproj[:, -1:])  # the stereo warp, for self-distillation
-            terms = L.depth_hint_loss(reproj, identity, hint_error, depth, hint, variant=o.hint_variant)
+            if o.hints:
+                terms = L.depth_hint_loss(reproj, identity, hint_error, depth, hint, variant=o.hint_variant)
+                reprojection, hint_term = terms.reprojection, terms.hint
+            else:  # monodepth2's (also Depth Hints' without hints): the mean of the per-pixel minimum
+                reprojection, hint_term = L.min_reprojection_loss(reproj, identity).loss, 0.0
             smooth = _smooth(disp, target)
-            total = total + terms.reprojection + terms.hint + p.smoothness * smooth / 2 ** min(s, 3)
-            logs["reprojection"] += _f(terms.reprojection) / len(disps)
-            logs["hint"] += _f(terms.hint) / len(disps)
+            total = total + reprojection + hint_term + p.smoothness * smooth / 2 ** min(s, 3)
+            logs["reprojection"] += _f(reprojection) / len(disps)
+            logs["hint"] += _f(hint_term) / len(disps)
             logs["smooth"] += _f(smooth) / len(disps)
         loss = total / len(disps)
         if o.self_distillation:
@@ -264,3 +272,51 @@ class FinetuneObjective:
         logs["geometry"] = _f(geo_loss)
         logs["translation"] = _f(torch.stack([q[:, :3, 3].norm(dim=-1) for q in poses]).mean())
         return loss, logs
+
+
+@dataclass(frozen=True)
+class ScDepthOptions:
+    """SC-Depth v1 on monocular video (§6.6).
+
+    Attributes:
+        photo: frames (target first, then its neighbours; no stereo frame), auto-masking,
+            ``smoothness`` (SC-Depth: 0.1), depth range, sampling convention.
+        geometry_weight: weight of the geometry-consistency loss (SC-Depth: 0.1).
+        dynamic_mask: weight the photometric errors by the self-discovered mask.
+    """
+
+    photo: PhotoOptions = PhotoOptions(frame_ids=(0, -1, 1), stereo=False, smoothness=0.1)
+    geometry_weight: float = 0.1
+    dynamic_mask: bool = True
+
+
+class ScDepthObjective:
+    """SC-Depth v1's loss: for each neighbour, the pairwise terms in both directions (the pose
+    network on (target, neighbour) for ``neighbour_from_target`` and on (neighbour, target) for
+    the inverse, as SC-Depth), min-optimised over the 2 x neighbours by the colour difference;
+    ``loss = photo + geometry_weight geometry + smoothness smooth(depth)``, at scale 0 only
+    (SC-Depth's decoder has no other) with the smoothness on the mean-normalised depth."""
+
+    def __init__(self, opts: ScDepthOptions) -> None:
+        if opts.photo.stereo or len(opts.photo.frame_ids) < 2:
+            raise ValueError("SC-Depth trains on monocular video: frame_ids with neighbours, no stereo frame")
+        self.opts = opts
+
+    def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
+        o, p = self.opts, self.opts.photo
+        color, aug, K = batch["color"], batch["color_aug"], batch["K"]
+        b, n, hw = color.shape[0], color.shape[1], color.shape[-2:]
+        finest = nets["depth"](aug.flatten(0, 1))[0]  # every frame: target + neighbours
+        depth = depths_full([finest], hw, p)[0].view(b, n, 1, *hw)
+        pose, terms = nets["pose"], []
+        for i in range(1, n):
+            pairs = ((0, i), (i, 0))  # (target of the warp, reference)
+            for t, r in pairs:
+                ref_from_tgt = pose.to_matrix(pose(aug[:, t], aug[:, r]))
+                terms.append(L.sc_pairwise_terms(
+                    color[:, t], color[:, r], depth[:, t], depth[:, r], K, ref_from_tgt,
+                    auto_mask=p.automask, dynamic_mask=o.dynamic_mask, convention=p.convention))
+        photo, geometry = L.sc_depth_losses(terms)
+        smooth = L.edge_aware_smoothness(depth[:, 0], color[:, 0])
+        loss = photo + o.geometry_weight * geometry + p.smoothness * smooth
+        return loss, {"photometric": _f(photo), "geometry": _f(geometry), "smooth": _f(smooth)}

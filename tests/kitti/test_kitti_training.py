@@ -109,3 +109,44 @@ def test_a_new_teacher_restarts_an_interrupted_student(tiny_raw, monkeypatch, ca
     restarted = torch.load(tmp / "c" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
     fresh = torch.load(tmp / "d" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
     assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
+
+
+def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw):
+    """With a val list whose frames have ground truth, every step is validated (history.csv's
+    val_* columns); model.pt holds the best step's weights (its metric recomputed from the file
+    matches the logged one), last.pt the last step's."""
+    import pandas as pd
+
+    from models.model_file import load_model
+    from workflow_scripts.kitti import gt_depth as gd
+    from workflow_scripts.training.kitti_validation import load_val_set, validate_depth
+
+    tmp, root = tiny_raw["tmp"], tiny_raw["root"]
+    drive = raw.drive_dir(root, DATE, DRIVE)
+    yy = np.linspace(0, 1, 96)[:, None] * np.ones((1, 320))
+    for i in (1, 4):  # a ground plane: nearer towards the bottom rows
+        png = gd.groundtruth_png_path(drive, i)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(png), np.round(256 * (40.0 - 35.0 * yy)).astype(np.uint16))
+    val = tmp / "val_files.txt"
+    val.write_text(f"{DATE}/{drive.name} 1 l\n{DATE}/{drive.name} 4 l\n")
+    teacher = tmp / "teacher" / "model.pt"
+    teacher.parent.mkdir()
+    _teacher(teacher, seed=1)
+    common = KittiCommon(size=(64, 64), batch_size=1, workers=0, unit="steps", checkpoint_every=2,
+                         val_every=1)
+    inputs = StageInputs(previous=teacher, split=tiny_raw["split"], val_split=val, raw_root=root,
+                         image_root=root)
+    out = tmp / "student" / "model.pt"
+    section = KittiStudent(length=6, lr_step=0, lr=1e-3)
+    info = kitti.run("student", common, section, inputs, out, seed=3, threads=1)
+    hist = pd.read_csv(out.parent / "history.csv")
+    assert list(hist["step"]) == list(range(1, 7)) and hist["val_abs_rel"].notna().all()
+    best = int(hist.loc[hist["val_abs_rel"].idxmin(), "step"])
+    assert info["best"]["step"] == best and (out.parent / "last.pt").is_file()
+    val_set = load_val_set(val, root, root, "png", (64, 64), 10)
+    for path, step in ((out, best), (out.parent / "last.pt", 6)):
+        net, meta = load_model(path)
+        score = validate_depth(nn.ModuleDict({"depth": net}), val_set, 0.1, 100.0)["abs_rel"]
+        assert score == pytest.approx(hist.loc[hist["step"] == step, "val_abs_rel"].item(), rel=1e-5)
+    assert torch.load(out, weights_only=True)["meta"]["best"]["step"] == best

@@ -141,6 +141,7 @@ def abs_rel_movable(gts: list[np.ndarray], disps, labels: list[np.ndarray], rati
 
 
 NOMINAL_KITTI_BASELINE = 0.54  # metres: the references' x5.4 = 0.54 / 0.1
+EvalStage = Literal["teacher", "student", "finetune", "constant"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +152,14 @@ class KittiEvalOptions:
         "eigen",
         "Test split of the Eigen protocol: eigen (LiDAR ground truth) or eigen_benchmark (KITTI's "
         "annotated depth maps).",
+    )
+    stages: tuple[EvalStage, ...] = option(
+        ("teacher", "student", "finetune", "constant"),
+        "Rows of the table: trained stages (each needs the ones before it) and constant = a "
+        "constant-depth baseline; a recipe of a single method lists only the stage that trains it "
+        "(docs/recipes.md), and the later stages are not trained.",
+        minItems=1,
+        uniqueItems=True,
     )
     post_process: bool = option(False, "monodepth2's flip post-processing of the predictions.")
     protocol: Literal["monodepth2", "sc_depth"] = option(

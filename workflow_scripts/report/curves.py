@@ -52,9 +52,28 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (c[i] - c[lo]) / (i - lo)
 
 
+def _validation_curve(ax: plt.Axes, table: pd.DataFrame) -> None:
+    """The validation metric of a validated stage (``val_abs_rel``, else its first ``val_``
+    column) on a right-hand axis, at the validated steps, the best one marked."""
+    columns = [c for c in table.columns if c.startswith("val_")]
+    if not columns:
+        return
+    name = "val_abs_rel" if "val_abs_rel" in columns else columns[0]
+    rows = table[["step", name]].dropna()
+    if rows.empty:
+        return
+    right = ax.twinx()
+    right.plot(rows["step"], rows[name], "o-", color="tab:red", lw=1, ms=3)
+    best = rows.loc[rows[name].idxmin() if name != "val_a1" else rows[name].idxmax()]
+    right.plot([best["step"]], [best[name]], "*", color="tab:red", ms=10)
+    right.set_ylabel(f"{name} (validation; * = model.pt)", color="tab:red", fontsize=8)
+    right.tick_params(axis="y", colors="tab:red", labelsize=7)
+
+
 def curves_figure(histories: Sequence[pd.DataFrame], stages: Sequence[str], title: str,
                   smooth: int = 1, panel_in: tuple[float, float] = (4.2, 3.2)) -> plt.Figure:
-    """One panel per stage: the total loss (bold) and each loss term against the step.
+    """One panel per stage: the total loss (bold) and each loss term against the step, and the
+    validation metric of a validated stage on a right-hand axis.
 
     Args:
         histories: one table per stage (see ``read_history``).
@@ -69,7 +88,8 @@ def curves_figure(histories: Sequence[pd.DataFrame], stages: Sequence[str], titl
     fig, axes = new_figure(panel_in[0] * len(stages), panel_in[1], ncols=len(stages))
     for ax, table, stage in zip(axes[0], histories, stages, strict=True):
         step = table["step"].to_numpy()
-        terms = [c for c in table.columns if c not in BOOKKEEPING and c != "loss"]
+        terms = [c for c in table.columns
+                 if c not in BOOKKEEPING and c != "loss" and not c.startswith("val_")]
         ax.plot(step, table["loss"], color="black", alpha=0.25 if smooth > 1 else 1.0, lw=1)
         ax.plot(step, moving_average(table["loss"].to_numpy(), smooth), color="black", lw=2, label="loss")
         for term in terms:
@@ -77,6 +97,7 @@ def curves_figure(histories: Sequence[pd.DataFrame], stages: Sequence[str], titl
         values = table[["loss", *terms]].to_numpy(np.float64)
         if np.isfinite(values).all() and (values > 0).all():
             ax.set_yscale("log")
+        _validation_curve(ax, table)
         ax.set_title(f"{stage} ({len(table)} steps logged)", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3, which="both")

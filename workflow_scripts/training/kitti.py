@@ -20,11 +20,13 @@ from models.model_file import load_model, read_model_meta, save_model
 from models.networks.segmentation import CITYSCAPES_CLASSES
 from models.networks.spec import NetworkSpec, build_pose_net
 from models.training import kitti_objectives as ko
-from models.training.engine import file_digest, pick_device, train
+from models.training.engine import Validation, file_digest, pick_device, restore_best, train
 from models.training.semantic import JointSegmentation, MaskingSchedule, MovingMasker
 from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, hint_folders, intrinsics
+from workflow_scripts.kitti.evaluate import METRICS
 from workflow_scripts.kitti.split_files import read_split
+from workflow_scripts.training.kitti_validation import MAX_MODE, load_val_set, validate_depth
 from workflow_scripts.training.options import KittiCommon
 from workflow_scripts.training.stage import StageInputs, StagePlan
 from workflow_scripts.util import InputDataError
@@ -100,11 +102,14 @@ def build_stage(plan: StagePlan, previous: Path | None, steps: int = 0,
 
 def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict, object, bool]:
     s, common = plan.section, plan.common
-    if plan.stage == "teacher":
-        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=True)
+    if plan.stage == "teacher":  # stereo and/or video; options checked by KittiTeacher
+        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=s.stereo)
         nets = nn.ModuleDict({"depth": plan.network.build()})
         if len(photo.frame_ids) > 1:
             nets["pose"] = build_pose_net(s.pose_layers, s.pose_rotation)
+        if s.loss == "sc_depth":  # SC-Depth v1 from scratch (ImageNet weights) on monocular video
+            opts = ko.ScDepthOptions(photo=photo, geometry_weight=s.geometry_weight)
+            return nets, ko.ScDepthObjective(opts), False
         objective = ko.TeacherObjective(
             ko.TeacherOptions(
                 photo=photo,
@@ -114,7 +119,7 @@ def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict,
                 self_distillation=s.self_distillation,
             )
         )
-        return nets, objective, True
+        return nets, objective, s.stereo
     if plan.stage == "student":
         teacher, _ = load_model(previous)
         photo = photo_options(common, (0,), 0.0, stereo=False)
@@ -222,23 +227,42 @@ def run(
         "split": inputs.split.read_text(),
         "previous": file_digest(inputs.previous),
     }
-    train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device)
+    warmup = dict(schedule.frozen_until).get("depth", 0)  # the depth net learns from this step
+    validation = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
+    train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device,
+          validation=validation)
     pose = (
         {"pose": {"layers": section.pose_layers, "rotation": section.pose_rotation}} if "pose" in nets else {}
     )
-    save_model(
-        nets.cpu(),
-        out_model,
-        branch="kitti",
-        stage=stage,
-        network=plan.network,
-        size=plan.size,
-        steps=schedule.steps,
-        min_depth=common.min_depth,
-        max_depth=common.max_depth,
-        depth_kind="disp",
-        stereo_baseline=common.stereo_baseline,
-        options=to_plain(section),
-        **pose,
+    meta = dict(branch="kitti", stage=stage, network=plan.network, size=plan.size, steps=schedule.steps,
+                min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
+                stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
+    save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
+    best = restore_best(out_model.parent, nets) if validation is not None else None
+    save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))
+    if best:
+        log.info("kitti/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", stage, best["step"],
+                 schedule.steps, best["metric"], best["value"], schedule.steps)
+    return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
+
+
+def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_unit: int,
+                first: int) -> Validation | None:
+    """The stage's validation on the val list (None when off or the list is empty), from step
+    ``first`` on (the end of a fine-tune's pose warm-up: before it the depth network is the
+    student's, and the fine-tune's model is one it trained)."""
+    if not common.val_every or inputs.val_split is None:
+        return None
+    val = load_val_set(inputs.val_split, inputs.image_root, inputs.raw_root, inputs.image_ext, plan.size,
+                       common.val_frames)
+    if val is None:
+        log.warning("%s is empty: no validation, model.pt = the last step", inputs.val_split)
+        return None
+    return Validation(
+        fn=lambda nets: validate_depth(nets, val, common.min_depth, common.max_depth),
+        names=METRICS,
+        every=common.val_every * per_unit,
+        metric=common.val_metric,
+        mode="max" if common.val_metric in MAX_MODE else "min",
+        first=first,
     )
-    return {"steps": schedule.steps, "items": len(items)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from models.networks.spec import NetworkSpec
-from workflow_scripts.util.options import option
+from workflow_scripts.util.options import ConfigError, option
 
 __all__ = [
     "KittiTrain",
@@ -90,6 +90,20 @@ class KittiCommon:
         '"" = the demo\'s labels on the demo drives, none on real data.',
     )
     labels_split: str = option("train", "The split folder of `labels` to train on.")
+    val_every: int = option(
+        1,
+        "Units (common.unit) between validations on the val list (and at the last step): the Eigen metrics "
+        "(median scaling) where the val frames have ground truth (annotated depth maps or LiDAR); model.pt "
+        "is then the best validated step and last.pt the last; 0 = no validation (model.pt = last).",
+        minimum=0,
+    )
+    val_metric: Literal["abs_rel", "sq_rel", "rmse", "rmse_log", "a1"] = option(
+        "abs_rel", "Validation metric that selects model.pt (a1: the largest, the others: the smallest)."
+    )
+    val_frames: int = option(
+        200, "Val-list lines scored per validation (evenly spaced; the standard lists hold thousands).",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +170,8 @@ class KittiMasking:
 
 @dataclass(frozen=True, kw_only=True)
 class KittiTeacher:
-    """Teacher (Depth Hints / EPCDepth): stereo pairs with the fused SGM depth hints."""
+    """Teacher (Depth Hints / EPCDepth): stereo pairs with the fused SGM depth hints. Also the
+    stage of a single method's recipe: monodepth2 M / S / MS, SC-Depth v1 (docs/recipes.md)."""
 
     length: int = option(20, _LENGTH, minimum=0)
     lr_step: int = option(15, _LR_STEP, minimum=0)
@@ -164,11 +179,18 @@ class KittiTeacher:
     lr: float = option(1.0e-4, "Adam learning rate.", exclusiveMinimum=0)
     frame_ids: tuple[int, ...] = option(
         (0,),
-        "Frames: [0] = stereo only; [0, -1, 1] adds the temporal "
-        "neighbours and a pose network (monodepth2's mono+stereo).",
+        "Frames: [0] = stereo only; [0, -1, 1] adds the temporal neighbours and a pose network "
+        "(monodepth2's mono+stereo; with stereo false, monodepth2's monocular training).",
         minItems=1,
     )
-    hints: bool = option(True, "Use the precomputed SGM depth hints.")
+    stereo: bool = option(True, "The other camera is a source frame (monodepth2's --use_stereo); false = "
+                          "monocular video (monodepth2 M, SC-Depth): needs temporal frames, no hints.")
+    loss: Literal["monodepth2", "sc_depth"] = option(
+        "monodepth2", "monodepth2 = minimum reprojection with auto-masking per scale (with hints: Depth "
+        "Hints' selection); sc_depth = SC-Depth v1's loss on monocular video: both directions per neighbour, "
+        "7x7 SSIM, self-discovered mask, geometry consistency, smoothness on the depth, scale 0 only.")
+    geometry_weight: float = option(0.1, "SC-Depth's geometry-consistency weight (loss sc_depth).", minimum=0)
+    hints: bool = option(True, "Use the precomputed SGM depth hints (needs stereo).")
     hint_variant: Literal["depth_hints", "epcdepth"] = option(
         "depth_hints", "How invalid hints enter the proxy loss: depth_hints or epcdepth."
     )
@@ -181,6 +203,18 @@ class KittiTeacher:
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
 
+    def __post_init__(self) -> None:
+        mono = not self.stereo
+        for wrong, why in (
+            (self.hints and mono, "hints need stereo (a hint is warped from the other camera)"),
+            (mono and not any(self.frame_ids[1:]), "stereo: false needs temporal frames ([0, -1, 1])"),
+            (self.self_distillation and mono, "self_distillation uses the stereo warp of every scale"),
+            (self.loss == "sc_depth" and not (mono and not self.data_graft and not self.self_distillation),
+             "loss sc_depth is SC-Depth v1's monocular loss: set stereo, hints, data_graft and "
+             "self_distillation to false"),
+        ):
+            if wrong:
+                raise ConfigError(f"config kitti.train.teacher: {why}")
 
 @dataclass(frozen=True, kw_only=True)
 class KittiStudent:

@@ -35,6 +35,7 @@ class StageInputs:
     Attributes:
         previous: the previous stage's model.pt (student, fine-tune), else None.
         split: KITTI train list (monodepth2 lines).
+        val_split: KITTI val list (validation; None = none).
         hints: KITTI depth-hint folders, one per drive (``.../depth_hints/<date>/<drive>``).
         sfm_data, frames: endoscopy sequences (sfm_data.npz and frame folder, same order).
         raw_root, image_root, image_ext: where the KITTI images and calibration are (the raw
@@ -45,6 +46,7 @@ class StageInputs:
 
     previous: Path | None = None
     split: Path | None = None
+    val_split: Path | None = None
     hints: tuple[Path, ...] = ()
     sfm_data: tuple[Path, ...] = ()
     frames: tuple[Path, ...] = ()
@@ -61,6 +63,7 @@ class StageInputs:
         return cls(
             previous=Path(inputs["previous"]) if inputs.get("previous") else None,
             split=Path(inputs["split"]) if inputs.get("split") else None,
+            val_split=Path(inputs["val_split"]) if inputs.get("val_split") else None,
             hints=_paths(inputs.get("hints")),
             sfm_data=_paths(inputs.get("sfm_data")),
             frames=_paths(inputs.get("frames")),
