@@ -135,11 +135,15 @@ class SfMObjective:
 
 class DistillObjective:
     """``0.5 SI(S(I1), T(I1)) + 0.5 SI(S(I2), T(I2))`` on the boundary mask, teacher on the clean
-    frames, student on the augmented ones (seed_methods §6.2 step 2)."""
+    frames, student on the augmented ones (seed_methods §6.2 step 2); with ``loss="log_l1"``,
+    the mean ``|log S - log T|`` on the mask instead of SI."""
 
-    def __init__(self, teacher: nn.Module, eigen_lambda: float | None = None) -> None:
+    def __init__(self, teacher: nn.Module, eigen_lambda: float | None = None,
+                 loss: str = "scale_invariant") -> None:
+        if loss not in ("scale_invariant", "log_l1"):
+            raise ValueError(f"unknown distillation loss {loss!r}")
         self.teacher = teacher.eval().requires_grad_(False)
-        self.eigen_lambda = eigen_lambda
+        self.eigen_lambda, self.loss = eigen_lambda, loss
 
     def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
         mask = batch["mask"]
@@ -148,7 +152,11 @@ class DistillObjective:
             goal = pair_depths(self.teacher, batch["color"], mask).float()
         pred = pair_depths(nets["depth"], batch["color_aug"], mask).float()
         m = mask.unsqueeze(1).expand_as(goal).flatten(0, 1)
-        loss = L.scale_invariant_loss(
-            pred.flatten(0, 1), goal.flatten(0, 1), m, eigen_lambda=self.eigen_lambda
-        )
+        if self.loss == "log_l1":
+            d = (pred.clamp(min=1e-6).log() - goal.clamp(min=1e-6).log()).flatten(0, 1)
+            loss = (d.abs() * m).sum() / m.sum().clamp(min=1.0)
+        else:
+            loss = L.scale_invariant_loss(
+                pred.flatten(0, 1), goal.flatten(0, 1), m, eigen_lambda=self.eigen_lambda
+            )
         return loss, {"distill": float(loss.detach())}

@@ -164,12 +164,17 @@ class TeacherObjective:
 
 class StudentObjective:
     """The frozen teacher's depth on the clean image supervises the student's on the augmented
-    one through the scale-invariant loss (the endoscopy reference's "+" form, §6.2), at every
-    scale of the student (upsampled to full resolution)."""
+    one, at every scale of the student (upsampled to full resolution): the scale-invariant loss
+    (the endoscopy reference's "+" form, §6.2, or Eigen's with ``eigen_lambda``), or with
+    ``loss="log_l1"`` the mean ``|log d - log d_teacher|`` (L1 of the relative error, which
+    keeps refining where the L2 of the log has already flattened)."""
 
-    def __init__(self, teacher: nn.Module, photo: PhotoOptions, eigen_lambda: float | None = None) -> None:
+    def __init__(self, teacher: nn.Module, photo: PhotoOptions, eigen_lambda: float | None = None,
+                 loss: str = "scale_invariant") -> None:
+        if loss not in ("scale_invariant", "log_l1"):
+            raise ValueError(f"unknown distillation loss {loss!r}")
         self.teacher = teacher.eval().requires_grad_(False)
-        self.photo, self.eigen_lambda = photo, eigen_lambda
+        self.photo, self.eigen_lambda, self.loss = photo, eigen_lambda, loss
 
     def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
         target = batch["color"][:, 0]
@@ -179,7 +184,10 @@ class StudentObjective:
             goal = depths_full(self.teacher(target)[:1], hw, self.photo)[0]
         preds = depths_full(nets["depth"](batch["color_aug"][:, 0]), hw, self.photo)
         mask = torch.ones_like(goal)
-        losses = [L.scale_invariant_loss(d, goal, mask, eigen_lambda=self.eigen_lambda) for d in preds]
+        if self.loss == "log_l1":
+            losses = [(d.log() - goal.log()).abs().mean() for d in preds]
+        else:
+            losses = [L.scale_invariant_loss(d, goal, mask, eigen_lambda=self.eigen_lambda) for d in preds]
         loss = sum(losses) / len(losses)
         return loss, {"distill": _f(loss)}
 
@@ -205,6 +213,12 @@ class FinetuneObjective:
 
     With a ``masker`` (SGDepth, :mod:`models.training.semantic`), the photometric errors of the
     movable pixels of images whose segmentation IoU is under the threshold are excluded too.
+
+    With ``photo.stereo`` (monodepth2's mono+stereo), the other camera is one more source,
+    warped with the known ``stereo_T``: it keeps the depth in the stereo scale the student
+    learned from the teacher, and it sees moving objects where they are (both cameras expose
+    at once), so the geometry term, SC-Depth's mask and the semantic masking apply to the
+    temporal sources only.
     """
 
     def __init__(self, opts: FinetuneOptions, masker: MovingMasker | None = None) -> None:
@@ -227,9 +241,9 @@ class FinetuneObjective:
         color, K = batch["color"], batch["K"]
         target, sources = color[:, 0], list(color[:, 1:].unbind(1))
         hw = target.shape[-2:]
-        n_src = len(sources)
-        aug = batch["color_aug"]
-        all_disps = nets["depth"](aug.flatten(0, 1))  # every frame: target + sources
+        n_src = len(p.frame_ids) - 1  # temporal sources; the stereo frame, if any, is last
+        aug = batch["color_aug"][:, : n_src + 1]
+        all_disps = nets["depth"](aug.flatten(0, 1))  # target + temporal sources
         b = target.shape[0]
         disps = [d.view(b, -1, *d.shape[1:])[:, 0] for d in all_disps]
         src_depth = G.disp_to_depth(full_resolution([all_disps[0]], hw)[0], p.min_depth, p.max_depth)[1]
@@ -243,22 +257,26 @@ class FinetuneObjective:
         for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
             if s == 0 and self.masker is not None and self.masker.active:
-                keep = self.masker.mask(nets["depth"], aug, [w.pixels for w in warps], p.convention)
+                keep = self.masker.mask(nets["depth"], aug, [w.pixels for w in warps[:n_src]], p.convention)
                 logs["masked_pixels"] = _f(1.0 - keep.mean())
                 logs["iou_threshold"] = self.masker.masking.threshold
-            if keep is not None:
-                reproj = reproj * keep
             if s == 0:
                 projected = [
                     G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")
                     for j in range(n_src)
                 ]
                 geo = torch.cat(
-                    [L.geometry_consistency(w.depth, q) for w, q in zip(warps, projected, strict=True)], 1
+                    [L.geometry_consistency(w.depth, q)
+                     for w, q in zip(warps[:n_src], projected, strict=True)],
+                    1,
                 )
-                geo = torch.where(torch.cat([w.valid for w in warps], 1), geo, torch.ones_like(geo))
+                geo = torch.where(torch.cat([w.valid for w in warps[:n_src]], 1), geo, torch.ones_like(geo))
+                # the stereo source: no geometry term (its depth is not predicted), mask weight 1
+                geo = F.pad(geo, (0, 0, 0, 0, 0, reproj.shape[1] - n_src))
             if o.dynamic_mask:
                 reproj = reproj * L.self_discovered_mask(geo)
+            if keep is not None:
+                reproj = _masked(reproj, keep, n_src)
             mr = L.min_reprojection_loss(reproj, identity)
             smooth = _smooth(disp, target)
             total = total + mr.loss + p.smoothness * smooth / 2 ** min(s, 3)
@@ -267,11 +285,28 @@ class FinetuneObjective:
             if s == 0:
                 best = torch.argmin(reproj, dim=1, keepdim=True)
                 geo_sel = torch.gather(geo, 1, best)
-                geo_loss = L.mean_on_mask(geo_sel, mr.automask.to(geo_sel.dtype))
+                on = mr.automask.to(geo_sel.dtype)  # a masked pixel has no geometry term either
+                geo_loss = L.mean_on_mask(geo_sel, on if keep is None else on * keep)
         loss = total / len(disps) + o.geometry_weight * geo_loss
         logs["geometry"] = _f(geo_loss)
-        logs["translation"] = _f(torch.stack([q[:, :3, 3].norm(dim=-1) for q in poses]).mean())
+        logs["translation"] = _f(torch.stack([q[:, :3, 3].norm(dim=-1) for q in poses[:n_src]]).mean())
         return loss, logs
+
+
+def _masked(reproj: Tensor, keep: Tensor, n_temporal: int) -> Tensor:
+    """Photometric errors (B, S, H, W) with the semantic keep-mask (B, 1, H, W) applied to the
+    temporal sources (the first ``n_temporal``). Without a stereo source a masked pixel's errors
+    become 0 (excluded: its minimum is 0). With one (the last), they become ``MASKED_ERROR``,
+    above any photometric error, so the minimum takes the stereo warp (or the identity), in which
+    a moving object is where it is."""
+    temporal = reproj[:, :n_temporal]
+    if reproj.shape[1] == n_temporal:
+        return temporal * keep
+    masked = torch.where(keep > 0, temporal, torch.full_like(temporal, MASKED_ERROR))
+    return torch.cat([masked, reproj[:, n_temporal:]], 1)
+
+
+MASKED_ERROR = 2.0  # photometric errors (SSIM / L1 mix of images in [0, 1]) are at most 1
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,39 @@ def test_finetune_masking_removes_the_masked_pixels_from_the_photometric_loss(vi
     assert logs["reprojection"] == 0.0 and logs["masked_pixels"] == 1.0
 
 
+def test_masked_errors_fall_back_to_the_stereo_warp():
+    reproj = torch.tensor([0.1, 0.2, 0.5]).view(1, 3, 1, 1).expand(1, 3, 1, 2).clone()
+    keep = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    stereo = ko._masked(reproj, keep, n_temporal=2)
+    assert stereo[0, :, 0, 0].tolist() == pytest.approx([0.1, 0.2, 0.5])  # kept: unchanged
+    masked = [ko.MASKED_ERROR, ko.MASKED_ERROR, 0.5]  # never the minimum
+    assert stereo[0, :, 0, 1].tolist() == pytest.approx(masked)
+    mono = ko._masked(reproj[:, :2], keep, n_temporal=2)
+    assert mono[0, :, 0, 1].tolist() == [0.0, 0.0]  # no stereo source: excluded
+
+
+def test_a_stereo_finetune_learns_masked_pixels_from_the_other_camera(video_batch, monkeypatch):
+    b, _, _, h, w = video_batch["color"].shape
+    color = torch.cat([video_batch["color"], torch.rand(b, 1, 3, h, w)], 1)
+    stereo_T = torch.eye(4).expand(b, 4, 4).clone()
+    stereo_T[:, 0, 3] = -0.1
+    batch = {**video_batch, "color": color, "color_aug": color, "stereo_T": stereo_T}
+    opts = ko.FinetuneOptions(photo=ko.PhotoOptions(frame_ids=(0, -1, 1), stereo=True))
+    masker = MovingMasker(MaskingSchedule(0, 1, 2))
+    objective = ko.FinetuneObjective(opts, masker)
+    objective.start_step(0)
+    monkeypatch.setattr(masker, "mask", lambda net, frames, pixels, conv: torch.zeros(b, 1, h, w))
+    loss, logs = objective(batch, _nets())
+    assert logs["masked_pixels"] == 1.0 and logs["reprojection"] > 0.1  # the stereo warp's error
+    loss.backward()
+    monkeypatch.setattr(masker, "mask", lambda net, frames, pixels, conv: torch.ones(b, 1, h, w))
+    kept, _ = objective(batch, _nets())
+    plain, _ = ko.FinetuneObjective(opts)(batch, _nets())
+    assert kept.item() == pytest.approx(plain.item(), rel=1e-6)
+    mono, _ = ko.FinetuneObjective(ko.FinetuneOptions())(video_batch, _nets())
+    assert abs(plain.item() - mono.item()) > 1e-4  # the stereo source counts
+
+
 def test_finetune_masking_segments_the_frames_in_eval_mode(video_batch):
     masker = MovingMasker(MaskingSchedule(0, 1, 2))
     objective = ko.FinetuneObjective(ko.FinetuneOptions(), masker)

@@ -63,7 +63,7 @@ def build_stage(plan: StagePlan, previous: Path | None, per_unit: int) -> tuple[
         return nn.ModuleDict({"depth": plan.network.build()}), objective
     prev, _ = load_model(previous)
     if plan.stage == "student":
-        objective = eo.DistillObjective(prev, plan.section.eigen_lambda)
+        objective = eo.DistillObjective(prev, plan.section.eigen_lambda, plan.section.loss)
         return nn.ModuleDict({"depth": plan.network.build()}), objective
     if plan.stage == "finetune":
         net = prev.train().requires_grad_(True)

@@ -124,9 +124,9 @@ def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict,
         teacher, _ = load_model(previous)
         photo = photo_options(common, (0,), 0.0, stereo=False)
         nets = nn.ModuleDict({"depth": plan.network.build()})
-        return nets, ko.StudentObjective(teacher, photo, s.eigen_lambda), False
+        return nets, ko.StudentObjective(teacher, photo, s.eigen_lambda, s.loss), False
     if plan.stage == "finetune":  # the student, self-supervised on video
-        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=False)
+        photo = photo_options(common, s.frame_ids, s.smoothness, stereo=s.stereo)
         nets = nn.ModuleDict(
             {
                 "depth": _finetuned_net(previous, plan.network),
@@ -136,7 +136,7 @@ def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict,
         objective = ko.FinetuneObjective(
             ko.FinetuneOptions(photo=photo, geometry_weight=s.geometry_weight, dynamic_mask=s.dynamic_mask)
         )
-        return nets, objective, False
+        return nets, objective, s.stereo
     raise ValueError(f"unknown stage {plan.stage!r}")
 
 

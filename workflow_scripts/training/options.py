@@ -34,6 +34,7 @@ __all__ = [
 
 STAGES = ("teacher", "student", "finetune")
 Unit = Literal["steps", "epochs"]
+_DISTILL = "Distillation loss: scale_invariant (eigen_lambda's form) or log_l1 (mean |log d - log d_t|)."
 _LENGTH = "Training length in the unit of common.unit (steps or epochs of the training items)."
 _LR_STEP = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
 
@@ -228,6 +229,7 @@ class KittiStudent:
         None,
         "Scale-invariant loss: null = the endoscopy reference's '+' form; a number = Eigen's '-lambda' form.",
     )
+    loss: Literal["scale_invariant", "log_l1"] = option("scale_invariant", _DISTILL)
     segmentation: KittiSegmentation = option(factory=KittiSegmentation, doc=KittiSegmentation.__doc__)
 
 
@@ -240,14 +242,11 @@ class KittiFinetune:
     lr_step: int = option(15, _LR_STEP, minimum=0)
     lr: float = option(1.0e-5, "Learning rate of the (pretrained) depth network.", exclusiveMinimum=0)
     pose_lr: float = option(1.0e-3, "Learning rate of the fresh pose network.", exclusiveMinimum=0)
-    pose_warmup: float = option(
-        0.5,
-        "Fraction of the stage's steps at the start during which only the pose "
-        "network learns (the depth network frozen).",
-        minimum=0,
-        maximum=1,
-    )
+    pose_warmup: float = option(0.5, "Fraction of the stage's steps at the start during which only the pose "
+                                "network learns (the depth network frozen).", minimum=0, maximum=1)
     frame_ids: tuple[int, ...] = option((0, -1, 1), "Target frame and temporal neighbours.", minItems=2)
+    stereo: bool = option(True, "The other camera is a source too (monodepth2's mono+stereo): it holds the "
+                          "stereo scale and sees moving objects where they are; false = video only.")
     geometry_weight: float = option(0.1, "Weight of SC-Depth's geometry-consistency loss.", minimum=0)
     dynamic_mask: bool = option(True, "Weight the photometric errors by SC-Depth's self-discovered mask.")
     smoothness: float = option(1.0e-3, "Edge-aware smoothness weight.", minimum=0)
@@ -377,9 +376,8 @@ class EndoStudent(EndoOptimiser):
     """Student: FC-DenseNet57 learning the frozen teacher's depth (scale-invariant loss)."""
 
     network: NetworkSpec = option(factory=lambda: NetworkSpec(kind="fc_densenet57"), doc="The depth network.")
-    eigen_lambda: float | None = option(
-        None, "null = the reference's '+' form; a number = Eigen's '-lambda' form."
-    )
+    eigen_lambda: float | None = option(None, "null = the reference's '+' form; a number = Eigen's form.")
+    loss: Literal["scale_invariant", "log_l1"] = option("scale_invariant", _DISTILL)
 
 
 @dataclass(frozen=True, kw_only=True)
