@@ -40,7 +40,7 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def kitti_demo_small(tmp_path_factory, default_config) -> dict:
-    """Two dates (375x1242 and 370x1226), one drive each, 5 frames: the default demo config
+    """Two dates (188x621 and 185x613), one drive each, 5 frames: the default demo config
     with fewer frames and a static world (no moving traffic: the temporal-warp checks need
     brightness constancy, which moving cars and their shadows break; kitti_demo_traffic has
     them). Returns {'root': Path, 'config': KittiDemoConfig, 'seed': int}."""

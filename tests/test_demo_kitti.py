@@ -182,7 +182,7 @@ def test_next_frame_warped_with_gt_pose_reproduces_frame(kitti_demo_small):
 def test_generation_is_deterministic(tmp_path, kitti_demo_small):
     """Same config and seed -> byte-identical files, whatever the number of workers."""
     tiny = kitti_demo.KittiDemoConfig(
-        dates={"2011_01_02": (370, 1226)},
+        dates={"2011_01_02": kitti_demo_small["config"].dates["2011_01_02"]},
         drives=(kitti_demo.DemoDrive(date="2011_01_02", drive="0003", frames=2, speed=9.0, stop=False),),
         lidar_azimuth_steps=kitti_demo_small["config"].lidar_azimuth_steps,
     )

@@ -297,7 +297,9 @@ def test_snakemake_report_shows_the_figures(tmp_path):
     `snakemake --report`: the HTML embeds every figure and both tables; in Chromium it shows them."""
     endo_targets = make_report_inputs(tmp_path)
     sequence = {"name": "seqA", "frames": 10, "start": 6.0, "step": 0.3}
-    config = {"demo": {"endoscopy": {"sequences": [sequence]}}}
+    masking = {"enabled": True, "control": True}  # the masking figure needs the control
+    config = {"demo": {"endoscopy": {"sequences": [sequence]}},
+              "kitti": {"train": {"finetune": {"masking": masking}}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     common = ["--configfile", str(tmp_path / "config.yaml"), "--directory", str(tmp_path), "--snakefile",
               str(ROOT / "Snakefile"), "--allowed-rules", *REPORT_RULES]
