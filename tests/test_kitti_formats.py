@@ -48,7 +48,7 @@ def test_zero_based_intrinsics_shift_principal_point(kitti_demo_small):
     rig = kc.load_rig(kitti_demo_small["root"] / "2011_01_01")
     K1, K0 = rig.K(2, zero_based=False), rig.K(2)
     np.testing.assert_allclose(K1[:2, 2] - K0[:2, 2], [1.0, 1.0])
-    assert K0[0, 0] == K1[0, 0] == pytest.approx(721.5377)
+    assert K0[0, 0] == K1[0, 0] == pytest.approx(721.5377 * rig.image_size[2][1] / 1242)  # KITTI's, scaled
 
 
 def test_missing_calibration_file_names_the_file(tmp_path):

@@ -163,7 +163,8 @@ def test_drive_conversion_quality_and_subsampling(kitti_demo_small, tmp_path):
     jpg = raw.image_path(out, 3, 4, "jpg")
     seg = _markers(jpg.read_bytes())
     sof = seg[0xC0][0]  # baseline: precision, height, width, components, then (id, HV, table) x 3
-    assert int.from_bytes(sof[1:3], "big") == 370 and int.from_bytes(sof[3:5], "big") == 1226
+    h, w = kitti_demo_small["config"].dates["2011_01_02"]
+    assert int.from_bytes(sof[1:3], "big") == h and int.from_bytes(sof[3:5], "big") == w
     assert [sof[6 + 3 * c + 1] for c in range(3)] == [0x22, 0x11, 0x11]  # 4:2:0 (2x2,1x1,1x1)
     dqt = seg[0xDB][0]
     assert dqt[0] == 0  # table 0, 8-bit

@@ -28,7 +28,8 @@ def test_stages_chain_on_the_demo(kitti_demo_small, tmp_path):
     tests = make_test_split.main(test_file, "eigen", root, root, "png", [TEST], 1)
     assert [ln.frame for ln in tests] == list(range(5)) and {ln.folder for ln in tests} == {TEST}
     gt = export_gt_depth.main(test_file, res / "gt" / "eigen.npz", "eigen", root, GtOptions())
-    assert len(load_gt(res / "gt" / "eigen.npz")) == 5 and gt.shapes.tolist() == [[370, 1226]] * 5
+    size = list(kitti_demo_small["config"].dates["2011_01_02"])  # the test drive's date
+    assert len(load_gt(res / "gt" / "eigen.npz")) == 5 and gt.shapes.tolist() == [size] * 5
 
     index = res / "frame_index" / f"{TRAIN}.txt"
     kept = filter_frames.main(root, TRAIN, "png", index, FilterOptions(method=FilterMethod.STRIDE, stride=1))
