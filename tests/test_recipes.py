@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -23,6 +21,7 @@ from models.networks.depth_net import DepthNet
 from models.networks.pose_net import PoseNet
 from models.training import kitti_objectives as ko
 from tests.conftest import ROOT
+from tests.tiny_kitti import DATE, FRAMES, write_tiny_raw
 from workflow_scripts.config.model import WorkflowConfig
 from workflow_scripts.config.resolve import load_user_config, resolve
 from workflow_scripts.demo.kitti_demo import demo_calibration
@@ -216,25 +215,13 @@ def test_teacher_combinations_that_cannot_train_are_named(section, message):
 
 MONO = KittiTeacher(length=2, lr_step=0, frame_ids=(0, -1, 1), stereo=False, hints=False)
 COMMON = KittiCommon(size=(64, 64), batch_size=2, workers=0, unit="steps", checkpoint_every=2)
-DATE, FRAMES = "2011_01_01", 6
 
 
 @pytest.fixture
 def mono_raw(tmp_path) -> dict:
     """A drive with the LEFT camera only (a stereo item cannot be built) and a split of the
     frames with both temporal neighbours."""
-    root = tmp_path / "kitti_raw"
-    for name, entries in demo_calibration((96, 320), 721.5, 0.54).items():
-        kc.write_calib_file(root / DATE / name, entries)
-    drive = raw.drive_dir(root, DATE, "0001")
-    (drive / "image_02" / "data").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(FRAMES):
-        img = cv2.GaussianBlur(rng.integers(40, 220, (96, 320, 3), dtype=np.uint8), (0, 0), 2)
-        cv2.imwrite(str(raw.image_path(drive, 2, i)), img)
-    split = tmp_path / "train_files.txt"
-    split.write_text("".join(f"{DATE}/{drive.name} {i} l\n" for i in range(1, FRAMES - 1)))
-    return {"root": root, "split": split, "tmp": tmp_path}
+    return write_tiny_raw(tmp_path, split_frames=range(1, FRAMES - 1))
 
 
 def _plan(section: KittiTeacher):

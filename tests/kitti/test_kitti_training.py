@@ -11,55 +11,24 @@ import pytest
 import torch
 from torch import nn
 
-from models.model_file import save_model
-from models.networks.spec import NetworkSpec
 from models.training import kitti_objectives as ko
 from models.training.engine import load_checkpoint
-from workflow_scripts.demo.kitti_demo import demo_calibration
-from workflow_scripts.kitti import calib as kc
+from tests.tiny_kitti import DATE, DRIVE, write_teacher, write_tiny_raw
 from workflow_scripts.kitti import raw
 from workflow_scripts.training import kitti
 from workflow_scripts.training.options import KittiCommon, KittiStudent
 from workflow_scripts.training.stage import StageInputs
 
-DATE, DRIVE, FRAMES = "2011_01_01", "0001", 6
 COMMON = KittiCommon(size=(64, 64), batch_size=1, workers=0, unit="steps", checkpoint_every=2)
 
 
 @pytest.fixture
 def tiny_raw(tmp_path) -> dict:
     """KITTI-raw layout: the demo's calibration at 96x320, smooth random left frames, a split."""
-    root = tmp_path / "kitti_raw"
-    for name, entries in demo_calibration((96, 320), 721.5, 0.54).items():
-        kc.write_calib_file(root / DATE / name, entries)
-    drive = raw.drive_dir(root, DATE, DRIVE)
-    (drive / "image_02" / "data").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(FRAMES):
-        img = cv2.GaussianBlur(rng.integers(40, 220, (96, 320, 3), dtype=np.uint8), (0, 0), 2)
-        cv2.imwrite(str(raw.image_path(drive, 2, i)), img)
-    split = tmp_path / "train_files.txt"
-    split.write_text("".join(f"{DATE}/{drive.name} {i} l\n" for i in range(FRAMES)))
-    return {"root": root, "split": split, "tmp": tmp_path}
+    return write_tiny_raw(tmp_path)
 
 
-def _teacher(path, seed: int) -> None:
-    """An (untrained) teacher model.pt: its weights differ with ``seed``."""
-    torch.manual_seed(seed)
-    save_model(
-        nn.ModuleDict({"depth": NetworkSpec().build()}),
-        path,
-        branch="kitti",
-        stage="teacher",
-        network=NetworkSpec(),
-        size=(64, 128),
-        steps=1,
-        min_depth=0.1,
-        max_depth=100.0,
-        depth_kind="disp",
-        stereo_baseline=0.1,
-        options={},
-    )
+_teacher = write_teacher
 
 
 def _killed_after(calls: int):

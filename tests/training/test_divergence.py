@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.model_file import save_model
-from models.networks.spec import NetworkSpec
 from models.training.engine import NonFiniteGuard, Schedule, TrainingDiverged, load_checkpoint, train
+from tests.tiny_kitti import write_teacher, write_tiny_raw
 from tests.training import toy_run
-from workflow_scripts.demo.kitti_demo import demo_calibration
-from workflow_scripts.kitti import calib as kc
-from workflow_scripts.kitti import raw
 from workflow_scripts.training import endo, kitti
 from workflow_scripts.training.options import EndoCommon, EndoTeacher, KittiCommon, KittiStudent, KittiTeacher
 from workflow_scripts.training.stage import StageInputs
@@ -163,37 +158,12 @@ def test_guard_counts_only_consecutive_steps():
 
 
 def _tiny_kitti(tmp_path) -> StageInputs:
-    """A KITTI-raw layout of one drive (6 smooth random frames at 96x320, the demo's
-    calibration), its split and an untrained teacher model (tests/kitti/test_kitti_training.py)."""
-    date, root = "2011_01_01", tmp_path / "kitti_raw"
-    for name, entries in demo_calibration((96, 320), 721.5, 0.54).items():
-        kc.write_calib_file(root / date / name, entries)
-    drive = raw.drive_dir(root, date, "0001")
-    (drive / "image_02" / "data").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        img = cv2.GaussianBlur(rng.integers(40, 220, (96, 320, 3), dtype=np.uint8), (0, 0), 2)
-        cv2.imwrite(str(raw.image_path(drive, 2, i)), img)
-    split = tmp_path / "train_files.txt"
-    split.write_text("".join(f"{date}/{drive.name} {i} l\n" for i in range(6)))
+    """The tiny KITTI-raw layout (tests/tiny_kitti.py), its split and an untrained teacher model."""
+    tiny = write_tiny_raw(tmp_path)
     teacher = tmp_path / "teacher" / "model.pt"
     teacher.parent.mkdir()
-    torch.manual_seed(1)
-    save_model(
-        nn.ModuleDict({"depth": NetworkSpec().build()}),
-        teacher,
-        branch="kitti",
-        stage="teacher",
-        network=NetworkSpec(),
-        size=(64, 128),
-        steps=1,
-        min_depth=0.1,
-        max_depth=100.0,
-        depth_kind="disp",
-        stereo_baseline=0.1,
-        options={},
-    )
-    return StageInputs(previous=teacher, split=split, raw_root=root, image_root=root)
+    write_teacher(teacher, seed=1)
+    return StageInputs(previous=teacher, split=tiny["split"], raw_root=tiny["root"], image_root=tiny["root"])
 
 
 def test_a_diverged_kitti_stage_fails_and_writes_no_model(tmp_path):
