@@ -18,7 +18,7 @@ from models.losses.consistency import (
     sc_pairwise_terms,
     self_discovered_mask,
 )
-from models.losses.distill import scale_invariant_loss
+from models.losses.distill import DISTILL_LOSSES, distillation_loss, scale_invariant_loss
 from models.losses.endo import depth_consistency_loss, sparse_flow_loss, weighted_depth_consistency_loss
 from models.losses.epc import data_graft, graft, self_distillation_loss
 from models.losses.hints import (
@@ -48,7 +48,8 @@ from models.losses.smoothness import edge_aware_smoothness
 
 __all__ = [
     "PairTerms", "geometry_consistency", "mean_on_mask", "sc_depth_losses", "sc_pairwise_terms",
-    "self_discovered_mask", "scale_invariant_loss", "depth_consistency_loss", "sparse_flow_loss",
+    "self_discovered_mask", "scale_invariant_loss", "distillation_loss", "DISTILL_LOSSES",
+    "depth_consistency_loss", "sparse_flow_loss",
     "weighted_depth_consistency_loss", "data_graft", "graft", "self_distillation_loss",
     "HINT_INVALID_PENALTY", "HintLoss", "depth_hint_loss", "hint_proxy_loss", "hint_reprojection_error",
     "MinReprojection",

@@ -29,3 +29,19 @@ def scale_invariant_loss(pred: Tensor, goal: Tensor, mask: Tensor, eps: float = 
     first = (d * d).sum((1, 2, 3)) / n
     second = d.sum((1, 2, 3)) ** 2 / (n * n)
     return (first + second).mean() if eigen_lambda is None else (first - eigen_lambda * second).mean()
+
+
+DISTILL_LOSSES = ("scale_invariant", "log_l1")
+
+
+def distillation_loss(pred: Tensor, goal: Tensor, mask: Tensor, kind: str = "scale_invariant",
+                      eigen_lambda: float | None = None, eps: float = 1e-6) -> Tensor:
+    """Student ``pred`` against teacher ``goal`` (B, 1, H, W) on ``mask``: ``kind`` is
+    "scale_invariant" (:func:`scale_invariant_loss` with ``eigen_lambda``) or "log_l1", the
+    masked mean ``|log pred - log goal|`` (depths clamped at ``eps``)."""
+    if kind == "scale_invariant":
+        return scale_invariant_loss(pred, goal, mask, eigen_lambda=eigen_lambda)
+    if kind != "log_l1":
+        raise ValueError(f"unknown distillation loss {kind!r}")
+    d = pred.clamp(min=eps).log() - goal.clamp(min=eps).log()
+    return (d.abs() * mask).sum() / mask.sum().clamp(min=1.0)

@@ -140,7 +140,7 @@ class DistillObjective:
 
     def __init__(self, teacher: nn.Module, eigen_lambda: float | None = None,
                  loss: str = "scale_invariant") -> None:
-        if loss not in ("scale_invariant", "log_l1"):
+        if loss not in L.DISTILL_LOSSES:
             raise ValueError(f"unknown distillation loss {loss!r}")
         self.teacher = teacher.eval().requires_grad_(False)
         self.eigen_lambda, self.loss = eigen_lambda, loss
@@ -152,11 +152,5 @@ class DistillObjective:
             goal = pair_depths(self.teacher, batch["color"], mask).float()
         pred = pair_depths(nets["depth"], batch["color_aug"], mask).float()
         m = mask.unsqueeze(1).expand_as(goal).flatten(0, 1)
-        if self.loss == "log_l1":
-            d = (pred.clamp(min=1e-6).log() - goal.clamp(min=1e-6).log()).flatten(0, 1)
-            loss = (d.abs() * m).sum() / m.sum().clamp(min=1.0)
-        else:
-            loss = L.scale_invariant_loss(
-                pred.flatten(0, 1), goal.flatten(0, 1), m, eigen_lambda=self.eigen_lambda
-            )
+        loss = L.distillation_loss(pred.flatten(0, 1), goal.flatten(0, 1), m, self.loss, self.eigen_lambda)
         return loss, {"distill": float(loss.detach())}

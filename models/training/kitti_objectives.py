@@ -171,7 +171,7 @@ class StudentObjective:
 
     def __init__(self, teacher: nn.Module, photo: PhotoOptions, eigen_lambda: float | None = None,
                  loss: str = "scale_invariant") -> None:
-        if loss not in ("scale_invariant", "log_l1"):
+        if loss not in L.DISTILL_LOSSES:
             raise ValueError(f"unknown distillation loss {loss!r}")
         self.teacher = teacher.eval().requires_grad_(False)
         self.photo, self.eigen_lambda, self.loss = photo, eigen_lambda, loss
@@ -184,10 +184,7 @@ class StudentObjective:
             goal = depths_full(self.teacher(target)[:1], hw, self.photo)[0]
         preds = depths_full(nets["depth"](batch["color_aug"][:, 0]), hw, self.photo)
         mask = torch.ones_like(goal)
-        if self.loss == "log_l1":
-            losses = [(d.log() - goal.log()).abs().mean() for d in preds]
-        else:
-            losses = [L.scale_invariant_loss(d, goal, mask, eigen_lambda=self.eigen_lambda) for d in preds]
+        losses = [L.distillation_loss(d, goal, mask, self.loss, self.eigen_lambda) for d in preds]
         loss = sum(losses) / len(losses)
         return loss, {"distill": _f(loss)}
 
