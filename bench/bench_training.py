@@ -52,7 +52,8 @@ from models.training import kitti_objectives as ko  # noqa: E402
 from workflow_scripts.config.overlay import read_yaml  # noqa: E402
 from workflow_scripts.config.resolve import ROOT, load_user_config, resolve  # noqa: E402
 from workflow_scripts.training import endo, kitti  # noqa: E402
-from workflow_scripts.training.options import EndoCommon, EndoTeacher, KittiCommon, KittiTeacher  # noqa: E402
+from workflow_scripts.training.endo_options import EndoCommon, EndoTeacher  # noqa: E402
+from workflow_scripts.training.options import KittiCommon, KittiTeacher  # noqa: E402
 from workflow_scripts.training.stage import StagePlan  # noqa: E402
 from workflow_scripts.util.options import load_options  # noqa: E402
 

@@ -21,7 +21,8 @@ from workflow_scripts.config.model import WorkflowConfig
 from workflow_scripts.config.overlay import apply_demo_overlay, merge_under
 from workflow_scripts.config.resolve import resolve
 from workflow_scripts.config.schema import reference_rows
-from workflow_scripts.training.options import EndoTeacher, KittiCommon
+from workflow_scripts.training.endo_options import EndoTeacher
+from workflow_scripts.training.options import KittiCommon
 from workflow_scripts.util.options import ConfigError, load_options, to_plain
 
 SCHEMA = str(ROOT / "rules" / "schemas" / "config.schema.yaml")

@@ -31,17 +31,30 @@ def scale_invariant_loss(pred: Tensor, goal: Tensor, mask: Tensor, eps: float = 
     return (first + second).mean() if eigen_lambda is None else (first - eigen_lambda * second).mean()
 
 
-DISTILL_LOSSES = ("scale_invariant", "log_l1")
+DISTILL_LOSSES = ("scale_invariant", "log_l1", "abs_rel")
 
 
 def distillation_loss(pred: Tensor, goal: Tensor, mask: Tensor, kind: str = "scale_invariant",
                       eigen_lambda: float | None = None, eps: float = 1e-6) -> Tensor:
-    """Student ``pred`` against teacher ``goal`` (B, 1, H, W) on ``mask``: ``kind`` is
-    "scale_invariant" (:func:`scale_invariant_loss` with ``eigen_lambda``) or "log_l1", the
-    masked mean ``|log pred - log goal|`` (depths clamped at ``eps``)."""
+    """Student ``pred`` against teacher ``goal`` (B, 1, H, W) on ``mask``.
+
+    ``kind``:
+        "scale_invariant": :func:`scale_invariant_loss` with ``eigen_lambda``;
+        "log_l1": the masked mean ``|log pred - log goal|`` (depths clamped at ``eps``);
+        "abs_rel": per image, the masked mean ``|s pred - goal| / goal`` with
+        ``s = mean(goal) / mean(pred)`` over the mask: blind to the global scale like the
+        evaluation's median-scaled abs_rel, and without a logarithm, whose gradient ``1 / pred``
+        explodes where a student's ``|output|`` passes through 0.
+    """
     if kind == "scale_invariant":
         return scale_invariant_loss(pred, goal, mask, eigen_lambda=eigen_lambda)
-    if kind != "log_l1":
-        raise ValueError(f"unknown distillation loss {kind!r}")
-    d = pred.clamp(min=eps).log() - goal.clamp(min=eps).log()
-    return (d.abs() * mask).sum() / mask.sum().clamp(min=1.0)
+    if kind == "log_l1":
+        d = pred.clamp(min=eps).log() - goal.clamp(min=eps).log()
+        return (d.abs() * mask).sum() / mask.sum().clamp(min=1.0)
+    if kind == "abs_rel":
+        dims = (1, 2, 3)
+        n = mask.sum(dims, keepdim=True).clamp(min=1.0)
+        scale = (mask * goal).sum(dims, keepdim=True) / (mask * pred).sum(dims, keepdim=True).clamp(min=eps)
+        rel = mask * (scale * pred - goal).abs() / goal.clamp(min=eps)
+        return (rel.sum(dims, keepdim=True) / n).mean()
+    raise ValueError(f"unknown distillation loss {kind!r}")

@@ -18,7 +18,8 @@ __all__ = ["sparse_flow_loss", "depth_consistency_loss", "weighted_depth_consist
 _DIMS = (1, 2, 3)
 
 
-def sparse_flow_loss(flow: Tensor, flow_from_depth: Tensor, mask: Tensor, eps: float = 1.0) -> Tensor:
+def sparse_flow_loss(flow: Tensor, flow_from_depth: Tensor, mask: Tensor, eps: float = 1.0,
+                     reduce: bool = True) -> Tensor:
     """``SparseMaskedL1Loss``: ``mean_b [ sum m |f_sfm - f_depth| / (eps + sum m) ]``.
 
     Args:
@@ -26,9 +27,11 @@ def sparse_flow_loss(flow: Tensor, flow_from_depth: Tensor, mask: Tensor, eps: f
         flow_from_depth: (B, 2, H, W) flow of the predicted depth (same normalisation).
         mask: (B, 1, H, W) 1 at sparse points (the numerator sums both flow channels, the
             denominator counts each point once, as the reference's 1-channel mask does).
+        reduce: False = the per-sample losses (B,) instead of their mean.
     """
     num = (mask * (flow - flow_from_depth).abs()).sum(_DIMS)
-    return (num / (eps + mask.sum(_DIMS))).mean()
+    per_sample = num / (eps + mask.sum(_DIMS))
+    return per_sample.mean() if reduce else per_sample
 
 
 def depth_consistency_loss(depth: Tensor, warped: Tensor, intersect: Tensor, K: Tensor,

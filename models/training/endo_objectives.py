@@ -58,6 +58,8 @@ class SfMLossOptions:
             inverse pair translation).
         ssl_weight: weight of the depth-scaling layer's scale spread (teacher era 0.3; 0 = off).
         convention: sampling convention of the depth warp (models.geometry).
+        flow_outlier_threshold: a pair direction whose sparse-flow loss exceeds it has none
+            (the teacher era's failure detection, 0.2; 0 = off; ``losses.sparse_flow_loss``).
     """
 
     sfl_weight: float = 20.0
@@ -67,6 +69,7 @@ class SfMLossOptions:
     consistency: str = "normalized_distance"
     ssl_weight: float = 0.0
     convention: str = "exact"
+    flow_outlier_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.consistency not in ("normalized_distance", "weighted_l2"):
@@ -93,10 +96,16 @@ class SfMObjective:
         flow, fmask = batch["sparse_flow"], batch["sparse_flow_mask"]
         f12 = G.flow_from_depth(d1, K, T21)
         f21 = G.flow_from_depth(d2, K, T12)
-        sf = 0.5 * (
-            L.sparse_flow_loss(flow[:, 0] * mask, f12 * mask, fmask[:, 0] * mask)
-            + L.sparse_flow_loss(flow[:, 1] * mask, f21 * mask, fmask[:, 1] * mask)
-        )
+        per_sample = torch.stack([  # (2, B): the pairs' both directions
+            L.sparse_flow_loss(flow[:, 0] * mask, f12 * mask, fmask[:, 0] * mask, reduce=False),
+            L.sparse_flow_loss(flow[:, 1] * mask, f21 * mask, fmask[:, 1] * mask, reduce=False),
+        ])
+        outlier = per_sample.detach() > o.flow_outlier_threshold
+        if o.flow_outlier_threshold <= 0:
+            outlier = torch.zeros_like(outlier)
+        # an outlier counts 0 (no gradient): a depth that puts points near or behind the other
+        # camera's plane has an unbounded flow error (the teacher era's failure detection)
+        sf = 0.5 * torch.where(outlier, torch.zeros_like(per_sample), per_sample).mean(1).sum()
         w21, i21 = G.warp_depth_endoscopy(d1, d2, mask, K, T21, convention=o.convention)
         w12, i12 = G.warp_depth_endoscopy(d2, d1, mask, K, T12, convention=o.convention)
         if o.consistency == "normalized_distance":
@@ -114,6 +123,7 @@ class SfMObjective:
             "flow": sf,
             "consistency": dc,
             "spread": 0.5 * (spread1 + spread2),
+            "flow_outliers": outlier.float().mean(),
             "depth": torch.stack([d1, d2], 1),
         }
 

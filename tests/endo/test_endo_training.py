@@ -10,14 +10,24 @@ import pytest
 import torch
 from endo_synthetic import synthetic_scene
 
+from models import geometry as G
+from models import losses as L
 from models.training import endo_objectives as eo
 from models.training.engine import load_checkpoint
-from workflow_scripts.endo.dataset import EndoDataOptions, EndoPairDataset, EndoSequence, partner_offset
+from workflow_scripts.endo.dataset import (
+    EndoDataOptions,
+    EndoPairDataset,
+    EndoSequence,
+    partner_offset,
+    training_views,
+)
+from workflow_scripts.endo.evaluate import median_scaled_errors
 from workflow_scripts.endo.predict import predict_sequence
 from workflow_scripts.endo.sfm_data import SfMDataOptions, project_points
 from workflow_scripts.endo.sparse import sparse_depth, write_sfm_data
 from workflow_scripts.training import BRANCHES, endo
-from workflow_scripts.training.options import EndoCommon
+from workflow_scripts.training.endo_options import EndoCommon
+from workflow_scripts.training.endo_validation import load_val_set, validate_depth
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.options import load_options
 
@@ -97,17 +107,19 @@ def test_pairs_are_deterministic_inside_the_window_and_pose_is_relative(plane):
     assert all(partner_offset(9, 10, (2, 4), rng) in (-2, -3, -4) for _ in range(20))
 
 
-def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
+def _plane_batch(plane) -> tuple[EndoSequence, dict, torch.Tensor]:
+    """The plane sequence at 64 x 64, 4 pairs 4 views apart, their true depths (4, 2, 1, H, W)."""
     seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
     ds = EndoPairDataset([seq], EndoDataOptions(size=(64, 64), adjacent_range=(4, 4), augment=False), seed=1)
     items = [ds[(0, i)] for i in range(4)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-    true = torch.stack(
-        [
-            torch.stack([torch.from_numpy(plane_depth(seq, v)).float() for v in it["views"].tolist()])
-            for it in items
-        ]
-    )[:, :, None]
+    true = [torch.stack([torch.from_numpy(plane_depth(seq, v)).float() for v in it["views"].tolist()])
+            for it in items]
+    return seq, batch, torch.stack(true)[:, :, None]
+
+
+def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
+    seq, batch, true = _plane_batch(plane)
     obj = eo.SfMObjective(eo.SfMLossOptions())
     good = obj.terms(batch, 3.7 * true)  # any scale: the depth-scaling layer recovers it
     assert torch.allclose(good["depth"], true / seq.global_scale, rtol=0.01)  # pixel rounding of the samples
@@ -118,6 +130,32 @@ def test_sfm_objective_is_low_for_the_true_depth_and_high_for_wrong_ones(plane):
     assert float(good["consistency"]) < 0.02
     assert float(good["consistency"]) < 0.5 * float(bumped["consistency"])
     assert float(good["spread"]) < 0.2 * float(wrong["spread"])
+
+
+def test_a_pair_whose_depth_blows_the_flow_up_gets_no_flow_loss(plane):
+    """One pair's depth with spikes towards camera 1 (3 of its ~660 points land near or behind
+    camera 2's plane): its sparse-flow error is huge. With the outlier threshold that direction
+    counts 0, so the flow term is the other directions' share and its gradient stays that of the
+    sane pairs."""
+    _, batch, true = _plane_batch(plane)
+    spiked = true.clone()
+    for y, x in (batch["sparse_flow_mask"][0, 0, 0] > 0).nonzero()[:3]:  # 3 of pair 0's frame-1 samples
+        spiked[0, 0, 0, y, x] *= 0.01
+    sane = eo.SfMObjective(eo.SfMLossOptions()).terms(batch, true)
+    plain = eo.SfMObjective(eo.SfMLossOptions()).terms(batch, spiked)
+    robust = eo.SfMObjective(eo.SfMLossOptions(flow_outlier_threshold=0.2)).terms(batch, spiked)
+    assert float(plain["flow"]) > 100 * float(sane["flow"])
+    assert float(robust["flow_outliers"]) == pytest.approx(1 / 8)  # 1 of 2 x 4 directions
+    per = [float(eo.SfMObjective(eo.SfMLossOptions()).terms({k: v[i:i + 1] for k, v in batch.items()},
+                                                            spiked[i:i + 1])["flow"]) for i in range(4)]
+    assert per[0] > 0.2 > max(per[1:])
+    # the other 7 directions as they are (a spike in frame 1 changes only the flow 1 -> 2), the
+    # outlier's 0: the sane flow term less pair 0's sane 1 -> 2 direction, over the 8 directions
+    m, flow, fmask = batch["mask"][:1], batch["sparse_flow"][:1, 0], batch["sparse_flow_mask"][:1, 0]
+    f12 = G.flow_from_depth(sane["depth"][:1, 0], batch["K"][:1], batch["cam2_from_cam1"][:1])
+    sane_12 = float(L.sparse_flow_loss(flow * m, f12 * m, fmask * m))
+    expect = float(sane["flow"]) - sane_12 / 8
+    assert float(robust["flow"]) == pytest.approx(expect, rel=1e-4)
 
 
 COMMON = {
@@ -261,3 +299,73 @@ def test_a_new_teacher_restarts_an_interrupted_student(plane, monkeypatch, caplo
     restarted = torch.load(tmp / "c" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
     fresh = torch.load(tmp / "d" / "student" / "model.pt", weights_only=True)["nets"]["depth"]
     assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
+
+
+def test_held_out_views_are_in_no_training_pair(plane):
+    """val_fraction holds out each sequence's last views: ceil(fraction n) of them, at least one,
+    two always train; no drawn pair touches them."""
+    cases = ((12, 0.25), (12, 0.1), (10, 0.1), (3, 0.5), (2, 0.5), (12, 0.0))
+    assert [training_views(n, f) for n, f in cases] == [9, 10, 9, 2, 2, 12]
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
+    data = EndoPairDataset([seq], EndoDataOptions(size=(64, 64), adjacent_range=(1, 3), val_fraction=0.25,
+                                                  items_per_epoch=40), seed=2)
+    assert data.n_train == [9] and len(data.index) == 9
+    views = {int(v) for draw in range(10) for i in range(40) for v in data[(draw, i)]["views"]}
+    assert max(views) == 8 and min(views) == 0
+
+
+class _Constant(torch.nn.Module):
+    """A depth network that predicts 2.0 everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x):
+        return [self.w * torch.ones_like(x[:, :1])]
+
+
+def test_validation_scores_held_out_views_like_the_evaluation(plane):
+    """A constant depth scores, per held-out view, mean |median(z) - z| / z of its sparse depths."""
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
+    val = load_val_set([seq], 0.25)
+    assert [list(h.views) for h in val] == [[9, 10, 11]]
+    expect_rel, expect_d1 = [], []
+    for v in (9, 10, 11):
+        d, m = seq.sparse_depth(v)
+        z = d[m > 0].astype(np.float64)
+        expect_rel.append(np.mean(np.abs(np.median(z) - z) / z))
+        expect_d1.append(np.mean(np.maximum(np.median(z) / z, z / np.median(z)) < 1.25))
+    got = validate_depth(torch.nn.ModuleDict({"depth": _Constant()}), val)
+    assert got["abs_rel"] == pytest.approx(np.mean(expect_rel), rel=1e-6) and got["abs_rel"] > 0.01
+    assert got["delta1"] == pytest.approx(np.mean(expect_d1), rel=1e-6)
+    assert median_scaled_errors(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])) == (0.0, 1.0)
+
+
+def test_a_validated_stage_keeps_its_best_step_as_model_pt(plane):
+    """Validated at every step: history.csv's val_* columns; model.pt is the best step (its score
+    recomputed from the file matches the logged one), last.pt the last."""
+    import pandas as pd
+
+    from models.model_file import load_model
+
+    tmp = plane["tmp"] / "val"
+    common = load_options(EndoCommon, {**COMMON, "val_every": 1, "val_fraction": 0.25},
+                          "endoscopy.train.common")
+    section = load_options(BRANCHES["endo"][3]["teacher"], {**SECTIONS["teacher"], "length": 6, "lr": 3e-3},
+                           "endoscopy.train.teacher")
+    inputs = StageInputs(sfm_data=(plane["npz"],), frames=(plane["frames"],))
+    out = tmp / "teacher" / "model.pt"
+    info = endo.run("teacher", common, section, inputs, out, seed=5, threads=1)
+    hist = pd.read_csv(out.parent / "history.csv")
+    assert list(hist["step"]) == list(range(1, 7)) and hist["val_abs_rel"].notna().all()
+    assert hist["val_abs_rel"].nunique() > 1
+    best = int(hist.loc[hist["val_abs_rel"].idxmin(), "step"])
+    assert info["best"]["step"] == best and (out.parent / "last.pt").is_file()
+    seq = EndoSequence("seqA", plane["npz"], plane["frames"], tuple(common.size))
+    val = load_val_set([seq], 0.25)
+    for path, step in ((out, best), (out.parent / "last.pt", 6)):
+        net, meta = load_model(path)
+        score = validate_depth(torch.nn.ModuleDict({"depth": net}), val)["abs_rel"]
+        assert score == pytest.approx(hist.loc[hist["step"] == step, "val_abs_rel"].item(), rel=1e-4)
+    assert meta["train_views"] == {"seqA": 9}

@@ -16,7 +16,8 @@ from models.training.engine import NonFiniteGuard, Schedule, TrainingDiverged, l
 from tests.tiny_kitti import write_teacher, write_tiny_raw
 from tests.training import toy_run
 from workflow_scripts.training import endo, kitti
-from workflow_scripts.training.options import EndoCommon, EndoTeacher, KittiCommon, KittiStudent, KittiTeacher
+from workflow_scripts.training.endo_options import EndoCommon, EndoTeacher
+from workflow_scripts.training.options import KittiCommon, KittiStudent, KittiTeacher
 from workflow_scripts.training.stage import StageInputs
 
 

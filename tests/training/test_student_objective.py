@@ -67,8 +67,10 @@ class _Depth(nn.Module):
         return out
 
 
-@pytest.mark.parametrize(("loss", "expected"),
-                         [("log_l1", math.log(2.0)), ("scale_invariant", 2 * math.log(2.0) ** 2)])
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [("log_l1", math.log(2.0)), ("scale_invariant", 2 * math.log(2.0) ** 2), ("abs_rel", 0.0)],
+)
 def test_endoscopy_distillation_of_a_scaled_student_on_the_mask(loss, expected):
     from models.training.endo_objectives import DistillObjective
 
@@ -79,3 +81,26 @@ def test_endoscopy_distillation_of_a_scaled_student_on_the_mask(loss, expected):
     batch = {"mask": mask, "color": color, "color_aug": color}
     value, _ = objective(batch, nn.ModuleDict({"depth": _Depth(1.0)}))
     assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_abs_rel_distillation_is_the_scaled_relative_error_with_a_bounded_gradient_at_zero():
+    """Teacher 1 on the mask; a student 1 on half of it and 3 on the other half is scaled by
+    mean(goal) / mean(pred) = 1/2: relative errors 0.5 everywhere. A student output of exactly 0
+    (an |output| passing zero) keeps a finite gradient, unlike the logarithmic losses'."""
+    from models.losses import distillation_loss
+
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :, :2] = 1.0
+    goal = torch.ones(1, 1, 4, 4)
+    pred = torch.ones(1, 1, 4, 4)
+    pred[..., 2:, :] = 3.0
+    pred[..., :, 2:] = 1e3  # outside the mask: ignored
+    assert distillation_loss(pred, goal, mask, "abs_rel").item() == pytest.approx(0.5, rel=1e-6)
+    zero = pred.clone()
+    zero[..., 0, 0] = 0.0
+    zero.requires_grad_(True)
+    distillation_loss(zero, goal, mask, "abs_rel").backward()
+    assert torch.isfinite(zero.grad).all() and zero.grad.abs().max() < 1.0
+    log_zero = zero.detach().clone().requires_grad_(True)
+    distillation_loss(log_zero, goal, mask, "scale_invariant", eigen_lambda=1.0).backward()
+    assert log_zero.grad.abs().max() > 1e3

@@ -24,7 +24,8 @@ from workflow_scripts.kitti.frame_filter import FilterOptions
 from workflow_scripts.kitti.gt_export import GtConfig
 from workflow_scripts.kitti.jpeg import JpegOptions
 from workflow_scripts.kitti.splits import SplitOptions
-from workflow_scripts.training.options import EndoTrain, KittiTrain
+from workflow_scripts.training.endo_options import EndoTrain
+from workflow_scripts.training.options import KittiTrain
 from workflow_scripts.util.options import option
 
 __all__ = ["WorkflowConfig", "KittiConfig", "EndoConfig", "DemoConfig", "ReportOptions", "EndoEvalOptions"]

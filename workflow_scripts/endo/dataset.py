@@ -36,7 +36,8 @@ from workflow_scripts.endo.sparse import (
 )
 from workflow_scripts.util import InputDataError
 
-__all__ = ["EndoDataOptions", "EndoSequence", "EndoPairDataset", "training_intrinsics", "boundary_mask"]
+__all__ = ["EndoDataOptions", "EndoSequence", "EndoPairDataset", "training_intrinsics", "boundary_mask",
+           "training_views"]
 
 BOUNDARY = 0.9  # the reference's boundary mask: mask / 255 > 0.9
 
@@ -71,7 +72,9 @@ class EndoDataOptions:
             networks' outputs only, the unaugmented ``color`` serves the teacher of the student).
         max_flow: normalised sparse flows beyond this in either component are masked (reference 5).
         items_per_epoch: length of the dataset (the reference's ``num_iter``); 0 = one item per
-            registered view of all sequences.
+            training view of all sequences.
+        val_fraction: share of each sequence's views, the last ones, that no pair uses (they are
+            the validation views, :func:`training_views`); 0 = every view trains.
     """
 
     size: tuple[int, int] | None = None
@@ -79,6 +82,16 @@ class EndoDataOptions:
     augment: bool = True
     max_flow: float = 5.0
     items_per_epoch: int = 0
+    val_fraction: float = 0.0
+
+
+def training_views(n_views: int, val_fraction: float) -> int:
+    """How many of a sequence's ``n_views`` registered views (the first ones) train when
+    ``val_fraction`` of them, the last ones, are held out: ``n - ceil(fraction n)``, at least two
+    (fewer views: all train and none validate); ``n`` for a fraction of 0."""
+    if val_fraction <= 0 or n_views <= 2:
+        return n_views
+    return max(2, n_views - max(1, int(np.ceil(val_fraction * n_views))))
 
 
 class EndoSequence:
@@ -200,7 +213,8 @@ class EndoPairDataset(Dataset):
                 "set endoscopy.sfm_data.crop_size or endoscopy.train.common.size",
             )
         self.sequences, self.opts, self.seed = sequences, opts, seed
-        self.index = [(s, v) for s, seq in enumerate(sequences) for v in range(seq.n_views)]
+        self.n_train = [training_views(seq.n_views, opts.val_fraction) for seq in sequences]
+        self.index = [(s, v) for s, n in enumerate(self.n_train) for v in range(n)]
         for seq in sequences:
             if seq.n_views < 2:
                 raise InputDataError(
@@ -213,12 +227,13 @@ class EndoPairDataset(Dataset):
         return self.opts.items_per_epoch or len(self.index)
 
     def pair(self, index: int, rng: np.random.Generator) -> tuple[int, int, int]:
-        """(sequence, view 1, view 2) of an item, with a partner inside the visibility window."""
+        """(sequence, view 1, view 2) of an item, with a partner inside the visibility window
+        and among the training views."""
         s, v = self.index[index % len(self.index)]
         seq = self.sequences[s]
         a, b = self.opts.adjacent_range
         b = max(1, min(b, int(seq.data["visibility_overlap"])))
-        return s, v, v + partner_offset(v, seq.n_views, (min(a, b), b), rng)
+        return s, v, v + partner_offset(v, self.n_train[s], (min(a, b), b), rng)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
         draw, index = key if isinstance(key, tuple) else (0, key)

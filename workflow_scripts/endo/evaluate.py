@@ -18,6 +18,7 @@ from workflow_scripts.endo.trajectory import camera_centres, similarity_matrix
 __all__ = [
     "EVAL_COLUMNS",
     "constant_prediction",
+    "median_scaled_errors",
     "registration_truth_check",
     "sparse_depth_metrics",
 ]
@@ -61,6 +62,18 @@ def constant_prediction(sfm: dict) -> PredictedDepth:
                           mask=(np.asarray(sfm["mask"]) == 255).astype(np.uint8))
 
 
+def median_scaled_errors(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(abs_rel, delta1) of depths ``pred`` (M,) against sparse depths ``truth`` (M,) after
+    scaling ``pred`` by median(truth) / median(pred); samples with a depth <= 0 or a non-finite
+    prediction are skipped; NaN without samples."""
+    ok = np.isfinite(pred) & (pred > 0) & (truth > 0)
+    d, z = pred[ok].astype(np.float64), truth[ok].astype(np.float64)
+    if not len(z):
+        return float("nan"), float("nan")
+    d = d * np.median(z) / np.median(d)
+    return float(np.mean(np.abs(d - z) / z)), float(np.mean(np.maximum(d / z, z / d) < 1.25))
+
+
 def sparse_depth_metrics(pred: PredictedDepth, sfm: dict) -> dict:
     """abs_rel and delta1 of ``pred`` against the SfM sparse depth after per-frame median
     scaling (module docstring). Samples outside the prediction's mask or with depth <= 0 are
@@ -76,11 +89,10 @@ def sparse_depth_metrics(pred: PredictedDepth, sfm: dict) -> dict:
         ok = (pred.mask[xy[:, 1], xy[:, 0]] > 0) & np.isfinite(d) & (d > 0) & (z > 0)
         if not ok.any():
             continue
-        d, z = d[ok], z[ok]
-        d = d * np.median(z) / np.median(d)
-        abs_rel.append(float(np.mean(np.abs(d - z) / z)))
-        delta1.append(float(np.mean(np.maximum(d / z, z / d) < 1.25)))
-        samples += len(z)
+        errors = median_scaled_errors(d[ok], z[ok])
+        abs_rel.append(errors[0])
+        delta1.append(errors[1])
+        samples += int(ok.sum())
     return {
         "sparse_frames": len(abs_rel),
         "sparse_samples": samples,

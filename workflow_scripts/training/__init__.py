@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+from workflow_scripts.training import endo_options as eopt
 from workflow_scripts.training import options as opt
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.gpu import assign_gpu
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 BRANCHES = {
     "kitti": ("workflow_scripts.training.kitti", "kitti.train", opt.KittiCommon,
               {"teacher": opt.KittiTeacher, "student": opt.KittiStudent, "finetune": opt.KittiFinetune}),
-    "endo": ("workflow_scripts.training.endo", "endoscopy.train", opt.EndoCommon,
-             {"teacher": opt.EndoTeacher, "student": opt.EndoStudent, "finetune": opt.EndoFinetune}),
+    "endo": ("workflow_scripts.training.endo", "endoscopy.train", eopt.EndoCommon,
+             {"teacher": eopt.EndoTeacher, "student": eopt.EndoStudent, "finetune": eopt.EndoFinetune}),
 }
 
 

@@ -16,10 +16,11 @@ from torch import nn
 from models.model_file import load_model, read_model_meta, save_model
 from models.networks.spec import NetworkSpec
 from models.training import endo_objectives as eo
-from models.training.engine import file_digest, pick_device, train
+from models.training.engine import Validation, file_digest, pick_device, restore_best, train
 from workflow_scripts.endo.dataset import EndoDataOptions, EndoPairDataset, EndoSequence
 from workflow_scripts.endo.sparse import load_sfm_data
-from workflow_scripts.training.options import EndoCommon
+from workflow_scripts.training.endo_options import EndoCommon
+from workflow_scripts.training.endo_validation import MAX_MODE, METRICS, load_val_set, validate_depth
 from workflow_scripts.training.stage import StageInputs, StagePlan
 from workflow_scripts.util.options import to_plain
 
@@ -53,6 +54,7 @@ def sfm_options(section, common: EndoCommon, per_unit: int) -> eo.SfMLossOptions
         consistency=section.consistency,
         ssl_weight=section.ssl_weight,
         convention=common.sampling,
+        flow_outlier_threshold=section.flow_outlier_threshold,
     )
 
 
@@ -97,6 +99,7 @@ def run(
         adjacent_range=tuple(common.adjacent_range),
         augment=section.augment,
         items_per_epoch=common.items_per_epoch,
+        val_fraction=common.val_fraction if common.val_every else 0.0,
     )
     dataset = EndoPairDataset(sequences, data_opts, seed=seed)
     per_unit = plan.per_unit(len(dataset))
@@ -121,6 +124,7 @@ def run(
         "sequences": [str(p) for p in inputs.sfm_data],
         "previous": file_digest(inputs.previous),
     }
+    validation = _validation(common, sequences, per_unit)
     train(
         nets,
         objective,
@@ -132,10 +136,9 @@ def run(
         device=device,
         bf16=common.bf16,
         channels_last=common.channels_last,
+        validation=validation,
     )
-    save_model(
-        nets.cpu(),
-        out_model,
+    meta = dict(
         branch="endo",
         stage=stage,
         network=plan.network,
@@ -144,5 +147,30 @@ def run(
         depth_kind="depth",
         options=to_plain(section),
         sequences=[s.name for s in sequences],
+        train_views={s.name: n for s, n in zip(sequences, dataset.n_train, strict=True)},
     )
-    return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences]}
+    save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
+    best = restore_best(out_model.parent, nets) if validation is not None else None
+    save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))
+    if best:
+        log.info("endo/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", stage, best["step"],
+                 schedule.steps, best["metric"], best["value"], schedule.steps)
+    return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences],
+            **({"best": best} if best else {})}
+
+
+def _validation(common: EndoCommon, sequences: list[EndoSequence], per_unit: int) -> Validation | None:
+    """The stage's validation on the held-out views (None when off or no sequence has any)."""
+    if not common.val_every:
+        return None
+    val = load_val_set(sequences, common.val_fraction)
+    if not val:
+        log.warning("no held-out view has SfM sparse samples: no validation, model.pt = the last step")
+        return None
+    return Validation(
+        fn=lambda nets: validate_depth(nets, val),
+        names=METRICS,
+        every=common.val_every * per_unit,
+        metric=common.val_metric,
+        mode="max" if common.val_metric in MAX_MODE else "min",
+    )

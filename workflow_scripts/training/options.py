@@ -22,21 +22,17 @@ __all__ = [
     "KittiFinetune",
     "KittiSegmentation",
     "KittiMasking",
-    "EndoTrain",
-    "EndoCommon",
-    "EndoTeacher",
-    "EndoStudent",
-    "EndoFinetune",
-    "Cyclic",
-    "DclWarmup",
     "STAGES",
 ]
 
 STAGES = ("teacher", "student", "finetune")
 Unit = Literal["steps", "epochs"]
-_DISTILL = "Distillation loss: scale_invariant (eigen_lambda's form) or log_l1 (mean |log d - log d_t|)."
-_LENGTH = "Training length in the unit of common.unit (steps or epochs of the training items)."
-_LR_STEP = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
+DISTILL_DOC = (
+    "Distillation loss: scale_invariant (eigen_lambda's form), log_l1 (mean |log d - log d_t|) or abs_rel "
+    "(mean |s d - d_t| / d_t, s = mean(d_t) / mean(d) per image: scale-invariant without a logarithm)."
+)
+LENGTH_DOC = "Training length in the unit of common.unit (steps or epochs of the training items)."
+LR_STEP_DOC = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,8 +170,8 @@ class KittiTeacher:
     """Teacher (Depth Hints / EPCDepth): stereo pairs with the fused SGM depth hints. Also the
     stage of a single method's recipe: monodepth2 M / S / MS, SC-Depth v1 (docs/recipes.md)."""
 
-    length: int = option(20, _LENGTH, minimum=0)
-    lr_step: int = option(15, _LR_STEP, minimum=0)
+    length: int = option(20, LENGTH_DOC, minimum=0)
+    lr_step: int = option(15, LR_STEP_DOC, minimum=0)
     network: NetworkSpec = option(factory=NetworkSpec, doc="The depth network.")
     lr: float = option(1.0e-4, "Adam learning rate.", exclusiveMinimum=0)
     frame_ids: tuple[int, ...] = option(
@@ -221,15 +217,15 @@ class KittiTeacher:
 class KittiStudent:
     """Student: learns the frozen teacher's depth on the frames kept by filter_frames."""
 
-    length: int = option(20, _LENGTH, minimum=0)
-    lr_step: int = option(15, _LR_STEP, minimum=0)
+    length: int = option(20, LENGTH_DOC, minimum=0)
+    lr_step: int = option(15, LR_STEP_DOC, minimum=0)
     network: NetworkSpec = option(factory=NetworkSpec, doc="The depth network.")
     lr: float = option(1.0e-4, "Adam learning rate.", exclusiveMinimum=0)
     eigen_lambda: float | None = option(
         None,
         "Scale-invariant loss: null = the endoscopy reference's '+' form; a number = Eigen's '-lambda' form.",
     )
-    loss: Literal["scale_invariant", "log_l1"] = option("scale_invariant", _DISTILL)
+    loss: Literal["scale_invariant", "log_l1", "abs_rel"] = option("scale_invariant", DISTILL_DOC)
     segmentation: KittiSegmentation = option(factory=KittiSegmentation, doc=KittiSegmentation.__doc__)
 
 
@@ -238,8 +234,8 @@ class KittiFinetune:
     """Fine-tune: the student, self-supervised on video with a pose network (monodepth2 minimum
     reprojection with auto-masking + SC-Depth geometry consistency and self-discovered mask)."""
 
-    length: int = option(20, _LENGTH, minimum=0)
-    lr_step: int = option(15, _LR_STEP, minimum=0)
+    length: int = option(20, LENGTH_DOC, minimum=0)
+    lr_step: int = option(15, LR_STEP_DOC, minimum=0)
     lr: float = option(1.0e-5, "Learning rate of the (pretrained) depth network.", exclusiveMinimum=0)
     pose_lr: float = option(1.0e-3, "Learning rate of the fresh pose network.", exclusiveMinimum=0)
     pose_warmup: float = option(0.5, "Fraction of the stage's steps at the start during which only the pose "
@@ -272,125 +268,3 @@ class KittiTrain:
     student: KittiStudent = option(factory=KittiStudent, doc=KittiStudent.__doc__)
     finetune: KittiFinetune = option(factory=KittiFinetune, doc=KittiFinetune.__doc__)
 
-
-@dataclass(frozen=True, kw_only=True)
-class Cyclic:
-    """Triangular cyclic learning rate between min_lr and the stage's lr."""
-
-    min_lr: float = option(1.0e-4, "Lower bound (0 = a constant lr).", minimum=0)
-    step: int = option(2000, "Half a cycle, in units (the reference: 2000 optimiser steps).", minimum=1)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DclWarmup:
-    """A depth-consistency weight for the first units of a stage."""
-
-    weight: float = option(0.1, "Weight during the warm-up (the current reference: 0.1).", minimum=0)
-    length: int = option(0, "Units of the warm-up (0 = none; the current reference: 20 epochs).", minimum=0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoCommon:
-    """Settings shared by the endoscopy stages."""
-
-    size: tuple[int, ...] = option(
-        (),
-        "Training resolution [height, width] (multiples of 64 for the UNet); "
-        "[] = the network size of sfm_data.",
-        maxItems=2,
-        **{"not": {"minItems": 1, "maxItems": 1}},
-    )
-    batch_size: int = option(8, "Frame pairs per step.", minimum=1)
-    workers: int = option(8, "DataLoader processes (0 = load in the training process).", minimum=0)
-    unit: Unit = option("epochs", "Unit of every stage's length, lr_step, cyclic.step and dcl_warmup.length.")
-    checkpoint_every: int = option(1, "Units between checkpoints.", minimum=1)
-    max_nonfinite_steps: int = option(
-        5,
-        "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the "
-        "stage stops with an error (and writes no model); 0 = stop at the first.",
-        minimum=0,
-    )
-    items_per_epoch: int = option(
-        2000, "Items of an epoch (the reference's num_iter); 0 = one per registered view.", minimum=0
-    )
-    adjacent_range: tuple[int, int] = option(
-        (10, 20), "Views between the two frames of a pair [min, max] (capped by the visibility window)."
-    )
-    sampling: Literal["exact", "endoscopy"] = option(
-        "exact",
-        "Warp sampling of the depth consistency: exact = pixel centres at integers; endoscopy = the "
-        "reference's grid normalisation by W.",
-    )
-    threads: int = option(
-        2,
-        "PyTorch threads of each training stage on the CPU (intra-op); like kitti.train.common.threads, a "
-        "setting because the last bits of the results depend on it.",
-        minimum=1,
-    )
-    bf16: bool = option(True, "bfloat16 autocast of the networks on CUDA (the geometry stays float32).")
-    channels_last: bool = option(
-        True,
-        "Channels-last memory format on the CPU too (always on CUDA): about 25 % "
-        "faster steps on 2 CPU cores for the UNet and FC-DenseNet57.",
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoOptimiser:
-    """Optimiser settings of an endoscopy stage (the reference: SGD, cyclic 1e-4 .. 1e-3, clip 10)."""
-
-    length: int = option(4, _LENGTH, minimum=0)
-    lr_step: int = option(0, _LR_STEP, minimum=0)
-    optimizer: Literal["sgd", "adam"] = option("sgd", "sgd (momentum 0.9, the reference) or adam.")
-    lr: float = option(1.0e-3, "Learning rate; the maximum of the cyclic schedule.", exclusiveMinimum=0)
-    cyclic: Cyclic = option(factory=Cyclic, doc=Cyclic.__doc__)
-    clip_grad: float = option(10.0, "Gradient-norm clipping (0 = none).", minimum=0)
-    augment: bool = option(True, "Independent colour jitter of the two frames of a pair.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoSfMLoss(EndoOptimiser):
-    """The SfM losses: sfl_weight x sparse flow + dcl_weight x depth consistency (+ ssl_weight x
-    the spread of the per-point scales)."""
-
-    sfl_weight: float = option(100.0, "Sparse-flow loss weight.", minimum=0)
-    dcl_weight: float = option(10.0, "Depth-consistency loss weight.", minimum=0)
-    dcl_warmup: DclWarmup = option(factory=DclWarmup, doc=DclWarmup.__doc__)
-    consistency: Literal["weighted_l2", "normalized_distance"] = option(
-        "weighted_l2",
-        "Depth consistency: weighted_l2 (teacher era) or normalized_distance (the current "
-        "reference, weights 20 / 5).",
-    )
-    ssl_weight: float = option(0.3, "Weight of the depth-scaling layer's scale spread (0 = off).", minimum=0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoTeacher(EndoSfMLoss):
-    """Teacher: a UNet + depth-scaling layer on the SfM losses."""
-
-    network: NetworkSpec = option(factory=lambda: NetworkSpec(kind="unet"), doc="The depth network.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoStudent(EndoOptimiser):
-    """Student: FC-DenseNet57 learning the frozen teacher's depth (scale-invariant loss)."""
-
-    network: NetworkSpec = option(factory=lambda: NetworkSpec(kind="fc_densenet57"), doc="The depth network.")
-    eigen_lambda: float | None = option(None, "null = the reference's '+' form; a number = Eigen's form.")
-    loss: Literal["scale_invariant", "log_l1"] = option("scale_invariant", _DISTILL)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoFinetune(EndoSfMLoss):
-    """Fine-tune: the student on the SfM losses again."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndoTrain:
-    """Endoscopy training (Liu et al., CARE 2018): teacher -> student -> fine-tune
-    (results/endo/train/<stage>/); depths in units of each sequence's global scale."""
-
-    common: EndoCommon = option(factory=EndoCommon, doc="Settings shared by the stages.")
-    teacher: EndoTeacher = option(factory=EndoTeacher, doc=EndoTeacher.__doc__)
-    student: EndoStudent = option(factory=lambda: EndoStudent(length=1), doc=EndoStudent.__doc__)
-    finetune: EndoFinetune = option(factory=lambda: EndoFinetune(length=12), doc=EndoFinetune.__doc__)
