@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.model_file import load_model, read_model_meta, save_model
+from models.model_file import load_model, read_model_meta
 from models.networks.spec import NetworkSpec
 from models.training import endo_objectives as eo
-from models.training.engine import Validation, file_digest, pick_device, restore_best, train
+from models.training.engine import Validation, file_digest, pick_device, train
 from workflow_scripts.endo.dataset import EndoDataOptions, EndoPairDataset, EndoSequence
 from workflow_scripts.endo.sparse import load_sfm_data
 from workflow_scripts.training.endo_options import EndoCommon
 from workflow_scripts.training.endo_validation import MAX_MODE, METRICS, load_val_set, validate_depth
-from workflow_scripts.training.stage import StageInputs, StagePlan
+from workflow_scripts.training.stage import StageInputs, StagePlan, save_stage_models
 from workflow_scripts.util.options import to_plain
 
 __all__ = ["run", "build_stage", "load_sequences"]
@@ -149,12 +149,7 @@ def run(
         sequences=[s.name for s in sequences],
         train_views={s.name: n for s, n in zip(sequences, dataset.n_train, strict=True)},
     )
-    save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
-    best = restore_best(out_model.parent, nets) if validation is not None else None
-    save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))
-    if best:
-        log.info("endo/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", stage, best["step"],
-                 schedule.steps, best["metric"], best["value"], schedule.steps)
+    best = save_stage_models(nets, out_model, validation is not None, meta, log)
     return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences],
             **({"best": best} if best else {})}
 

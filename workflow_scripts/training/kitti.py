@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from models.losses.semantic import SEG_CLASS_WEIGHTS, class_weights_from_frequencies
-from models.model_file import load_model, read_model_meta, save_model
+from models.model_file import load_model, read_model_meta
 from models.networks.segmentation import CITYSCAPES_CLASSES
 from models.networks.spec import NetworkSpec, build_pose_net
 from models.training import kitti_objectives as ko
-from models.training.engine import Validation, file_digest, pick_device, restore_best, train
+from models.training.engine import Validation, file_digest, pick_device, train
 from models.training.semantic import JointSegmentation, MaskingSchedule, MovingMasker
 from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, hint_folders, intrinsics
@@ -28,7 +28,7 @@ from workflow_scripts.kitti.evaluate import METRICS
 from workflow_scripts.kitti.split_files import read_split
 from workflow_scripts.training.kitti_validation import MAX_MODE, load_val_set, validate_depth
 from workflow_scripts.training.options import KittiCommon
-from workflow_scripts.training.stage import StageInputs, StagePlan
+from workflow_scripts.training.stage import StageInputs, StagePlan, save_stage_models
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import to_plain
 
@@ -237,12 +237,7 @@ def run(
     meta = dict(branch="kitti", stage=stage, network=plan.network, size=plan.size, steps=schedule.steps,
                 min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
-    save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
-    best = restore_best(out_model.parent, nets) if validation is not None else None
-    save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))
-    if best:
-        log.info("kitti/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", stage, best["step"],
-                 schedule.steps, best["metric"], best["value"], schedule.steps)
+    best = save_stage_models(nets, out_model, validation is not None, meta, log)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
 
 

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from models.model_file import save_model
 from models.networks.spec import NetworkSpec
-from models.training.engine import Schedule
+from models.training.engine import Schedule, restore_best
 
 __all__ = ["StagePlan", "StageInputs"]
 
@@ -124,3 +127,17 @@ class StagePlan:
             max_nonfinite_steps=self.common.max_nonfinite_steps,
             **extra,
         )
+
+
+def save_stage_models(nets: nn.ModuleDict, out_model: Path, validated: bool, meta: dict,
+                      log: Any) -> dict | None:
+    """Write a trained stage: ``last.pt`` (the last step's weights), then ``model.pt``, the best
+    validated step's weights when ``validated`` (its step, metric and value in ``meta["best"]``,
+    also returned), else the last ones. ``meta``: :func:`models.model_file.save_model`'s keywords."""
+    save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
+    best = restore_best(out_model.parent, nets) if validated else None
+    save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))
+    if best:
+        log.info("%s/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", meta["branch"],
+                 meta["stage"], best["step"], meta["steps"], best["metric"], best["value"], meta["steps"])
+    return best
