@@ -12,6 +12,7 @@ report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_endo.smk"
 include: "rules/common_semantic.smk"
 include: "rules/demo.smk"
 include: "rules/kitti_prep.smk"

@@ -67,8 +67,9 @@ def final_targets():
     if USE_DEMO_ENDO:
         targets.append(endo_root())
     targets += endo_prep_targets()  # endo_prep.smk
-    if USE_DEMO_ENDO or os.path.isfile(endo_ct_surface()):  # real data: only with a CT
+    if endo_sequences():
         targets.append("results/endo_eval.csv")  # endo_eval.smk
+    targets += endo_new_video_targets()  # endoscopy.predict.videos
     return targets
 
 
@@ -146,76 +147,6 @@ def kitti_prep_targets():
     return targets
 
 
-# ---------------------------------------------- endoscopy branch: data preparation (endo_prep.smk)
-ENDO_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
-ENDO_FORMAT = ENDO["format"]
-
-if ENDO_FORMAT == "liu" and USE_DEMO_ENDO:
-    raise ValueError("endoscopy.format 'liu' needs endoscopy.root (the demo data are videos)")
-
-
-def endo_sequences():
-    """Sequence names: endoscopy.sequences, else the demo's, else what endoscopy.root holds
-    (<seq>.<video> files and <seq>/ folders; with format 'liu', folders with motion.yaml)."""
-    if ENDO["sequences"]:
-        return list(ENDO["sequences"])
-    if USE_DEMO_ENDO:
-        return [s["name"] for s in DEMO["endoscopy"]["sequences"]]
-    root = Path(endo_root())
-    if not root.is_dir():
-        return []
-    names = set()
-    for p in root.iterdir():
-        if p.name.startswith("."):
-            continue
-        if ENDO_FORMAT == "liu":
-            if (p / "motion.yaml").is_file():
-                names.add(p.name)
-        elif p.is_file() and p.suffix.lower() in ENDO_VIDEO_SUFFIXES:
-            names.add(p.stem)
-        elif p.is_dir() and any(f.suffix.lower() in (".jpg", ".png") for f in p.iterdir()):
-            names.add(p.name)
-    return sorted(names)
-
-
-def endo_source(wildcards):
-    """The video (<root>/<seq>.<ext>) or frame folder (<root>/<seq>/) of a sequence."""
-    root = Path(endo_root())
-    if USE_DEMO_ENDO:
-        return str(root / f"{wildcards.seq}.mp4")
-    for suffix in ENDO_VIDEO_SUFFIXES:
-        video = root / f"{wildcards.seq}{suffix}"
-        if video.is_file():
-            return str(video)
-    return str(root / wildcards.seq)
-
-
-def endo_camera(wildcards):
-    return str(Path(endo_root()) / "camera.yaml")
-
-
-def extract_frames_input(wildcards):
-    """The demo folder (built by make_demo_endoscopy) or the sequence's source + camera.yaml."""
-    if USE_DEMO_ENDO:
-        return {"data": endo_root()}
-    return {"source": endo_source(wildcards), "camera": endo_camera(wildcards)}
-
-
-def prepare_sfm_data_input(wildcards):
-    """run_sfm's model and frames, or the sequence's folder in the reference's format."""
-    if ENDO_FORMAT == "liu":
-        return {"liu": str(Path(endo_root()) / wildcards.seq)}
-    return {
-        "frames": f"results/endo/{wildcards.seq}/frames",
-        "sfm": f"results/endo/{wildcards.seq}/sfm",
-    }
-
-
-def endo_prep_targets():
-    """sfm_data of every sequence (the end of the data preparation)."""
-    return expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences())
-
-
 # ---------------------------------------------------- training stages of both branches (train.smk)
 BRANCH_CONFIG = {"kitti": "kitti", "endo": "endoscopy"}
 PREVIOUS_STAGE = {"student": "teacher", "finetune": "student"}
@@ -234,10 +165,10 @@ def train_inputs(stage):
             }
             if stage == "teacher" and KITTI["train"]["teacher"]["hints"]:
                 files["hints"] = [f"results/kitti/depth_hints/{d}" for d in kitti_train_drives()]
-        else:  # every sequence, sfm_data and frames in the same order
+        else:  # the training side's sequences, sfm_data and frames in the same order
             files = {
-                "sfm_data": expand("results/endo/{seq}/sfm_data.npz", seq=endo_sequences()),
-                "frames": expand("results/endo/{seq}/frames", seq=endo_sequences()),
+                "sfm_data": expand("results/endo/{seq}/sfm_data.npz", seq=endo_train_sequences()),
+                "frames": [endo_frames(seq) for seq in endo_train_sequences()],
             }
         if stage in PREVIOUS_STAGE:
             files["previous"] = f"results/{wildcards.branch}/train/{PREVIOUS_STAGE[stage]}/model.pt"
@@ -292,56 +223,11 @@ def kitti_eval_disparities(wildcards):
     return [f"results/kitti/pred/{wildcards.stage}/{KITTI['evaluate']['split']}_disps.npy"]
 
 
-# ------------------ endoscopy branch: prediction, clouds, registration, evaluation (endo_eval.smk)
-def endo_ct_surface(wildcards=None):
-    """The CT surface (mm): endoscopy.ct_surface, else <root>/ct_surface.ply (demo: the
-    generated one)."""
-    return ENDO["ct_surface"] or str(Path(endo_root()) / "ct_surface.ply")
-
-
-def endo_eval_stages():
-    """Rows of results/endo_eval.csv: endoscopy.evaluate.stages (trained stages and the
-    constant baseline)."""
-    return list(ENDO["evaluate"]["stages"])
-
-
-def endo_eval_keys():
-    """stage/sequence pairs of the table, in row order."""
-    return [f"{st}/{seq}" for st in endo_eval_stages() for seq in endo_sequences()]
-
-
-def endo_ct_input():
-    """Input holding the CT: on the demo the folder make_demo_endoscopy writes (a directory
-    output, which holds the CT), else the CT file."""
-    if USE_DEMO_ENDO and not ENDO["ct_surface"]:
-        return {"demo": endo_root()}
-    return {"ct": endo_ct_surface()}
-
-
-def register_ct_input(wildcards):
-    """The fused cloud and sfm_data; the CT surface (on the demo: the demo folder, which holds
-    it and the true camera poses); the manual initial pose file when configured."""
-    files = {
-        "cloud": f"results/endo/pointclouds/{wildcards.stage}/{wildcards.seq}/fused.ply",
-        "sfm_data": f"results/endo/{wildcards.seq}/sfm_data.npz",
-        **endo_ct_input(),
-    }
-    pattern = ENDO["register"]["initial_poses"]
-    if pattern:
-        files["initial_poses"] = pattern.format(seq=wildcards.seq)
-    return files
-
-
-def register_ct_truth(wildcards):
-    """The demo's true camera poses of the sequence (the check in the JSON); "" for real data."""
-    return f"{endo_root()}/gt/{wildcards.seq}/poses.npz" if USE_DEMO_ENDO else ""
-
-
 # --------------------------------------------------------------------- report figures (report.smk)
 def endo_report_parts():
     """Endoscopy parts of the report, keyed on the config (never on files that exist): none
     without report.endoscopy; else 'sfm', 'training', 'depth', and 'registration' when
-    results/endo_eval.csv is a target (demo, or real data with a CT). The DAG requires their inputs."""
+    results/endo_eval.csv is a target (figures for the sequences with a CT). The DAG requires their inputs."""
     if not REPORT["endoscopy"]:
         return set()
     parts = {"sfm", "training", "depth"}
@@ -364,9 +250,12 @@ def report_targets():
     if "depth" in parts:
         targets += expand("results/endo/report/depth/{stage}/{seq}.png", stage=TRAIN_STAGES, seq=seqs)
     if "registration" in parts:
-        targets += expand("results/endo/report/registration/{seq}_residuals.png", seq=seqs)
+        registered = endo_registered_sequences()
+        targets += expand("results/endo/report/registration/{seq}_residuals.png", seq=registered)
         targets += expand(
-            "results/endo/report/registration/{stage}/{seq}_on_ct.png", stage=endo_eval_stages(), seq=seqs
+            "results/endo/report/registration/{stage}/{seq}_on_ct.png",
+            stage=endo_eval_stages(),
+            seq=registered,
         )
         targets.append("results/endo/report/eval_metrics.png")
     return targets
@@ -375,26 +264,3 @@ def report_targets():
 def report_histories(wildcards):
     """history.csv of every training stage of a branch (plot_training_curves)."""
     return expand("results/{branch}/train/{stage}/history.csv", branch=wildcards.branch, stage=TRAIN_STAGES)
-
-
-def sfm_summary_inputs(wildcards):
-    """sfm_data of a sequence and, when the model came from run_sfm, its folder (summary.json)."""
-    base = f"results/endo/{wildcards.seq}"
-    files = {"npz": f"{base}/sfm_data.npz", "info": f"{base}/sfm_data.json"}
-    if ENDO_FORMAT != "liu":
-        files["sfm"] = f"{base}/sfm"
-    return files
-
-
-def registration_view_inputs(wildcards):
-    """Registered cloud, its residuals, its JSON (for the runner-up) and the CT (endo_ct_input)."""
-    base = f"results/endo/registration/{wildcards.stage}/{wildcards.seq}"
-    files = {"cloud": f"{base}.ply", "residuals": f"{base}_residuals.npy", "registration": f"{base}.json"}
-    return {**files, **endo_ct_input()}
-
-
-def registration_residuals(wildcards):
-    """Residuals of every stage's registration of a sequence (plot_registration_residuals)."""
-    return expand(
-        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=endo_eval_stages(), seq=wildcards.seq
-    )

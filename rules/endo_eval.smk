@@ -26,7 +26,7 @@ rule predict_endo_depth:
     input:
         model="results/endo/train/{stage}/model.pt",
         sfm_data="results/endo/{seq}/sfm_data.npz",
-        frames="results/endo/{seq}/frames",
+        frames=endo_frames_input,
     output:
         "results/endo/pred/{stage,teacher|student|finetune}/{seq}/depth.npz",
     log:
@@ -67,7 +67,7 @@ rule export_point_clouds:
     input:
         depth="results/endo/pred/{stage}/{seq}/depth.npz",
         sfm_data="results/endo/{seq}/sfm_data.npz",
-        frames="results/endo/{seq}/frames",
+        frames=endo_frames_input,
     output:
         fused="results/endo/pointclouds/{stage}/{seq}/fused.ply",
         frames=directory("results/endo/pointclouds/{stage}/{seq}/frames"),
@@ -100,7 +100,7 @@ rule register_ct:
         "../envs/depth-workflow.yaml"
     threads: ENDO["register"]["threads"]
     params:
-        ct=endo_ct_surface(),
+        ct=endo_ct_surface,
         truth=register_ct_truth,
         options=ENDO["register"],
         seed=config["seed"],
@@ -127,7 +127,7 @@ rule endo_eval_table:
     """results/endo_eval.csv: one row per stage x sequence."""
     input:
         clouds=expand("results/endo/pointclouds/{key}/summary.json", key=endo_eval_keys()),
-        registrations=expand("results/endo/registration/{key}.json", key=endo_eval_keys()),
+        registrations=expand("results/endo/registration/{key}.json", key=endo_eval_keys(registered=True)),
         depths=expand("results/endo/eval/{key}.json", key=endo_eval_keys()),
     output:
         report("results/endo_eval.csv", caption="report/endo_eval.rst", category="Evaluation"),
@@ -136,6 +136,36 @@ rule endo_eval_table:
     conda:
         "../envs/depth-workflow.yaml"
     params:
-        rows=endo_eval_keys(),
+        rows=endo_eval_rows(),
     script:
         "../workflow_scripts/endo_eval_table.py"
+
+
+rule predict_endo_video:
+    """Depth of a new video (endoscopy.predict.videos) by a trained stage, without SfM: per-frame
+    depth (.npz, 16-bit .png), a colour-mapped depth.mp4, masked per-frame clouds (.ply) and
+    summary.json (units, the model's training sequences); workflow_scripts/endo/new_video.py."""
+    input:
+        unpack(predict_endo_video_input),
+    output:
+        dir=directory("results/endo/new/{video}"),
+    log:
+        "logs/predict_endo_video/{video}.log",
+    benchmark:
+        "benchmarks/predict_endo_video/{video}.tsv"
+    conda:
+        "../envs/depth-workflow.yaml"
+    threads: ENDO["evaluate"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        source=lambda wildcards: endo_new_video_params(wildcards)["source"],
+        camera=lambda wildcards: endo_new_video_params(wildcards)["camera"],
+        stride=ENDO["predict"]["stride"],
+        max_frames=ENDO["predict"]["max_frames"],
+        scale=ENDO["predict"]["scale"] or None,
+        fps=ENDO["predict"]["fps"],
+        frames=ENDO["frames"],
+        sfm_data=ENDO["sfm_data"],
+    script:
+        "../workflow_scripts/predict_endo_video.py"

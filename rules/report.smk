@@ -163,7 +163,7 @@ rule plot_endo_depth:
     """A stage's depth maps of one sequence, colour-mapped, next to the network's frames."""
     input:
         depth="results/endo/pred/{stage}/{seq}/depth.npz",
-        frames="results/endo/{seq}/frames",
+        frames=endo_frames_input,
         sfm_data="results/endo/{seq}/sfm_data.npz",
     output:
         report(

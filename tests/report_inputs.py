@@ -146,7 +146,7 @@ def make_report_inputs(root: Path) -> list[str]:
         pred = root / "results" / "endo" / "pred" / stage / "seqA"
         pred.mkdir(parents=True)
         shutil.copy(seq_dir / "depth.npz", pred / "depth.npz")
-    ct = root / "resources" / "demo" / "endoscopy"
+    ct = root / "resources" / "demo" / "endoscopy" / "p1"  # the demo's patient p1 (seqA's)
     ct.mkdir(parents=True)
     verts, tris = cylinder()
     write_mesh_ply(ct / "ct_surface.ply", verts, tris)
@@ -168,8 +168,8 @@ def make_report_inputs(root: Path) -> list[str]:
              "runner_up_ratio", "abs_rel", "delta1")
     metrics = {m: [0.7, 0.5, 0.3, 1.2] for m in names}
     ambiguous = [True, False, False, False]
-    table = pd.DataFrame({"stage": (*stages, "constant"), "sequence": "seqA", "ambiguous": ambiguous,
-                          **metrics})
+    table = pd.DataFrame({"stage": (*stages, "constant"), "sequence": "seqA", "patient": "p1",
+                          "split": "train", "ambiguous": ambiguous, **metrics})
     table.to_csv(root / "results" / "endo_eval.csv", index=False)
     return ["results/endo/report/depth/teacher/seqA.png",
             "results/endo/report/registration/seqA_residuals.png",

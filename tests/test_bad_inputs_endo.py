@@ -38,7 +38,7 @@ def frame_folder(tmp_path_factory, endo_demo_small):
     root = tmp_path_factory.mktemp("endo_frames") / "endoscopy"
     (root / "seq01").mkdir(parents=True)
     shutil.copy(endo_demo_small["root"] / "camera.yaml", root)
-    video = cv2.VideoCapture(str(endo_demo_small["root"] / "seq01.mp4"))
+    video = cv2.VideoCapture(str(endo_demo_small["root"] / "p1" / "seq01.mp4"))
     index = 0
     while (frame := video.read()[1]) is not None:
         cv2.imwrite(str(root / "seq01" / f"{index:08d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -75,7 +75,7 @@ def test_video_that_cannot_be_read(tmp_path, endo_demo_small, damage):
     root = tmp_path / "endoscopy"
     root.mkdir()
     shutil.copy(endo_demo_small["root"] / "camera.yaml", root)
-    data = (endo_demo_small["root"] / "seq01.mp4").read_bytes()
+    data = (endo_demo_small["root"] / "p1" / "seq01.mp4").read_bytes()
     (root / "seq01.mp4").write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
     cfg = write_config(tmp_path, "real.yaml", {"endoscopy": {"root": str(root)}})
     run = snakemake(tmp_path, FRAMES, cfg)

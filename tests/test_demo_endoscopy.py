@@ -37,7 +37,7 @@ def _depth(root, seq, i) -> np.ndarray:
 
 
 def _ct_distance(root, points_world: np.ndarray) -> np.ndarray:
-    mesh = o3d.io.read_triangle_mesh(str(root / "ct_surface.ply"))
+    mesh = o3d.io.read_triangle_mesh(str(root / "p1" / "ct_surface.ply"))
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
     return scene.compute_distance(o3d.core.Tensor(points_world.astype(np.float32))).numpy()
@@ -46,10 +46,10 @@ def _ct_distance(root, points_world: np.ndarray) -> np.ndarray:
 def test_video_decodes_to_expected_frames(endo_demo_small):
     root, cfg = endo_demo_small["root"], endo_demo_small["config"]
     cam = load_camera(root / "camera.yaml")
-    frames = _frames(root / "seq01.mp4")
+    frames = _frames(root / "p1" / "seq01.mp4")
     assert len(frames) == cfg.sequences[0].frames
     assert frames[0].shape == (cam.size[0], cam.size[1], 3)
-    cap = cv2.VideoCapture(str(root / "seq01.mp4"))
+    cap = cv2.VideoCapture(str(root / "p1" / "seq01.mp4"))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(cfg.fps, abs=0.01)
     # outside the circular aperture the frame is black, inside it is lit tissue
     cx, cy, r = cam.aperture
@@ -109,7 +109,7 @@ def test_undistorted_frame_matches_a_pinhole_rendering(endo_demo_small):
     ideal pinhole camera, up to codec and resampling error; a zero distortion does not."""
     root, cfg, seed = endo_demo_small["root"], endo_demo_small["config"], endo_demo_small["seed"]
     cam = load_camera(root / "camera.yaml")
-    frame = _frames(root / "seq01.mp4")[4]
+    frame = _frames(root / "p1" / "seq01.mp4")[4]
     # rebuild the scene exactly as endo_demo.generate does
     rng = np.random.default_rng([seed, 7])
     cavity = build_cavity(rng, cfg.cavity)
@@ -143,7 +143,7 @@ def test_video_codec_keeps_the_rendered_frames(endo_demo_small):
     renderer = CavityRenderer(cavity, mucosa_texture(rng), cfg.light, cfg.specular)
     cam_from_world = np.load(root / "gt" / "seq01" / "poses.npz")["cam_from_world"]
     rgb, depth = renderer.render(np.linalg.inv(cam_from_world[3]), cfg.camera())
-    decoded = _frames(root / "seq01.mp4")[3].astype(np.float64)
+    decoded = _frames(root / "p1" / "seq01.mp4")[3].astype(np.float64)
     mse = np.mean((decoded - np.round(rgb[..., ::-1] * 255)) ** 2)
     assert 10 * np.log10(255**2 / mse) > 30  # PSNR in dB
     np.testing.assert_allclose(depth, _depth(root, "seq01", 3), atol=0.0011)
@@ -151,11 +151,11 @@ def test_video_codec_keeps_the_rendered_frames(endo_demo_small):
 
 def test_ct_mesh_loads_with_plyfile_and_open3d(endo_demo_small):
     root, cfg = endo_demo_small["root"], endo_demo_small["config"]
-    ply = PlyData.read(str(root / "ct_surface.ply"))
+    ply = PlyData.read(str(root / "p1" / "ct_surface.ply"))
     assert "units: millimetres" in ply.comments
     assert ply["vertex"].count > 10000 and ply["face"].count > 2 * ply["vertex"].count * 0.95
     assert ply["vertex"]["x"].dtype == np.float32
-    mesh = o3d.io.read_triangle_mesh(str(root / "ct_surface.ply"))
+    mesh = o3d.io.read_triangle_mesh(str(root / "p1" / "ct_surface.ply"))
     assert len(mesh.triangles) == ply["face"].count and mesh.has_vertex_normals()
     assert mesh.is_edge_manifold() and mesh.is_vertex_manifold()
     extent = mesh.get_axis_aligned_bounding_box().get_extent()

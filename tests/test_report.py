@@ -298,7 +298,7 @@ def test_snakemake_report_shows_the_figures(tmp_path):
     endo_targets = make_report_inputs(tmp_path)
     sequence = {"name": "seqA", "frames": 10, "start": 6.0, "step": 0.3}
     masking = {"enabled": True, "control": True}  # the masking figure needs the control
-    config = {"demo": {"endoscopy": {"sequences": [sequence]}},
+    config = {"demo": {"endoscopy": {"sequences": [sequence]}}, "endoscopy": {"split": {"test": []}},
               "kitti": {"train": {"finetune": {"masking": masking}}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     common = ["--configfile", str(tmp_path / "config.yaml"), "--directory", str(tmp_path), "--snakefile",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_end_to_end_tiny_demo(tiny_demo_run):
     ]
     assert (kitti / "2011_01_02" / "calib_cam_to_cam.txt").is_file()
     endo = tmp_path / "resources" / "demo" / "endoscopy"
-    assert {p.name for p in endo.iterdir()} >= {"seq01.mp4", "camera.yaml", "ct_surface.ply", "gt"}
+    assert {p.name for p in endo.iterdir()} >= {"p1", "camera.yaml", "gt"}
+    assert {p.name for p in (endo / "p1").iterdir()} == {"seq01.mp4", "ct_surface.ply"}
     for rule in ("make_demo_kitti", "make_demo_endoscopy"):
         assert (tmp_path / "logs" / rule / f"{rule}.log").stat().st_size > 0
         assert (tmp_path / "benchmarks" / rule / f"{rule}.tsv").is_file()
@@ -96,8 +98,14 @@ def test_end_to_end_tiny_demo(tiny_demo_run):
     assert (endo.residual_rms_mm <= endo.residual_p95_mm * 1.5).all()
     assert (endo.points_registered >= 200).all() and np.isfinite(endo.truth_rotation_deg).all()
     assert ((endo.abs_rel > 0) & (endo.abs_rel < 1) & (endo.delta1 > 0) & (endo.delta1 <= 1)).all()
+    assert (endo.patient == "p1").all() and (endo.split == "train").all()
     depth = np.load(tmp_path / "results" / "endo" / "pred" / "finetune" / "seq01" / "depth.npz")
     assert depth["depth"].dtype == np.float32 and depth["depth"].shape[0] == len(depth["frame_indexes"])
+    new = tmp_path / "results" / "endo" / "new" / "seq01"  # endoscopy.predict.videos, 3 frames
+    summary = json.loads((new / "summary.json").read_text())
+    assert summary["frames"] == 3 and summary["trained_on"] == ["seq01"]
+    assert len(list((new / "depth").glob("*.png"))) == 3 and len(list((new / "clouds").glob("*.ply"))) == 3
+    assert (new / "depth.mp4").stat().st_size > 1000
     for fig in (
         "results/kitti/report/depth/finetune.png",
         "results/kitti/report/masking.png",

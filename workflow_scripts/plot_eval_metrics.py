@@ -18,6 +18,8 @@ def main(table_path: Path, metrics: list[str] | str, x: str, group: str | None, 
     ``flag`` (a boolean column whose true rows' bars are hatched)."""
     keys = [x] + ([group] if group else []) + ([flag] if flag else [])
     table = read_table(table_path, keys if metrics == "numeric" else [*keys, *metrics])
+    if group == "sequence" and "split" in table.columns:  # the held-out (test) sequences apart
+        table = table.assign(sequence=table["sequence"] + " (" + table["split"].fillna("train") + ")")
     if metrics == "numeric":
         metrics = [c for c in table.columns if c not in keys and pd.api.types.is_numeric_dtype(table[c])]
     save_png(metrics_figure(table, metrics, x, group, title, flag=flag), out)

@@ -4,7 +4,7 @@ trained stages only once configured, the CT and the manual pose file of real dat
 from __future__ import annotations
 
 import yaml
-from test_endo_workflow import job_counts, snakemake
+from test_endo_workflow import job_block, job_counts, snakemake
 
 
 def test_demo_eval_dag_has_every_stage_and_the_constant_baseline_per_sequence(tmp_path):
@@ -17,7 +17,17 @@ def test_demo_eval_dag_has_every_stage_and_the_constant_baseline_per_sequence(tm
     assert counts["endo_eval_table"] == 1
     assert "results/endo/registration/constant/seq02.json" in run.stdout
     assert "input: results/endo/pointclouds/constant/seq01/fused.ply, results/endo/seq01/sfm_data.npz, " \
-        "resources/demo/endoscopy" in run.stdout  # the demo folder holds the CT and the true poses
+        "resources/demo/endoscopy" in run.stdout  # the demo folder holds the CTs and the true poses
+    # the test patient p2 (seq02) is in no training stage (config/demo.yaml: split.test [p2])
+    teacher = job_block(run.stdout, "train_teacher")
+    assert "results/endo/seq01/sfm_data.npz" in teacher and "seq02" not in teacher
+    run = snakemake("all", "-n", "--directory", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    new = job_block(run.stdout, "predict_endo_video")  # the test patient's video, as a new video
+    assert "results/endo/train/finetune/model.pt, resources/demo/endoscopy" in new
+    assert "results/endo/new/seq02" in new
+    for stage in ("train_teacher", "train_student", "finetune"):
+        assert "seq02" not in job_block(run.stdout, stage)
     assert "results/endo/pred/finetune/seq02/depth.npz" in run.stdout
 
 
@@ -39,8 +49,10 @@ def test_real_data_ct_surface_and_manual_poses(tmp_path):
     assert job_counts(run.stdout)["register_ct"] == 1
     assert f"{root}/caseA_pose.txt" in run.stdout and f"{root}/ct_surface.ply" in run.stdout
     assert "gt/caseA" not in run.stdout
-    # without a CT surface the evaluation is not a target of `all`
+    # without a CT surface: depth metrics only (no registration), and a warning that says so
     (root / "ct_surface.ply").unlink()
     run = snakemake("all", "-n", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    assert "register_ct" not in job_counts(run.stdout)
+    counts = job_counts(run.stdout)
+    assert "register_ct" not in counts and counts["endo_eval_table"] == 1
+    assert "no CT surface for patient (endoscopy.root) (caseA): depth metrics only" in run.stdout + run.stderr

@@ -28,7 +28,7 @@ def manifest(folder) -> list[dict]:
 @pytest.fixture(scope="module")
 def demo(endo_demo_small):
     root = endo_demo_small["root"]
-    return {"video": root / "seq01.mp4", "camera": load_camera(root / "camera.yaml"), "root": root}
+    return {"video": root / "p1" / "seq01.mp4", "camera": load_camera(root / "camera.yaml"), "root": root}
 
 
 def test_video_frames_are_undistorted_and_named_by_index(demo, tmp_path):

@@ -112,8 +112,12 @@ def test_confidence_reaches_the_table_and_the_report(tmp_path):
     paths = [tmp_path / n for n in ("clouds.json", "reg.json", "depth.json")]
     for p, d in zip(paths, ({"frames": [1, 2], "points": 10}, reg, {"abs_rel": 0.2}), strict=True):
         p.write_text(json.dumps(d))
-    r = row("teacher", "seq01", *paths)
+    key = {"stage": "teacher", "sequence": "seq01", "patient": "p1", "split": "test"}
+    r = row(key, *paths)
     assert r["ambiguous"] is True and r["runner_up_ratio"] == 1.08
+    assert (r["patient"], r["split"], r["residual_rms_mm"]) == ("p1", "test", 0.2)
+    no_ct = row(key, paths[0], None, paths[2])  # a patient without a CT: depth metrics only
+    assert no_ct["abs_rel"] == 0.2 and "residual_rms_mm" not in no_ct
     sfm = np.random.default_rng(0).normal(size=(10, 3))
     registered = sfm @ best[:3, :3].T + best[:3, 3]
     assert np.allclose(runner_up_cloud(registered, reg), sfm @ other[:3, :3].T + other[:3, 3])

@@ -24,6 +24,13 @@ def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def job_block(stdout: str, rule: str) -> str:
+    """The dry run's lines of the (first) job of ``rule``: up to the next job or the job stats."""
+    start = stdout.index(f"rule {rule}:")
+    ends = [i for i in (stdout.find("rule ", start + 5), stdout.find("Job stats", start)) if i > 0]
+    return stdout[start: min(ends)] if ends else stdout[start:]
+
+
 def job_counts(stdout: str) -> dict[str, int]:
     """The 'Job stats' table of a dry run as {rule: count}."""
     lines = stdout[stdout.index("Job stats") :].splitlines()[3:]
@@ -48,7 +55,7 @@ def test_demo_dag_has_the_three_stages_per_sequence(tmp_path):
 def test_real_data_root_with_a_video_and_a_frame_folder(tmp_path, endo_demo_small):
     root = tmp_path / "data"
     root.mkdir()
-    shutil.copy(endo_demo_small["root"] / "seq01.mp4", root / "caseA.mp4")
+    shutil.copy(endo_demo_small["root"] / "p1" / "seq01.mp4", root / "caseA.mp4")
     shutil.copy(endo_demo_small["root"] / "camera.yaml", root / "camera.yaml")
     (root / "caseB").mkdir()
     (root / "caseB" / "00000001.jpg").write_bytes(b"")

@@ -28,7 +28,8 @@ from workflow_scripts.training.endo_options import EndoTrain
 from workflow_scripts.training.options import KittiTrain
 from workflow_scripts.util.options import option
 
-__all__ = ["WorkflowConfig", "KittiConfig", "EndoConfig", "DemoConfig", "ReportOptions", "EndoEvalOptions"]
+__all__ = ["WorkflowConfig", "KittiConfig", "EndoConfig", "EndoSplit", "DemoConfig", "ReportOptions",
+           "EndoEvalOptions"]
 
 EvalStage = Literal["teacher", "student", "finetune", "constant"]
 
@@ -77,13 +78,58 @@ class EndoEvalOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EndoSplit:
+    """Which sequences train and which are held out for testing (the reference reports depth on
+    patients it never trained on). Entries are sequence or patient names (a patient stands for all
+    its sequences, which stay on one side). Every sequence is evaluated; results/endo_eval.csv
+    marks its side in the split column."""
+
+    train: tuple[str, ...] = option(
+        (), "Training sequences or patients; [] = every sequence not in test.", items={"type": "string"}
+    )
+    test: tuple[str, ...] = option(
+        (),
+        "Test sequences or patients, in no training stage; [] = every sequence not in train (both [] = "
+        "everything trains, no test side).",
+        items={"type": "string"},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndoPredictOptions:
+    """Depth for new videos with a trained stage, without SfM or retraining (rule
+    predict_endo_video): results/endo/new/<name>/ holds depth/<index:08d>.npz and 16-bit .png,
+    depth.mp4 (colour-mapped) and clouds/<index:08d>.ply (masked, camera frame), and summary.json
+    (units, the model's training sequences)."""
+
+    videos: tuple[str, ...] = option(
+        (),
+        "Videos or frame folders (paths); each is written to results/endo/new/<name>/, <name> = its file "
+        "or folder name without extension (unique).",
+        items={"type": "string"},
+    )
+    stage: Literal["teacher", "student", "finetune"] = option("finetune", "The trained stage to run.")
+    camera: str = option("", 'camera.yaml of the videos; "" = endoscopy.root\'s (the demo\'s on the demo).')
+    stride: int = option(1, "Keep every stride-th frame.", minimum=1)
+    max_frames: int = option(0, "At most this many frames (0 = all).", minimum=0)
+    fps: float = option(0.0, "Keep about this many frames per second (0 = stride decides).", minimum=0)
+    scale: float = option(
+        0.0,
+        "Depth units per network unit (a known scale); 0 = relative depth, each frame's median 1 (the "
+        "network's depth has no scale of its own without SfM).",
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class EndoConfig:
     """Endoscopy branch: monocular video + a CT surface."""
 
     root: str = option(
         "",
         "Folder with the endoscopy inputs: <seq>.mp4 (or <seq>/ folders of frames), camera.yaml "
-        '(K + distortion) and ct_surface.ply (mm). "" = the demo sequences that make_demo_endoscopy '
+        "(K + distortion) and ct_surface.ply (mm); or patient folders <patient>/<seq>.mp4 with "
+        '<patient>/ct_surface.ply (docs/endoscopy.md). "" = the demo sequences that make_demo_endoscopy '
         "generates.",
     )
     format: Literal["video", "liu"] = option(
@@ -104,14 +150,22 @@ class EndoConfig:
     sfm: SfMOptions = option(factory=SfMOptions, doc=SfMOptions.__doc__)
     sfm_data: SfMDataOptions = option(factory=SfMDataOptions, doc=SfMDataOptions.__doc__)
     train: EndoTrain = option(factory=EndoTrain, doc=EndoTrain.__doc__)
+    split: EndoSplit = option(factory=EndoSplit, doc=EndoSplit.__doc__)
     ct_surface: str = option(
         "",
-        "CT surface of the cavity: a triangle-mesh PLY in millimetres (vertex + face "
-        'elements); "" = <root>/ct_surface.ply.',
+        "CT surface of the cavity of the sequences directly in root: a triangle-mesh PLY in millimetres "
+        '(vertex + face elements); "" = <root>/ct_surface.ply.',
+    )
+    ct_surfaces: dict[str, str] = option(
+        factory=dict,
+        doc="CT surface per patient, {patient: PLY path}; a patient not named here uses "
+        "<root>/<patient>/ct_surface.ply. A sequence whose patient has no CT gets depth metrics and no "
+        "registration (a warning).",
     )
     point_clouds: PointCloudOptions = option(factory=PointCloudOptions, doc=PointCloudOptions.__doc__)
     register: RegisterOptions = option(factory=RegisterOptions, doc=RegisterOptions.__doc__)
     evaluate: EndoEvalOptions = option(factory=EndoEvalOptions, doc=EndoEvalOptions.__doc__)
+    predict: EndoPredictOptions = option(factory=EndoPredictOptions, doc=EndoPredictOptions.__doc__)
 
 
 @dataclass(frozen=True, kw_only=True)

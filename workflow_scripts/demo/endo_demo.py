@@ -1,10 +1,10 @@
 """Write the endoscopy demo: videos, camera.yaml, the CT surface and ground truth.
 
-Output folder::
+Output folder (one cavity per patient)::
 
-    <seq>.mp4                 distorted endoscope video (mp4v), frames 0..N-1
+    <patient>/<seq>.mp4       distorted endoscope video (mp4v), frames 0..N-1
+    <patient>/ct_surface.ply  the patient's cavity surface, binary PLY, millimetres, vertex normals
     camera.yaml               K, distortion, fps, aperture (see workflow_scripts.endo.camera)
-    ct_surface.ply            cavity surface, binary PLY, millimetres, vertex normals
     gt/<seq>/poses.npz        cam_from_world (N, 4, 4) in mm, frame (N,), times (N,) s
     gt/<seq>/depth/<frame:08d>.png   camera z-depth of the distorted frame, uint16 = mm * 500
     gt/<seq>/info.json        units, depth scale, camera path parameters
@@ -38,6 +38,9 @@ class DemoSequence:
     """One demo sequence: a camera moving along the cavity's centre line."""
 
     name: str = option(MISSING, "Sequence name.", pattern="^[A-Za-z0-9_-]+$")
+    patient: str = option(
+        "p1", "Patient (its own cavity and CT, <root>/<patient>/): p1, p2, ...", pattern="^p[1-9][0-9]*$"
+    )
     frames: int = option(120, "Frames.", minimum=2)
     start: float = option(6.0, "Where the camera starts along the centre line (mm).", minimum=0)
     step: float = option(0.3, "Motion per frame along the centre line (mm).", exclusiveMinimum=0)
@@ -45,8 +48,8 @@ class DemoSequence:
 
 def _demo_sequences() -> tuple[DemoSequence, ...]:
     return (
-        DemoSequence(name="seq01", frames=120, start=6.0, step=0.30),
-        DemoSequence(name="seq02", frames=90, start=20.0, step=0.35),
+        DemoSequence(name="seq01", patient="p1", frames=120, start=6.0, step=0.30),
+        DemoSequence(name="seq02", patient="p2", frames=90, start=20.0, step=0.35),
     )
 
 
@@ -54,11 +57,12 @@ def _demo_sequences() -> tuple[DemoSequence, ...]:
 class EndoDemoConfig:
     """Synthetic endoscopy (rule make_demo_endoscopy), used when endoscopy.root is empty: a camera
     with a point light moving through a textured tube-like cavity, seen through a distorting lens
-    with a circular field of view. Both sequences travel through the same cavity (one CT)."""
+    with a circular field of view. Each patient has a cavity (and CT) of its own, drawn from the
+    same cavity settings; its sequences travel through it."""
 
     root: str = option(
         "resources/demo/endoscopy",
-        "Where the demo videos, camera.yaml, ct_surface.ply and ground truth are written.",
+        "Where the demo videos, camera.yaml, the patients' CTs and ground truth are written.",
     )
     image_size: tuple[int, int] = option((480, 640), "Video frame size [height, width].")
     fps: float = option(30.0, "Frame rate.", exclusiveMinimum=0)
@@ -117,11 +121,13 @@ def _render(task: tuple[int, int]) -> tuple[int, int, np.ndarray]:
     """Render frame ``i`` of sequence ``q``, write its depth PNG, return the 8-bit BGR frame."""
     q, i = task
     st = _STATE
-    if "renderer" not in st:  # Embree scenes are built after the fork, never shared
-        st["renderer"] = CavityRenderer(
-            st["cavity"], st["texture"], st["cfg"].light, st["cfg"].specular, threads=st["threads"]
+    patient = st["cfg"].sequences[q].patient
+    if patient not in st["renderers"]:  # Embree scenes are built after the fork, never shared
+        cavity, texture = st["scenes"][patient]
+        st["renderers"][patient] = CavityRenderer(
+            cavity, texture, st["cfg"].light, st["cfg"].specular, threads=st["threads"]
         )
-    rgb, depth = st["renderer"].render(st["poses"][q][i], st["camera"])
+    rgb, depth = st["renderers"][patient].render(st["poses"][q][i], st["camera"])
     d16 = np.round(depth * DEPTH_PNG_SCALE)
     d16[d16 > 65535] = 0
     cv2.imwrite(
@@ -139,20 +145,25 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
     Returns:
         summary with vertex / face counts and frames per sequence.
     """
-    rng = np.random.default_rng([seed, 7])
-    cavity: Cavity = build_cavity(rng, cfg.cavity)
-    texture: MipTextures = mucosa_texture(rng)
+    scenes: dict[str, tuple[Cavity, MipTextures]] = {}
+    for patient in sorted({s.patient for s in cfg.sequences}, key=lambda p: int(p[1:])):
+        number = int(patient[1:])  # p1 draws as the one-cavity demo did
+        rng = np.random.default_rng([seed, 7] if number == 1 else [seed, 7, 100 + number])
+        cavity = build_cavity(rng, cfg.cavity)
+        scenes[patient] = (cavity, mucosa_texture(rng))
     camera = cfg.camera()
     poses = [
-        camera_path(np.random.default_rng([seed, 7, q]), cavity, s.frames, s.start, s.step)
+        camera_path(np.random.default_rng([seed, 7, q]), scenes[s.patient][0], s.frames, s.start, s.step)
         for q, s in enumerate(cfg.sequences)
     ]
-    summary: dict = {"sequences": {}}
+    summary: dict = {"sequences": {}, "patients": {}}
     with atomic_dir(out_dir) as tmp:
         camera.save(tmp / "camera.yaml")
-        verts, tris, normals = cavity.ct_mesh()
-        write_ct_ply(tmp / "ct_surface.ply", verts, tris, normals)
-        summary.update(vertices=len(verts), faces=len(tris))
+        for patient, (cavity, _) in scenes.items():
+            verts, tris, normals = cavity.ct_mesh()
+            (tmp / patient).mkdir()
+            write_ct_ply(tmp / patient / "ct_surface.ply", verts, tris, normals)
+            summary["patients"][patient] = {"vertices": len(verts), "faces": len(tris)}
         gt_dirs = [tmp / "gt" / s.name for s in cfg.sequences]
         for q, s in enumerate(cfg.sequences):
             (gt_dirs[q] / "depth").mkdir(parents=True)
@@ -175,8 +186,8 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
             (gt_dirs[q] / "info.json").write_text(json.dumps(info, indent=2) + "\n")
         _STATE.clear()
         _STATE.update(
-            cavity=cavity,
-            texture=texture,
+            scenes=scenes,
+            renderers={},
             cfg=cfg,
             camera=camera,
             poses=poses,
@@ -186,7 +197,7 @@ def generate(out_dir: str | Path, cfg: EndoDemoConfig, seed: int, workers: int =
         tasks = [(q, i) for q, s in enumerate(cfg.sequences) for i in range(s.frames)]
         writers = [
             cv2.VideoWriter(
-                str(tmp / f"{s.name}.mp4"),
+                str(tmp / s.patient / f"{s.name}.mp4"),
                 cv2.VideoWriter.fourcc(*"mp4v"),
                 cfg.fps,
                 (camera.size[1], camera.size[0]),

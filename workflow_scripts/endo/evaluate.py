@@ -27,6 +27,8 @@ __all__ = [
 EVAL_COLUMNS = [
     "stage",
     "sequence",
+    "patient",
+    "split",
     "frames",
     "points",
     "points_registered",

@@ -32,7 +32,7 @@ from workflow_scripts.util import InputDataError, atomic_dir
 from workflow_scripts.util.images import read_image
 from workflow_scripts.util.options import option
 
-__all__ = ["ExtractOptions", "extract_frames", "read_frames_camera"]
+__all__ = ["ExtractOptions", "extract_frames", "read_frames_camera", "source_mask"]
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +80,7 @@ class ExtractOptions:
         )
 
 
-def _source_mask(source: Path) -> np.ndarray | None:
+def source_mask(source: Path) -> np.ndarray | None:
     """A mask shipped inside a frame folder (valid region in the source geometry), if any."""
     if not source.is_dir():
         return None
@@ -113,7 +113,7 @@ def extract_frames(
             "is neither a video file nor a frame folder",
             f"give <seq>{'/'.join(VIDEO_SUFFIXES[:2])} or a <seq>/ folder of frames",
         )
-    und = make_undistorter(camera, options.focal_scale, options.mask_erode_px, _source_mask(source))
+    und = make_undistorter(camera, options.focal_scale, options.mask_erode_px, source_mask(source))
     frames = (
         iter_video_frames(source, options.selection)
         if is_video
