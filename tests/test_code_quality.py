@@ -89,6 +89,8 @@ def test_each_rule_script_is_named_after_its_rule_and_names_its_library():
         assert stem == SHARED_SCRIPTS.get(rule, rule), f"rule {rule} runs workflow_scripts/{stem}.py"
         text = (ROOT / "workflow_scripts" / f"{stem}.py").read_text()
         assert re.match(r'"""Rules? ', text), f"{stem}.py: the docstring starts by naming its rule(s)"
+        # Snakemake puts its preamble before the script's first line: a __future__ import fails
+        assert "from __future__" not in text, f"{stem}.py: a rule script cannot import from __future__"
     used = set(scripts.values())
     orphans = [p.name for p in (ROOT / "workflow_scripts").glob("*.py")
                if p.stem not in used and p.name != "__init__.py"]

@@ -13,7 +13,6 @@ none = config.yaml alone, i.e. the demo's settings when endoscopy.root is empty)
         --source new.mp4 --camera camera.yaml --out results/endo/new_video [--configfile my.yaml]
 """
 
-from __future__ import annotations
 
 import argparse
 import logging
