@@ -101,11 +101,19 @@ def endo_prep_targets():
 
 
 # ---------------------------------------------------------------- CT surfaces and registration
+def _demo_ct(seq):
+    """Whether a demo sequence registers to the generated CT of its patient (no CT configured)."""
+    return USE_DEMO_ENDO and not ENDO["ct_surfaces"].get(endo_patient(seq)) and not ENDO["ct_surface"]
+
+
 def _ct_of(seq):
-    """The CT of a sequence's patient (demo: the generated file, known before it exists)."""
+    """The CT of a sequence's patient (demo: the generated file, known before it exists; or the
+    configured one)."""
     patient = endo_patient(seq)
-    if USE_DEMO_ENDO and not ENDO["ct_surfaces"].get(patient):
+    if _demo_ct(seq):
         return Path(endo_root()) / patient / "ct_surface.ply"
+    if USE_DEMO_ENDO and patient not in ENDO["ct_surfaces"]:
+        return Path(ENDO["ct_surface"]) if os.path.isfile(ENDO["ct_surface"]) else None
     return patient_ct(endo_root(), patient, ENDO["ct_surfaces"], ENDO["ct_surface"])
 
 
@@ -131,7 +139,7 @@ def endo_ct_surface(wildcards):
 def endo_ct_input(wildcards):
     """Input holding the CT: on the demo the folder make_demo_endoscopy writes (a directory
     output, which holds the CTs), else the patient's CT file."""
-    if USE_DEMO_ENDO and not ENDO["ct_surfaces"]:
+    if _demo_ct(wildcards.seq):
         return {"demo": endo_root()}
     return {"ct": endo_ct_surface(wildcards)}
 

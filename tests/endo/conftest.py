@@ -32,7 +32,7 @@ def endo_sfm_run(tmp_path_factory, default_config) -> dict:
     endo["frames"]["stride"] = 1
     out = root.parent / "results"
     extract_frames(
-        root / "seqsfm.mp4",
+        root / "p1" / "seqsfm.mp4",
         load_camera(root / "camera.yaml"),
         out / "frames",
         load_options(ExtractOptions, endo["frames"]),
