@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from models.networks.spec import NetworkSpec
-from workflow_scripts.training.options import DISTILL_DOC, LENGTH_DOC, LR_STEP_DOC, Unit
+from workflow_scripts.training.options import DISTILL_DOC, LENGTH_DOC, LR_STEP_DOC, NONFINITE_DOC, Unit
 from workflow_scripts.util.options import option
 
 __all__ = ["EndoTrain", "EndoCommon", "EndoTeacher", "EndoStudent", "EndoFinetune", "Cyclic", "DclWarmup"]
@@ -46,12 +46,7 @@ class EndoCommon:
     workers: int = option(8, "DataLoader processes (0 = load in the training process).", minimum=0)
     unit: Unit = option("epochs", "Unit of every stage's length, lr_step, cyclic.step and dcl_warmup.length.")
     checkpoint_every: int = option(1, "Units between checkpoints.", minimum=1)
-    max_nonfinite_steps: int = option(
-        5,
-        "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the "
-        "stage stops with an error (and writes no model); 0 = stop at the first.",
-        minimum=0,
-    )
+    max_nonfinite_steps: int = option(5, NONFINITE_DOC, minimum=0)
     items_per_epoch: int = option(
         2000, "Items of an epoch (the reference's num_iter); 0 = one per registered view.", minimum=0
     )

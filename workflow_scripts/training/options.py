@@ -32,6 +32,10 @@ DISTILL_DOC = (
     "(mean |s d - d_t| / d_t, s = mean(d_t) / mean(d) per image: scale-invariant without a logarithm)."
 )
 LENGTH_DOC = "Training length in the unit of common.unit (steps or epochs of the training items)."
+NONFINITE_DOC = (
+    "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the stage "
+    "stops with an error (and writes no model); 0 = stop at the first."
+)
 LR_STEP_DOC = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
 
 
@@ -48,12 +52,7 @@ class KittiCommon:
     checkpoint_every: int = option(
         1, "Units between checkpoints (the last one is always written).", minimum=1
     )
-    max_nonfinite_steps: int = option(
-        5,
-        "Consecutive optimiser steps with a non-finite loss or gradient norm that are skipped before the "
-        "stage stops with an error (and writes no model); 0 = stop at the first.",
-        minimum=0,
-    )
+    max_nonfinite_steps: int = option(5, NONFINITE_DOC, minimum=0)
     min_depth: float = option(
         0.1, "Depth range of disp_to_depth: minimum (training units).", exclusiveMinimum=0
     )
