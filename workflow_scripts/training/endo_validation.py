@@ -50,11 +50,12 @@ def load_val_set(sequences: list[EndoSequence], val_fraction: float) -> list[Hel
     """The held-out views of every sequence (sequences without any are left out)."""
     out = []
     for seq in sequences:
-        views = [v for v in range(training_views(seq.n_views, val_fraction), seq.n_views)
-                 if seq.sparse_depth(v)[1].any()]
-        if not views:
+        held = range(training_views(seq.n_views, val_fraction), seq.n_views)
+        kept = [(v, d, m) for v, (d, m) in zip(held, map(seq.sparse_depth, held), strict=True) if m.any()]
+        if not kept:
             continue
-        sparse = [seq.sparse_depth(v) for v in views]
+        views = [v for v, _, _ in kept]
+        sparse = [(d, m) for _, d, m in kept]
         out.append(HeldOutViews(
             name=seq.name,
             views=np.asarray(views),
