@@ -57,6 +57,13 @@ class NetworkSpec:
         "Initialisation of the FC-DenseNet57: kaiming (the reference's Kaiming-normal) or "
         "default (PyTorch's, whose smaller outputs a short distillation fits far sooner).",
     )
+    negative_slope: float = _doc(
+        0.0,
+        "Kind unet: the slope of LeakyReLU activations in place of the reference's ReLU (0 = ReLU). "
+        "A small slope (0.01) keeps a short, fast-learning run from losing its last block's "
+        "units for good.",
+        minimum=0,
+    )
     segmentation: int = _doc(
         0,
         "Classes of a segmentation head on the shared encoder (SGDepth; 19 = Cityscapes trainIds); "
@@ -82,7 +89,7 @@ class NetworkSpec:
             wf = 3 + math.log2(self.width)
             if wf != round(wf) or wf < 0:
                 raise ValueError(f"unet width must be a power of two >= 1/8, got {self.width}")
-            return UNet(wf=round(wf))
+            return UNet(wf=round(wf), negative_slope=self.negative_slope)
         if self.kind == "fc_densenet57":
             return fc_densenet57(width=self.width, kaiming=self.init == "kaiming")
         raise ValueError(f"unknown network kind {self.kind!r}: resnet, unet or fc_densenet57")

@@ -16,14 +16,19 @@ from torch import Tensor, nn
 __all__ = ["UNet", "UNetConvBlock", "UNetUpBlock"]
 
 
+def _activation(negative_slope: float) -> nn.Module:
+    return nn.LeakyReLU(negative_slope) if negative_slope > 0 else nn.ReLU()
+
+
 class UNetConvBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, padding: bool) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=int(padding)), nn.ReLU(),
-                         nn.Conv2d(cout, cout, 3, padding=int(padding)), nn.ReLU())
+    def __init__(self, cin: int, cout: int, padding: bool, negative_slope: float = 0.0) -> None:
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=int(padding)), _activation(negative_slope),
+                         nn.Conv2d(cout, cout, 3, padding=int(padding)), _activation(negative_slope))
 
 
 class UNetUpBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, up_mode: str, padding: bool) -> None:
+    def __init__(self, cin: int, cout: int, up_mode: str, padding: bool,
+                 negative_slope: float = 0.0) -> None:
         super().__init__()
         if up_mode == "upconv":
             self.up = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=int(padding),
@@ -33,7 +38,7 @@ class UNetUpBlock(nn.Module):
                                     nn.Conv2d(cin, cout, 3, padding=int(padding)))
         else:
             raise ValueError(f"up_mode must be 'upconv' or 'upsample', got {up_mode!r}")
-        self.conv_block = UNetConvBlock(cin, cout, padding)
+        self.conv_block = UNetConvBlock(cin, cout, padding, negative_slope)
 
     def forward(self, x: Tensor, bridge: Tensor) -> Tensor:
         up = self.up(x)
@@ -45,22 +50,27 @@ class UNetUpBlock(nn.Module):
 class UNet(nn.Module):
     """U-Net (Ronneberger et al.) as modified by the endoscopy reference.
 
+    ``negative_slope`` > 0 replaces every ReLU by a LeakyReLU of that slope (0 = the reference's
+    ReLU), so that no unit's gradient can vanish for good (a "dead" last block gives a constant
+    depth, which the depth-scaling layer makes gradient-free).
+
     Returns (forward): (B, out_channels, H, W), ``abs`` applied when ``abs_output``.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, depth: int = 7, wf: int = 3,
-                 padding: bool = True, up_mode: str = "upsample", abs_output: bool = True) -> None:
+                 padding: bool = True, up_mode: str = "upsample", abs_output: bool = True,
+                 negative_slope: float = 0.0) -> None:
         super().__init__()
         self.depth = depth
         self.abs_output = abs_output
         self.down_path = nn.ModuleList()
         prev = in_channels
         for i in range(depth):
-            self.down_path.append(UNetConvBlock(prev, 2 ** (wf + i), padding))
+            self.down_path.append(UNetConvBlock(prev, 2 ** (wf + i), padding, negative_slope))
             prev = 2 ** (wf + i)
         self.up_path = nn.ModuleList()
         for i in reversed(range(depth - 1)):
-            self.up_path.append(UNetUpBlock(prev, 2 ** (wf + i), up_mode, padding))
+            self.up_path.append(UNetUpBlock(prev, 2 ** (wf + i), up_mode, padding, negative_slope))
             prev = 2 ** (wf + i)
         self.last = nn.Conv2d(prev, out_channels, 1)
 

@@ -174,6 +174,34 @@ class TestEndoscopyNetworks:
         with pytest.raises(ValueError, match="multiples of 64"):
             net(torch.rand(1, 3, 96, 128))
 
+    def test_leaky_unet_passes_gradient_where_the_relu_unet_is_dead(self, tmp_path):
+        """negative_slope: every activation is a LeakyReLU of that slope, the same weights; with the
+        last block's pre-activations all negative the ReLU net's output is constant with no
+        gradient to those weights, the leaky one's is not. The spec survives model.pt."""
+        from models.model_file import load_model, save_model
+        from models.networks.spec import NetworkSpec
+
+        spec = NetworkSpec(kind="unet", width=0.25, negative_slope=0.01)
+        leaky, relu = spec.build(), NetworkSpec(kind="unet", width=0.25).build()
+        relu.load_state_dict(leaky.state_dict())
+        acts = [m for m in leaky.modules() if isinstance(m, torch.nn.LeakyReLU)]
+        assert len(acts) == 2 * 13 and all(m.negative_slope == 0.01 for m in acts)
+        assert not any(isinstance(m, torch.nn.ReLU) for m in leaky.modules())
+        for net in (leaky, relu):  # kill the last conv block: hugely negative biases
+            net.up_path[-1].conv_block[2].bias.data.fill_(-1e3)
+        x = torch.rand(1, 3, 64, 64)
+        grads = []
+        for net in (relu, leaky):
+            net.zero_grad()
+            net(x).std().backward()
+            grads.append(net.up_path[-1].conv_block[0].weight.grad.abs().sum().item())
+        assert grads[0] == 0 and grads[1] > 0
+        save_model(torch.nn.ModuleDict({"depth": leaky}), tmp_path / "model.pt", branch="endo",
+                   stage="teacher", network=spec, size=(64, 64), steps=1)
+        loaded, meta = load_model(tmp_path / "model.pt")
+        assert meta["network"]["negative_slope"] == 0.01
+        torch.testing.assert_close(loaded(x), leaky.eval()(x))
+
 
 class TestRSUDecoder:
     def test_full_scale_outputs(self):
