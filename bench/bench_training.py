@@ -25,6 +25,15 @@ batch 12 (or at the --size / --batch / --quick override, which applies to every 
                                                                 # 160 x 512, endoscopy 64 x 128),
                                                                 # batch 2: minutes on a CPU
     python bench/bench_training.py --recipes epcdepth --size 160 512 --batch 2
+
+``--processes N [N ...]`` times instead the teacher loop data-parallel (models.training.distributed)
+on each number of processes, launched with torchrun as the training rules launch a stage: NCCL,
+one GPU per process, on a GPU machine; gloo on the CPU (the cores shared out: threads = cores /
+N per process). The global batch stays ``--batch`` (split over the processes); it prints
+steps/s, images/s and the scaling efficiency (steps/s over N x the 1-process steps/s).
+
+    python bench/bench_training.py --processes 1 2 --batch 12 --steps 20     # GPU machine: 2 GPUs
+    python bench/bench_training.py --processes 1 2 --size 64 192 --batch 4   # CPU: gloo
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ import argparse
 import csv
 import dataclasses
 import multiprocessing
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -112,6 +123,8 @@ def time_loop(
         files = engine.train(
             nets, objective, data, sched, tmp, seed=0, config={}, device=device, progress=False, bf16=bf16
         )
+        if not files.history.exists():  # ranks other than 0 of a data-parallel run write nothing
+            return float("nan"), float("nan")
         with files.history.open() as fh:  # history rows carry the loop's own clock
             marks = [float(row["seconds"]) for row in csv.DictReader(fh)]
     rate = steps / (marks[-1] - marks[0])
@@ -261,6 +274,48 @@ def bench_recipes(names: list[str], args) -> None:
               f"{peak:8.2f}", flush=True)
 
 
+def dp_worker(args) -> None:
+    """One rank of ``--processes``: the teacher loop on this rank's device; rank 0 prints its rate."""
+    from models.training.distributed import init_from_env
+
+    ranks = init_from_env()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    rate, peak = time_loop("teacher", tuple(args.size), args.batch, args.steps, device, bf16=True)
+    if ranks is None or ranks.main:
+        print(f"RATE {rate} {peak}", flush=True)
+    if ranks is not None:
+        torch.distributed.destroy_process_group()
+
+
+def bench_processes(counts: list[int], args) -> None:
+    """One line per process count: the teacher loop under torchrun (see the module docstring)."""
+    cuda = torch.cuda.is_available()
+    cores = os.cpu_count() or 1
+    where = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()} (NCCL)" if cuda else (
+        f"CPU only, {cores} cores (gloo); no GPU on this machine: these are not GPU numbers")
+    print(f"data-parallel teacher loop, size {tuple(args.size)}, global batch {args.batch}, {args.steps} "
+          f"steps after 1: {where}")
+    print(f"{'processes':>9s} {'steps/s':>8s} {'img/s':>8s} {'efficiency':>10s}")
+    base = None
+    for n in counts:
+        threads = max(1, cores // n)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
+               __file__, "--dp-worker", "--size", *map(str, args.size), "--batch", str(args.batch),
+               "--steps", str(args.steps), "--threads", str(threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        rates = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("RATE ")]
+        if out.returncode or not rates:
+            print(f"{n:9d} failed (exit {out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
+            continue
+        rate = float(rates[0])
+        base = rate if n == 1 else base
+        efficiency = f"{rate / (n * base):10.2f}" if base else f"{'-':>10s}"
+        print(f"{n:9d} {rate:8.3f} {rate * args.batch:8.2f} {efficiency}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
@@ -274,9 +329,19 @@ def main() -> None:
                     help="time the recipes of config/recipes/ (all, or the NAMEs) instead")
     ap.add_argument("--quick", action="store_true",
                     help="with --recipes: 64 x 192 (EPCDepth 160 x 512, endoscopy 64 x 128), batch 2")
+    ap.add_argument("--processes", type=int, nargs="+", default=None, metavar="N",
+                    help="time the teacher loop data-parallel on N processes (torchrun) instead")
+    ap.add_argument("--dp-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.dp_worker or args.processes:
+        args.size, args.batch, args.steps = args.size or [192, 640], args.batch or 2, args.steps or 6
+        if args.dp_worker:
+            dp_worker(args)
+        else:
+            bench_processes(args.processes, args)
+        return
     device = torch.device(args.device)
     if args.recipes is not None:
         args.steps = args.steps or 3

@@ -2,6 +2,7 @@
 # in every default), the data roots of both branches, the targets of `all`, and the input and
 # parameter functions of every rule file, one section per file (the rule files hold rules only).
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def final_targets():
     targets = [kitti_root()] if USE_DEMO_KITTI else []
     targets += kitti_prep_targets()  # kitti_prep.smk (also what the evaluation does not need)
     targets += ["results/kitti_eval.csv", *kitti_seg_targets()]  # kitti_eval.smk, semantic.smk
+    targets += kitti_pose_targets()  # kitti_pose.smk: results/kitti_pose_eval.csv with odometry data
+    targets += kitti_predict_targets()  # kitti_predict.smk: kitti.predict.inputs (the demo: its test drive)
     if USE_DEMO_ENDO:
         targets.append(endo_root())
     targets += endo_prep_targets()  # endo_prep.smk
@@ -74,17 +77,45 @@ def final_targets():
 
 
 # ----------------------------------------------- driving branch: data preparation (kitti_prep.smk)
-KITTI_SPLITS_DIR = os.path.join(workflow.basedir, "workflow_scripts", "kitti", "splits")
+from workflow_scripts.kitti import hint_shards, split_config
+from workflow_scripts.kitti.split_files import STANDARD_DIR, read_split
+from workflow_scripts.util import InputDataError
+
 KITTI_JPEG = KITTI["jpeg"]["convert"]
+# Test splits by key (the standard name or a split file's stem, docs/beyond_eigen.md): those with
+# exported ground truth, then the evaluated one. On real data every configured split file is
+# checked against the tree here, before any job runs.
+try:
+    KITTI_TEST_SPLITS = split_config.keyed_test_splits([*KITTI["gt"]["splits"], KITTI["evaluate"]["split"]])
+    KITTI_EVAL_SPLIT = split_config.split_key(KITTI["evaluate"]["split"])
+    if not USE_DEMO_KITTI:
+        split_config.check_configured_splits(
+            KITTI_TEST_SPLITS.values(),
+            KITTI["splits"]["standard"],
+            Path(KITTI["root"]),
+            Path(KITTI["root"]),
+            KITTI["image_ext"],
+        )
+except InputDataError as err:
+    raise WorkflowError(str(err)) from None
+KITTI_SPLIT_WILDCARD = "|".join(re.escape(key) for key in KITTI_TEST_SPLITS)
 
 
 def _list_drives(*lists):
-    """Drive folders (<date>/<drive>) named in shipped split lists (relative to the splits dir)."""
-    drives = set()
-    for rel in lists:
-        with open(os.path.join(KITTI_SPLITS_DIR, rel)) as f:
-            drives.update(line.split()[0] for line in f if line.strip())
-    return sorted(drives)
+    """Drive folders (<date>/<drive>) named in split lists (paths)."""
+    return sorted({line.folder for path in lists for line in read_split(path)})
+
+
+def kitti_test_split_list(key):
+    """The list of a test split (by key): a split file, or the shipped list of a standard name."""
+    path = split_config.split_file(KITTI_TEST_SPLITS[key])
+    return path if path is not None else STANDARD_DIR / key / "test_files.txt"
+
+
+def kitti_split_file_input(wildcards):
+    """Input of make_test_split: the split file of a key that names one (edits re-run it)."""
+    path = split_config.split_file(KITTI_TEST_SPLITS[wildcards.split])
+    return [str(path)] if path is not None else []
 
 
 def kitti_split_source():
@@ -95,9 +126,10 @@ def kitti_split_source():
 
 def kitti_test_drives():
     """Drives of the test splits (never trained on)."""
+    files = [split_config.split_file(entry) for entry in KITTI_TEST_SPLITS.values()]
     if USE_DEMO_KITTI:
-        return sorted(DEMO["kitti"]["test_drives"])
-    return _list_drives(*(f"{s}/test_files.txt" for s in KITTI["gt"]["splits"]))
+        return sorted(set(DEMO["kitti"]["test_drives"]) | set(_list_drives(*filter(None, files))))
+    return _list_drives(*(kitti_test_split_list(key) for key in KITTI_TEST_SPLITS))
 
 
 def kitti_train_drives():
@@ -105,8 +137,25 @@ def kitti_train_drives():
     if USE_DEMO_KITTI:
         demo = [f"{d['date']}/{d['date']}_drive_{d['drive']}_sync" for d in DEMO["kitti"]["drives"]]
         return [d for d in demo if d not in kitti_test_drives()]
-    standard = KITTI["splits"]["standard"]
-    return _list_drives(f"{standard}/train_files.txt", f"{standard}/val_files.txt")
+    folder = split_config.train_split_folder(KITTI["splits"]["standard"])
+    return _list_drives(folder / "train_files.txt", folder / "val_files.txt")
+
+
+def kitti_drive_frames(folder):
+    """Frames of a training drive (<date>/<drive>), known before any job: the demo's setting, or
+    the raw tree's image_02 (a missing drive counts 0: one empty shard)."""
+    if USE_DEMO_KITTI:
+        for d in DEMO["kitti"]["drives"]:
+            if f"{d['date']}/{d['date']}_drive_{d['drive']}_sync" == folder:
+                return d["frames"]
+    return hint_shards.count_drive_frames(Path(kitti_root()) / folder)
+
+
+def kitti_hint_shards(wildcards):
+    """The hint shards of one drive (merge_depth_hints' inputs), kitti.depth_hints.shard_frames each."""
+    folder = f"{wildcards.date}/{wildcards.drive}"
+    n = hint_shards.shard_count(kitti_drive_frames(folder), KITTI["depth_hints"]["shard_frames"])
+    return [f"results/kitti/depth_hints/shards/{folder}/{k}" for k in range(n)]
 
 
 def kitti_image_root(wildcards=None):
@@ -137,9 +186,10 @@ def kitti_jpeg_drives(drives):
 def kitti_prep_targets():
     """Everything the data preparation builds for the configured data."""
     gt = KITTI["gt"]
-    targets = [f"results/kitti/gt/{s}.npz" for s in gt["splits"]]
+    keys = [split_config.split_key(s) for s in gt["splits"]]
+    targets = [f"results/kitti/gt/{s}.npz" for s in keys]
     if gt["monodepth2_npz"]:
-        targets += [f"results/kitti/gt/{s}_gt_depths.npz" for s in gt["splits"]]
+        targets += [f"results/kitti/gt/{s}_gt_depths.npz" for s in keys]
     targets += ["results/kitti/splits/train_files.txt", "results/kitti/splits/val_files.txt"]
     targets += [f"results/kitti/depth_hints/{d}" for d in kitti_train_drives()]
     if KITTI_JPEG:
@@ -220,7 +270,7 @@ def kitti_eval_disparities(wildcards):
         return []
     if wildcards.stage == "external":
         return [KITTI["evaluate"]["external_disparities"]]
-    return [f"results/kitti/pred/{wildcards.stage}/{KITTI['evaluate']['split']}_disps.npy"]
+    return [f"results/kitti/pred/{wildcards.stage}/{KITTI_EVAL_SPLIT}_disps.npy"]
 
 
 # --------------------------------------------------------------------- report figures (report.smk)

@@ -47,7 +47,7 @@ def kitti_eval_labels(wildcards=None):
     """The test frames' trainIds for abs_rel_movable (nothing without labels)."""
     if not kitti_test_labels_root():
         return {}
-    return {"labels": f"results/kitti/gt/{KITTI['evaluate']['split']}_labels.npz"}
+    return {"labels": f"results/kitti/gt/{KITTI_EVAL_SPLIT}_labels.npz"}
 
 
 def unmasked_train_params(wildcards):

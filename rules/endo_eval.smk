@@ -99,6 +99,9 @@ rule register_ct:
     conda:
         "../envs/depth-workflow.yaml"
     threads: ENDO["register"]["threads"]
+    resources:
+        mem_mb=lambda wc, input, attempt: register_resources(wc, input, attempt)["mem_mb"],
+        runtime=lambda wc, input, attempt: register_resources(wc, input, attempt)["runtime"],
     params:
         ct=endo_ct_surface,
         truth=register_ct_truth,

@@ -42,6 +42,9 @@ rule run_sfm:
     conda:
         "../envs/depth-workflow.yaml"
     threads: ENDO["sfm"]["threads"]
+    resources:
+        mem_mb=lambda wc, input, attempt: sfm_resources(wc, input, attempt)["mem_mb"],
+        runtime=lambda wc, input, attempt: sfm_resources(wc, input, attempt)["runtime"],
     params:
         sfm=ENDO["sfm"],
         seed=config["seed"],

@@ -9,7 +9,7 @@ rule predict_depth:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        "results/kitti/pred/{stage,teacher|student|finetune|finetune_unmasked}/{split,eigen|eigen_benchmark}_disps.npy",
+        f"results/kitti/pred/{{stage,teacher|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_disps.npy",
     log:
         "logs/predict_depth/{stage}_{split}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule evaluate_depth:
     """Eigen metrics of one stage's (or the constant baseline's) disparities, per scaling."""
     input:
         unpack(kitti_eval_labels),
-        gt=f"results/kitti/gt/{KITTI['evaluate']['split']}.npz",
+        gt=f"results/kitti/gt/{KITTI_EVAL_SPLIT}.npz",
         disps=kitti_eval_disparities,
     output:
         "results/kitti/eval/{stage}.csv",

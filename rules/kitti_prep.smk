@@ -24,12 +24,14 @@ rule convert_to_jpeg:
 
 
 rule make_test_split:
-    """Frames of a test split: the shipped list (real KITTI) or the demo's held-out drives."""
+    """Frames of a test split: a split file, the shipped list (real KITTI) or the demo's held-out
+    drives, checked against the tree."""
     input:
         kitti_raw_data,
         kitti_jpeg_drives(kitti_test_drives()),
+        kitti_split_file_input,
     output:
-        "results/kitti/splits/{split,eigen|eigen_benchmark}/test_files.txt",
+        f"results/kitti/splits/{{split,{KITTI_SPLIT_WILDCARD}}}/test_files.txt",
     log:
         "logs/make_test_split/{split}.log",
     conda:
@@ -41,6 +43,7 @@ rule make_test_split:
         demo=USE_DEMO_KITTI,
         demo_drives=DEMO["kitti"]["test_drives"],
         demo_stride=DEMO["kitti"]["test_stride"],
+        split_file=lambda wc: split_config.split_file(KITTI_TEST_SPLITS[wc.split]) or "",
     script:
         "../workflow_scripts/make_test_split.py"
 
@@ -51,7 +54,7 @@ rule export_gt_depth:
         kitti_raw_data,
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        "results/kitti/gt/{split,eigen|eigen_benchmark}.npz",
+        f"results/kitti/gt/{{split,{KITTI_SPLIT_WILDCARD}}}.npz",
     log:
         "logs/export_gt_depth/{split}.log",
     benchmark:
@@ -70,7 +73,7 @@ rule export_monodepth2_gt:
     input:
         "results/kitti/gt/{split}.npz",
     output:
-        "results/kitti/gt/{split,eigen|eigen_benchmark}_gt_depths.npz",
+        f"results/kitti/gt/{{split,{KITTI_SPLIT_WILDCARD}}}_gt_depths.npz",
     log:
         "logs/export_monodepth2_gt/{split}.log",
     conda:
@@ -107,7 +110,7 @@ rule make_splits:
             if kitti_split_source() == "filtered"
             else []
         ),
-        tests=expand("results/kitti/splits/{s}/test_files.txt", s=KITTI["gt"]["splits"]),
+        tests=expand("results/kitti/splits/{s}/test_files.txt", s=KITTI_TEST_SPLITS),
     output:
         train="results/kitti/splits/train_files.txt",
         val="results/kitti/splits/val_files.txt",
@@ -127,22 +130,26 @@ rule make_splits:
 
 
 rule precompute_depth_hints:
-    """Fused SGM depth hints (12 SGBM settings) of one drive's train/val frames, both cameras."""
+    """Fused SGM depth hints (12 SGBM settings) of one shard of a drive's train/val frames (frame
+    numbers [k x shard_frames, (k + 1) x shard_frames)), both cameras."""
     input:
         kitti_drive_images,
         train="results/kitti/splits/train_files.txt",
         val="results/kitti/splits/val_files.txt",
     output:
         directory(
-            r"results/kitti/depth_hints/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"
+            r"results/kitti/depth_hints/shards/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}/{shard,\d+}"
         ),
     log:
-        "logs/precompute_depth_hints/{date}/{drive}.log",
+        "logs/precompute_depth_hints/{date}/{drive}/{shard}.log",
     benchmark:
-        "benchmarks/precompute_depth_hints/{date}/{drive}.tsv"
+        "benchmarks/precompute_depth_hints/{date}/{drive}/{shard}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
     threads: 8
+    resources:
+        mem_mb=lambda wc, threads, attempt: hint_resources(wc, threads, attempt)["mem_mb"],
+        runtime=lambda wc, threads, attempt: hint_resources(wc, threads, attempt)["runtime"],
     params:
         raw_root=kitti_root,
         image_root=kitti_image_root,
@@ -150,3 +157,24 @@ rule precompute_depth_hints:
         hints=KITTI["depth_hints"],
     script:
         "../workflow_scripts/precompute_depth_hints.py"
+
+
+# linking files takes a second: never a cluster job
+localrules:
+    merge_depth_hints,
+
+
+rule merge_depth_hints:
+    """A drive's hints, complete when all its shards are: their files linked into one folder."""
+    input:
+        kitti_hint_shards,
+    output:
+        directory(
+            r"results/kitti/depth_hints/{date,\d{4}_\d{2}_\d{2}}/{drive,\d{4}_\d{2}_\d{2}_drive_\d{4}_sync}"
+        ),
+    log:
+        "logs/merge_depth_hints/{date}/{drive}.log",
+    conda:
+        "../envs/depth-workflow.yaml"
+    script:
+        "../workflow_scripts/merge_depth_hints.py"

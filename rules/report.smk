@@ -38,8 +38,8 @@ rule plot_kitti_depth:
     input:
         kitti_raw_data,
         images=kitti_jpeg_drives(kitti_test_drives()),
-        disps=f"results/kitti/pred/{{stage}}/{KITTI['evaluate']['split']}_disps.npy",
-        split=f"results/kitti/splits/{KITTI['evaluate']['split']}/test_files.txt",
+        disps=f"results/kitti/pred/{{stage}}/{KITTI_EVAL_SPLIT}_disps.npy",
+        split=f"results/kitti/splits/{KITTI_EVAL_SPLIT}/test_files.txt",
     output:
         report(
             "results/kitti/report/depth/{stage,teacher|student|finetune}.png",

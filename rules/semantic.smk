@@ -18,9 +18,12 @@ rule finetune_unmasked:
         branch="kitti",
     conda:
         "../envs/depth-workflow.yaml"
-    threads: train_threads
+    threads: train_cores
     resources:
-        gpu=1,
+        gpu=train_gpus,
+        cpus_per_task=train_cpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime("finetune_unmasked"),
     params:
         train=unmasked_train_params,
         paths=train_paths,
@@ -35,7 +38,7 @@ rule export_test_labels:
         kitti_raw_data,
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        "results/kitti/gt/{split,eigen|eigen_benchmark}_labels.npz",
+        f"results/kitti/gt/{{split,{KITTI_SPLIT_WILDCARD}}}_labels.npz",
     log:
         "logs/export_test_labels/{split}.log",
     conda:
@@ -53,7 +56,7 @@ rule predict_segmentation:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        "results/kitti/pred/{stage,teacher|student|finetune|finetune_unmasked}/{split,eigen|eigen_benchmark}_seg.npy",
+        f"results/kitti/pred/{{stage,teacher|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_seg.npy",
     log:
         "logs/predict_segmentation/{stage}_{split}.log",
     conda:
@@ -74,11 +77,11 @@ rule kitti_seg_eval_table:
     """results/kitti_seg_eval.csv: mIoU, pixel accuracy and per-class IoU per stage with a
     segmentation head, and the majority-class baseline."""
     input:
-        labels=f"results/kitti/gt/{KITTI['evaluate']['split']}_labels.npz",
+        labels=f"results/kitti/gt/{KITTI_EVAL_SPLIT}_labels.npz",
         preds=expand(
             "results/kitti/pred/{stage}/{split}_seg.npy",
             stage=kitti_seg_stages(),
-            split=KITTI["evaluate"]["split"],
+            split=KITTI_EVAL_SPLIT,
         ),
     output:
         report("results/kitti_seg_eval.csv", category="Evaluation"),
@@ -97,11 +100,11 @@ rule plot_kitti_masking:
     input:
         kitti_raw_data,
         images=kitti_jpeg_drives(kitti_test_drives()),
-        split=f"results/kitti/splits/{KITTI['evaluate']['split']}/test_files.txt",
-        labels=f"results/kitti/gt/{KITTI['evaluate']['split']}_labels.npz",
-        seg=f"results/kitti/pred/finetune/{KITTI['evaluate']['split']}_seg.npy",
-        masked=f"results/kitti/pred/finetune/{KITTI['evaluate']['split']}_disps.npy",
-        unmasked=f"results/kitti/pred/finetune_unmasked/{KITTI['evaluate']['split']}_disps.npy",
+        split=f"results/kitti/splits/{KITTI_EVAL_SPLIT}/test_files.txt",
+        labels=f"results/kitti/gt/{KITTI_EVAL_SPLIT}_labels.npz",
+        seg=f"results/kitti/pred/finetune/{KITTI_EVAL_SPLIT}_seg.npy",
+        masked=f"results/kitti/pred/finetune/{KITTI_EVAL_SPLIT}_disps.npy",
+        unmasked=f"results/kitti/pred/finetune_unmasked/{KITTI_EVAL_SPLIT}_disps.npy",
     output:
         report(
             "results/kitti/report/masking.png",

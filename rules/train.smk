@@ -1,7 +1,8 @@
 # Training stages of both branches: teacher -> student -> fine-tune (docs/driving.md,
 # docs/endoscopy.md). The {branch} wildcard is "kitti" or "endo"; a stage's inputs are its
 # branch's data and the previous stage's model. Library: workflow_scripts/training/ (assembly),
-# models/training/ (loop, losses).
+# models/training/ (loop, losses). Resources (rules/common_train.smk): one GPU per data-parallel
+# process (<branch>.train.common.processes; docs/cluster.md), cores, memory and wall time.
 
 
 wildcard_constraints:
@@ -22,9 +23,12 @@ rule train_teacher:
         "benchmarks/train_teacher/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: train_threads
+    threads: train_cores
     resources:
-        gpu=1,
+        gpu=train_gpus,
+        cpus_per_task=train_cpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime("teacher"),
     params:
         train=train_params("teacher"),
         paths=train_paths,
@@ -47,9 +51,12 @@ rule train_student:
         "benchmarks/train_student/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: train_threads
+    threads: train_cores
     resources:
-        gpu=1,
+        gpu=train_gpus,
+        cpus_per_task=train_cpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime("student"),
     params:
         train=train_params("student"),
         paths=train_paths,
@@ -72,9 +79,12 @@ rule finetune:
         "benchmarks/finetune/{branch}.tsv"
     conda:
         "../envs/depth-workflow.yaml"
-    threads: train_threads
+    threads: train_cores
     resources:
-        gpu=1,
+        gpu=train_gpus,
+        cpus_per_task=train_cpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime("finetune"),
     params:
         train=train_params("finetune"),
         paths=train_paths,

@@ -102,7 +102,7 @@ def tiny_demo_run(tmp_path_factory) -> TinyRun:
     cmd = [sys.executable, "-m", "snakemake", "all", "--cores", "2", "--resources", "gpu=1", "--configfile",
            str(ROOT / "tests" / "configs" / "tiny.yaml"), "--directory", str(folder), "--snakefile",
            str(ROOT / "Snakefile")]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     return TinyRun(folder, run)
 
 
@@ -114,3 +114,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_sep("-", "bad inputs: time to fail (seconds, whole snakemake run)")
     for case, (rule, seconds, line) in suite.FAIL_TIMES.items():
         terminalreporter.write_line(f"{seconds:6.1f}  {case:<28} {rule:<24} {line}")
+
+
+@pytest.fixture(scope="session")
+def kitti_full_tree(tmp_path_factory) -> Path:
+    """A full-size KITTI raw tree of empty files (tests/dry_runs.build_full_tree), once per session."""
+    from tests.dry_runs import build_full_tree
+
+    return build_full_tree(tmp_path_factory.mktemp("kitti_full") / "kitti_raw")

@@ -56,7 +56,7 @@ def test_a_truncated_png_fails_the_hint_workers_in_seconds(kitti_case):
         run,
         "a. truncated PNG, 2 workers",
         "precompute_depth_hints",
-        f"logs/precompute_depth_hints/{TRAIN_DRIVE}.log",
+        f"logs/precompute_depth_hints/{TRAIN_DRIVE}/0.log",
         [HINTS],
         png,
         "PNG file is truncated",

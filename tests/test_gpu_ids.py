@@ -1,6 +1,7 @@
 """GPU ids for local jobs (workflow_scripts/util/gpu.py) on simulated machines: distinct ids for
 concurrent holders (threads and processes), released locks of crashed holders, an existing
-CUDA_VISIBLE_DEVICES restriction, SLURM's own assignment, and machines without a GPU."""
+CUDA_VISIBLE_DEVICES restriction, SLURM's own assignment, machines without a GPU, and data-parallel
+training jobs of several GPUs each (disjoint sets; a dry run planning two of them side by side)."""
 
 from __future__ import annotations
 
@@ -235,3 +236,51 @@ def test_count_nvidia_gpus_warns_when_nvidia_smi_hangs_or_cannot_start(tmp_path,
     message = caplog.records[-1].getMessage()
     assert message.startswith(f"`{fake} -L` failed (could not run (FileNotFoundError: ")
     assert message.endswith("this job runs on the CPU") and len(caplog.records) == 2
+
+
+def _hold_pair(lock_dir: str, barrier, queue) -> None:
+    with assign_gpu(2, device_count=4, lock_dir=lock_dir, poll=0.01) as got:
+        queue.put((got.devices, os.environ["CUDA_VISIBLE_DEVICES"]))
+        barrier.wait(timeout=30)  # both jobs hold their pair at the same time
+
+
+def test_two_data_parallel_jobs_of_two_gpus_get_disjoint_pairs(tmp_path):
+    """`--resources gpu=4`, two training stages with processes: 2 (gpu=2 each) side by side on a
+    simulated 4-GPU machine: each job's CUDA_VISIBLE_DEVICES names 2 ids, none shared; its
+    torchrun ranks then use cuda:0 and cuda:1 of those (LOCAL_RANK)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_hold_pair, args=(str(tmp_path), barrier, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    pairs = sorted(devices for devices, _ in results)
+    assert pairs == [("0", "1"), ("2", "3")]
+    assert all(visible == ",".join(devices) for devices, visible in results)
+
+
+def test_dry_run_plans_two_stages_of_two_gpus_side_by_side(tmp_path):
+    """A dry run with `--resources gpu=4` and both branches' stages set to 2 processes: the two
+    teachers (independent jobs) each ask for gpu=2 and 2 x threads cores, so both fit at once."""
+    overlay = tmp_path / "processes.yaml"
+    overlay.write_text("kitti: {train: {common: {processes: 2}}}\n"
+                       "endoscopy: {train: {common: {processes: 2}}}\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "results/kitti/train/teacher/model.pt",
+         "results/endo/train/teacher/model.pt", "-n", "--cores", "8", "--resources", "gpu=4",
+         "--directory", str(tmp_path / "run"), "--configfile", str(overlay)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    jobs = run.stdout.split("rule train_teacher:")[1:]
+    assert len(jobs) == 2
+    gpus = []
+    for job in jobs:
+        lines = [line.strip() for line in job.splitlines()]
+        resources = next(line for line in lines if line.startswith("resources:"))
+        threads = int(next(line for line in lines if line.startswith("threads:")).split()[-1])
+        gpus.append(int(resources.split("gpu=")[1].split(",")[0]))
+        assert threads == 2 * 2  # processes x <branch>.train.common.threads (2 in the demo)
+    assert gpus == [2, 2] and sum(gpus) <= 4

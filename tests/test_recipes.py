@@ -6,8 +6,6 @@ needs and no others; and the two training capabilities they need: the pure monoc
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,11 +19,10 @@ from models.networks.depth_net import DepthNet
 from models.networks.pose_net import PoseNet
 from models.training import kitti_objectives as ko
 from tests.conftest import ROOT
+from tests.dry_runs import SPLITS, drive_frames, drives_of, dry_run
 from tests.tiny_kitti import DATE, FRAMES, write_tiny_raw
 from workflow_scripts.config.model import WorkflowConfig
 from workflow_scripts.config.resolve import load_user_config, resolve
-from workflow_scripts.demo.kitti_demo import demo_calibration
-from workflow_scripts.kitti import calib as kc
 from workflow_scripts.kitti import raw
 from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, intrinsics
 from workflow_scripts.kitti.split_files import read_split
@@ -35,52 +32,9 @@ from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.options import ConfigError, load_options
 
 RECIPES = ROOT / "config" / "recipes"
-SPLITS = ROOT / "workflow_scripts" / "kitti" / "splits"
 KITTI_RECIPES = ["monodepth2_m", "monodepth2_s", "monodepth2_ms", "depth_hints", "epcdepth", "sc_depth_v1"]
-# image size of each recording date of KITTI raw (calib_cam_to_cam.txt S_rect_02)
-DATE_SIZES = {"2011_09_26": (375, 1242), "2011_09_28": (370, 1224), "2011_09_29": (374, 1238),
-              "2011_09_30": (370, 1226), "2011_10_03": (376, 1241)}
-
-
-def _drive_frames() -> dict[str, int]:
-    """Drive folder -> the largest frame index any shipped list names (train, val, test)."""
-    last: dict[str, int] = {}
-    for path in SPLITS.glob("*/*_files.txt"):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                folder, frame = line.split()[:2]
-                last[folder] = max(last.get(folder, 0), int(frame))
-    return last
-
-
-def _drives(*lists: str) -> set[str]:
-    lines = [line for rel in lists for line in (SPLITS / rel).read_text().splitlines()]
-    return {line.split()[0] for line in lines if line.strip()}
-
-
-@pytest.fixture(scope="session")
-def kitti_full_tree(tmp_path_factory) -> Path:
-    """The 61 drives of the Eigen / Zhou / Depth Hints lists with every frame as EMPTY files
-    (both cameras, LiDAR; the last listed frame + 2, so that every neighbour f +- 1 exists),
-    timestamps, and each date's calibration (the demo rig at the date's image size)."""
-    root = tmp_path_factory.mktemp("kitti_full") / "kitti_raw"
-    frames = _drive_frames()
-    for date, hw in DATE_SIZES.items():
-        for name, entries in demo_calibration(hw, 721.5377, 0.54).items():
-            kc.write_calib_file(root / date / name, entries)
-    for folder, last in frames.items():
-        drive = root / folder
-        for sub, ext in (("image_02", "png"), ("image_03", "png"), ("velodyne_points", "bin")):
-            data = drive / sub / "data"
-            data.mkdir(parents=True)
-            for i in range(last + 2):
-                open(data / f"{i:010d}.{ext}", "wb").close()
-            (drive / sub / "timestamps.txt").write_text("2011-09-26 13:02:25.964389445\n" * (last + 2))
-    return root
-
-
 def test_the_tree_is_full_size(kitti_full_tree):
-    frames = _drive_frames()
+    frames = drive_frames()
     assert len(frames) == 61 and 41_000 < sum(n + 1 for n in frames.values()) < 43_000
     for rel in ("eigen_zhou/train_files.txt", "eigen_full/train_files.txt", "eigen/test_files.txt"):
         folder, frame, side = (SPLITS / rel).read_text().splitlines()[-1].split()
@@ -118,29 +72,6 @@ def test_every_recipe_validates_against_the_schema_and_the_options(name):
     load_options(WorkflowConfig, config)  # every section, with the checks of its dataclass
 
 
-def job_counts(stdout: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}."""
-    counts = {}
-    for line in stdout[stdout.index("Job stats") :].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def dry_run(target: str, workdir: Path, *configfiles: Path) -> dict[str, int]:
-    """Job counts of ``snakemake <target> -n`` of this workflow in ``workdir`` (nothing is
-    written into the project)."""
-    cmd = [sys.executable, "-m", "snakemake", target, "-n", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir)]
-    if configfiles:
-        cmd += ["--configfile", *map(str, configfiles)]
-    run = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    return job_counts(run.stdout)
-
-
 def _root_file(tmp_path: Path, branch: str, root: Path) -> Path:
     path = tmp_path / "my.yaml"
     path.write_text(yaml.safe_dump({branch: {"root": str(root)}}))
@@ -154,13 +85,15 @@ def test_kitti_recipe_dry_runs_on_the_full_tree_with_only_its_stage(name, kitti_
     config = _recipe_config(name, kitti=str(kitti_full_tree))
     kitti_cfg, teacher = config["kitti"], config["kitti"]["train"]["teacher"]
     standard = kitti_cfg["splits"]["standard"]
-    train = _drives(f"{standard}/train_files.txt", f"{standard}/val_files.txt")
-    test = _drives("eigen/test_files.txt", "eigen_benchmark/test_files.txt")
+    train = drives_of(f"{standard}/train_files.txt", f"{standard}/val_files.txt")
+    test = drives_of("eigen/test_files.txt", "eigen_benchmark/test_files.txt")
     assert counts["train_teacher"] == 1 and "train_student" not in counts and "finetune" not in counts
     assert counts["predict_depth"] == 1 and counts["evaluate_depth"] == 2  # teacher, constant
     assert counts["convert_to_jpeg"] == len(train | test)  # every stage reads the JPEGs
     if teacher["hints"]:  # Depth Hints, EPCDepth: hints of every training drive, at 320 x 1024
-        assert counts["precompute_depth_hints"] == len(train) == 33
+        assert counts["merge_depth_hints"] == len(train) == 33
+        shards = sum(-(-(drive_frames()[d] + 2) // 1000) for d in train)  # kitti.depth_hints.shard_frames
+        assert counts["precompute_depth_hints"] == shards > 33
         assert kitti_cfg["depth_hints"]["size"] == [320, 1024] and standard == "eigen_full"
     else:
         assert "precompute_depth_hints" not in counts
@@ -178,7 +111,7 @@ def test_evaluated_stages_pick_the_trained_ones(kitti_full_tree, tmp_path):
     (tmp_path / "a").mkdir()
     counts = dry_run("results/kitti_eval.csv", tmp_path / "a", cfg)
     assert counts["train_teacher"] == counts["train_student"] == counts["evaluate_depth"] == 1
-    assert "finetune" not in counts and counts["precompute_depth_hints"] == 32  # eigen_zhou drives
+    assert "finetune" not in counts and counts["merge_depth_hints"] == 32  # eigen_zhou drives
     (tmp_path / "b").mkdir()
     counts = dry_run("results/kitti_eval.csv", tmp_path / "b", RECIPES / "monodepth2_m.yaml")
     assert counts["train_teacher"] == 1 and counts["make_demo_kitti"] == 1

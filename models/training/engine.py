@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
@@ -32,15 +31,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 # checkpoint names are re-exported: importers use models.training.engine for all of them
 from models.training.checkpoint import (
     RunFiles,
-    append_history,
     config_digest,
     file_digest,
     load_checkpoint,
     resume,
     save_atomic,
     save_checkpoint,
-    write_history,
 )
+from models.training.distributed import NoLog, Ranks, RankSampler, sync_batchnorm
+from models.training.runlog import RunLog
 from models.training.validation import BestKeeper, Validation, restore_best
 
 __all__ = ["NonFiniteGuard", "Objective", "RunFiles", "RunLog", "Schedule", "StepSampler", "TrainingDiverged",
@@ -192,20 +191,27 @@ def train_step(nets: nn.ModuleDict, opt: torch.optim.Optimizer, objective: Objec
 
 
 def _update(nets: nn.ModuleDict, opt: torch.optim.Optimizer, objective: Objective, batch: dict,
-            step: int, schedule: Schedule, autocast: AbstractContextManager | None
-            ) -> tuple[Tensor, dict[str, float], float]:
+            step: int, schedule: Schedule, autocast: AbstractContextManager | None,
+            ranks: Ranks | None = None) -> tuple[Tensor, dict[str, float], float]:
     """:func:`train_step`, returning ``(loss, logs, grad_norm)``: the total L2 norm of the trained
-    parameters' gradients before clipping (nan when the loss is not finite)."""
+    parameters' gradients before clipping (nan when the loss is not finite). With ``ranks``
+    (data-parallel, ``batch`` = this rank's share), the loss and logs returned are the means over
+    the ranks and the gradients are averaged before the norm (models.training.distributed)."""
     for group in opt.param_groups:
         group["lr"] = schedule.lr_at(step) * group["lr_mult"]
     _freeze(nets, opt, schedule.frozen_at(step))
     with autocast or nullcontext():
         loss, logs = objective(batch, nets)
     opt.zero_grad(set_to_none=True)
+    local = loss
+    if ranks is not None:  # every decision below is taken on global values, alike on all ranks
+        loss, logs = ranks.mean(local), ranks.mean_logs(logs)
     if not torch.isfinite(loss):
         log.warning("step %d: non-finite loss %s, update skipped", step, float(loss.detach()))
         return loss, logs, math.nan
-    loss.backward()
+    local.backward()
+    if ranks is not None:
+        ranks.average_gradients([p for ps in _params(opt).values() for p in ps if p.requires_grad])
     params = [p for ps in _params(opt).values() for p in ps if p.grad is not None]
     # one norm per step (clip_grad_norm_ would compute it again); a float: the step waits for it
     norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros(())
@@ -256,40 +262,6 @@ class NonFiniteGuard:
             "a row. No checkpoint of this state was written.")
 
 
-class RunLog:
-    """A run's history (``history.csv`` and the rows kept in checkpoints), its TensorBoard
-    scalars (``tb/``, when tensorboard is installed) and its progress bar."""
-
-    def __init__(self, files: RunFiles, rows: list[dict], start: int, steps: int, progress: bool) -> None:
-        """``rows``: the history of steps before ``start`` (from the resumed checkpoint)."""
-        # history.csv restarts from the checkpoint's rows: rows an interrupted run logged after
-        # its last checkpoint are dropped (they are logged again), a deleted file is rewritten
-        write_history(files.history, rows)
-        self.path, self.rows = files.history, rows
-        self.writer = _tensorboard(files.out_dir / "tb")
-        self.bar = _progress(steps, start, progress)
-        self.t0 = time.perf_counter()
-
-    def add(self, step: int, loss: Tensor, lr: float, grad_norm: float, logs: dict[str, float]) -> None:
-        """Log the row of ``step`` optimiser steps done: loss, rate, gradient norm (before
-        clipping; nan for a non-finite loss), seconds since start, logs."""
-        row = {"step": step, "loss": float(loss.detach()), "lr": lr, "grad_norm": grad_norm,
-               "seconds": round(time.perf_counter() - self.t0, 3), **logs}
-        self.rows.append(row)
-        append_history(self.path, row)
-        for key, value in row.items():
-            if key != "step":
-                self.writer.add_scalar(key, value, step)
-
-    def tick(self) -> None:
-        """One more step done (the progress bar)."""
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-        self.writer.close()
-
-
 def _due(done: int, every: int, steps: int) -> bool:
     """Whether a periodic action (log row, checkpoint) falls after ``done`` steps of ``steps``."""
     return done % every == 0 or done == steps
@@ -300,6 +272,10 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
           progress: bool = True, bf16: bool = True, channels_last: bool = False,
           validation: Validation | None = None) -> RunFiles:
     """Optimise ``nets`` on ``objective`` for ``schedule.steps`` steps, resuming if possible.
+
+    In a process group of several ranks (``torchrun``, :mod:`models.training.distributed`) each
+    rank trains on its share of every global batch of ``schedule.batch_size`` items and rank 0
+    alone validates and writes; every rank returns after the last step.
 
     Args:
         nets: the trainable networks (frozen helpers such as a teacher live in the objective).
@@ -320,8 +296,12 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
             is the last one written before, and a stage script writes no model.
     """
     device = device or pick_device()
+    ranks = Ranks.current()
+    main = ranks is None or ranks.main
     files = RunFiles(Path(out_dir))
     files.out_dir.mkdir(parents=True, exist_ok=True)
+    if ranks is not None:
+        sync_batchnorm(nets, device)
     nets.to(device)
     if device.type == "cuda" or channels_last:
         nets.to(memory_format=torch.channels_last)
@@ -329,12 +309,15 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
     digest = config_digest(config)
     start, rows = resume(files, nets, opt, digest, schedule.steps, objective)
     sampler = StepSampler(len(dataset), schedule.batch_size, seed, start, schedule.steps)
+    if ranks is not None:
+        sampler = RankSampler(sampler, schedule.batch_size, ranks)
+        ranks.broadcast(nets)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=schedule.workers,
                         persistent_workers=False, pin_memory=device.type == "cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16 else None
-    run_log = RunLog(files, rows, start, schedule.steps, progress)
+    run_log = RunLog(files, rows, start, schedule.steps, progress) if main else NoLog(rows)
     guard = NonFiniteGuard(schedule.max_nonfinite_steps, schedule.steps)
-    keeper = BestKeeper(validation, files) if validation is not None else None
+    keeper = BestKeeper(validation, files) if validation is not None and main else None
     if keeper is not None:  # a fresh run forgets the best step of an earlier one
         keeper.load_state_dict(load_checkpoint(files.checkpoint).get("best") if start else None)
     nets.train()
@@ -344,17 +327,17 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
             if hasattr(objective, "start_step"):  # objectives with a schedule of their own (masking)
                 objective.start_step(step)
             batch = _to(batch, device)
-            loss, logs, grad_norm = _update(nets, opt, objective, batch, step, schedule, autocast)
+            loss, logs, grad_norm = _update(nets, opt, objective, batch, step, schedule, autocast, ranks)
             done, finite = step + 1, math.isfinite(float(loss.detach())) and math.isfinite(grad_norm)
             validate = validation is not None and finite and validation.due(done, schedule.steps)
-            values = validation.run(nets) if validate else None
+            values = validation.run(nets) if validate and main else None  # others wait in the next step
             if _due(done, schedule.log_every, schedule.steps) or validate:
                 columns = validation.columns(values) if validation is not None else {}
                 run_log.add(done, loss, schedule.lr_at(step), grad_norm, {**logs, **columns})
             guard.check(step, float(loss.detach()), grad_norm)  # raises before any checkpoint of it
             if values is not None:
                 keeper.update(done, values, nets)
-            if _due(done, schedule.checkpoint_every, schedule.steps):
+            if main and _due(done, schedule.checkpoint_every, schedule.steps):
                 save_checkpoint(files, nets, opt, step=done, digest=digest, schedule=asdict(schedule),
                                 history=run_log.rows, objective=objective,
                                 best=keeper.state_dict() if keeper is not None else None)
@@ -364,6 +347,8 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
             for p in params:
                 p.requires_grad_(True)
         run_log.close()
+    if ranks is not None:
+        ranks.barrier()  # rank 0's last checkpoint is written when any rank returns
     if start >= schedule.steps:
         log.info("%s already holds the final step %d", files.checkpoint, start)
     return files
@@ -371,25 +356,3 @@ def train(nets: nn.ModuleDict, objective: Objective, dataset: Dataset, schedule:
 
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
-
-
-class _NoWriter:
-    def add_scalar(self, *args, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _tensorboard(folder: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional at run time
-        return _NoWriter()
-    return SummaryWriter(str(folder))
-
-
-def _progress(total: int, start: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, disable=not enabled, unit="step", mininterval=5.0)

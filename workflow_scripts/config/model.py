@@ -22,7 +22,9 @@ from workflow_scripts.kitti.depth_hints import HintOptions
 from workflow_scripts.kitti.evaluate import KittiEvalOptions
 from workflow_scripts.kitti.frame_filter import FilterOptions
 from workflow_scripts.kitti.gt_export import GtConfig
+from workflow_scripts.kitti.infer import KittiPredictOptions
 from workflow_scripts.kitti.jpeg import JpegOptions
+from workflow_scripts.kitti.pose_eval import PoseEvalOptions
 from workflow_scripts.kitti.splits import SplitOptions
 from workflow_scripts.training.endo_options import EndoTrain
 from workflow_scripts.training.options import KittiTrain
@@ -55,6 +57,8 @@ class KittiConfig:
     splits: SplitOptions = option(factory=SplitOptions, doc=SplitOptions.__doc__)
     train: KittiTrain = option(factory=KittiTrain, doc=KittiTrain.__doc__)
     evaluate: KittiEvalOptions = option(factory=KittiEvalOptions, doc=KittiEvalOptions.__doc__)
+    pose_eval: PoseEvalOptions = option(factory=PoseEvalOptions, doc=PoseEvalOptions.__doc__)
+    predict: KittiPredictOptions = option(factory=KittiPredictOptions, doc=KittiPredictOptions.__doc__)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -70,6 +70,7 @@ from workflow_scripts.endo.video import VIDEO_SUFFIXES, FrameSelection, iter_fol
 from workflow_scripts.util import InputDataError, atomic_dir, atomic_file, write_text_atomic
 from workflow_scripts.util.gpu import assign_gpu
 from workflow_scripts.util.ply import write_ply
+from workflow_scripts.util.video import colour_map, percentile_range, write_video
 
 __all__ = ["NetworkPreprocessing", "make_preprocessing", "iter_source_frames", "predict_new_video",
            "PNG_P99"]
@@ -246,31 +247,6 @@ def _to_units(raw: np.ndarray, valid: np.ndarray, indexes: list[int], scale: flo
     return depth.astype(np.float32), factors
 
 
-def _colour_range(depths: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """(lo, hi) = 1st and 99th percentile of the masked depths of the whole video."""
-    values = depths[:, valid]
-    values = values[np.isfinite(values) & (values > 0)]
-    lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
-    return float(lo), float(hi if hi > lo else lo + 1e-6)
-
-
-def _write_video(path: Path, depths: np.ndarray, valid: np.ndarray, fps: float, lo: float, hi: float) -> None:
-    """JET-coloured depth video (mp4v), black outside ``valid``, one colour scale ``lo..hi``."""
-    h, w = depths.shape[1:]
-    with atomic_file(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        if not writer.isOpened():
-            raise OSError(f"cannot open {tmp} for writing (OpenCV mp4v)")
-        try:
-            for depth in depths:
-                u8 = np.clip(np.round((depth - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
-                frame = cv2.applyColorMap(u8, cv2.COLORMAP_JET)
-                frame[~valid] = 0
-                writer.write(frame)
-        finally:
-            writer.release()
-
-
 def _write_frame(out: Path, index: int, depth: np.ndarray, prep: NetworkPreprocessing, units: str,
                  colours_bgr: np.ndarray) -> float:
     """depth/<index>.npz, depth/<index>.png, clouds/<index>.ply; returns the PNG factor."""
@@ -382,9 +358,10 @@ def predict_new_video(model: Path, source: Path, camera: Path, out_dir: Path, *,
         png_factors = [_write_frame(tmp, i, d, prep, units, prep.network_color(scratch / f"{i:08d}.jpg")[1])
                        for i, d in zip(indexes, depths, strict=True)]
         shutil.rmtree(scratch)
-        lo, hi = _colour_range(depths, prep.valid)
+        lo, hi = percentile_range(depths[:, prep.valid], 1, 99)  # one colour scale for the video
         step = selection.step(cam.fps)
-        _write_video(tmp / "depth.mp4", depths, prep.valid, cam.fps / step, lo, hi)
+        write_video(tmp / "depth.mp4", (colour_map(d, lo, hi, cv2.COLORMAP_JET, prep.valid) for d in depths),
+                    cam.fps / step)  # JET, black outside the mask
         timing["write_s"] = time.perf_counter() - t0
         summary = _summary(meta, source, Path(camera), model, indexes, units, scale, sfm_data, factors,
                            png_factors, prep, extract, sfm_options, cam.fps / step, (lo, hi))

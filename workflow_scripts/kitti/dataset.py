@@ -25,7 +25,25 @@ from workflow_scripts.kitti.split_files import SplitLine
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.images import read_image
 
-__all__ = ["KittiDataOptions", "KittiRawDataset", "hint_folders", "intrinsics"]
+__all__ = [
+    "KittiDataOptions",
+    "KittiRawDataset",
+    "hint_folders",
+    "images_to_tensor",
+    "intrinsics",
+    "network_image",
+]
+
+
+def network_image(bgr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A decoded frame (h0, w0, 3) uint8 BGR -> (height, width, 3) uint8 RGB at the network size (area
+    resize): what training, the test-split prediction and ``predict_images`` feed the networks."""
+    return np.ascontiguousarray(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)[..., ::-1])
+
+
+def images_to_tensor(images: list[np.ndarray]) -> Tensor:
+    """Images (H, W, 3) uint8 RGB of one size -> (F, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def intrinsics(raw_root: Path, dates: set[str]) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
@@ -103,8 +121,7 @@ class KittiRawDataset(Dataset):
             return self._cache[key]
         path = image_path(Path(self.root) / folder, cam, frame, self.opts.image_ext)
         img = read_image(path, fix="check the split list and kitti.root")
-        img = cv2.resize(img, (self.opts.width, self.opts.height), interpolation=cv2.INTER_AREA)[..., ::-1]
-        img = np.ascontiguousarray(img)
+        img = network_image(img, self.opts.height, self.opts.width)
         if self.opts.cache:
             self._cache[key] = img
         return img
@@ -141,7 +158,7 @@ class KittiRawDataset(Dataset):
         frames = [self._image(item.folder, cam, item.frame + f) for f in self.opts.frame_ids]
         if self.opts.stereo:
             frames.append(self._image(item.folder, 5 - cam, item.frame))
-        color = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
+        color = images_to_tensor(frames)
         K = self.K_at_training_size(item.date)
         if flip:
             color = color.flip(-1)

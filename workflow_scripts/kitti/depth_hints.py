@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class HintOptions:
-    """Fused SGM depth hints (rule precompute_depth_hints, one job per drive): 12 OpenCV SGBM
-    settings, per pixel the one whose warp of the other image fits best (Depth Hints). Written to
-    results/kitti/depth_hints/<date>/<drive>/image_0{2,3}/<frame>.npy as float32 (1, H, W) depth,
-    0 = no hint, for the frames of the train/val lists. Defaults: the reference (seed_methods §3)."""
+    """Fused SGM depth hints (rule precompute_depth_hints, one job per shard of a drive): 12 OpenCV
+    SGBM settings, per pixel the one whose warp of the other image fits best (Depth Hints).
+    Written to results/kitti/depth_hints/<date>/<drive>/image_0{2,3}/<frame>.npy as float32
+    (1, H, W) depth, 0 = no hint, for the frames of the train/val lists. Defaults: the reference
+    (seed_methods §3)."""
 
     size: tuple[int, int] = option(
         (320, 1024),
@@ -58,6 +59,14 @@ class HintOptions:
         "Warp sampling: reference = exactly the reference's "
         "grid_sample (coordinates normalised by W-1 but sampled with align_corners=False: "
         "a W/(W-1) stretch and a half-pixel shift); exact = the true coordinates.",
+    )
+    shard_frames: int = option(
+        1000,
+        "At most this many frame numbers of a drive per precompute_depth_hints job: shard k covers "
+        "frames [k x shard_frames, (k + 1) x shard_frames) and is written on its own, so a failure "
+        "repeats one shard; merge_depth_hints links a drive's shards into its folder once all exist. "
+        "1000 frames at [320, 1024] are about 45 min of SGBM on 1 core.",
+        minimum=1,
     )
     sweep: SgbmSweep = field(default_factory=SgbmSweep)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.kitti import cityscapes as cs
+from workflow_scripts.kitti.split_config import split_key
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import option
 
@@ -33,7 +34,7 @@ class EvalOptions:
     Attributes:
         min_depth, max_depth: valid ground-truth range and clamp range (m); monodepth2 uses
             1e-3 / 80, SC-Depth 0.1 / 80.
-        crop: "garg" (eigen split) or "none" (eigen_benchmark and other splits: gt > 0 only).
+        crop: "garg" (LiDAR ground truth: eigen and split files) or "none" (eigen_benchmark: gt > 0 only).
         scaling: "median" (per-image median ratio, monocular models) or "fixed".
         fixed_scale: factor applied to the predicted depth when ``scaling == "fixed"``
             (5.4 for stereo-trained models, 1.0 for metric predictions).
@@ -148,10 +149,13 @@ EvalStage = Literal["teacher", "student", "finetune", "constant"]
 class KittiEvalOptions:
     """Prediction and evaluation (rules predict_depth, evaluate_depth -> results/kitti_eval.csv)."""
 
-    split: Literal["eigen", "eigen_benchmark"] = option(
+    split: str = option(
         "eigen",
-        "Test split of the Eigen protocol: eigen (LiDAR ground truth) or eigen_benchmark (KITTI's "
-        "annotated depth maps).",
+        "Test split of results/kitti_eval.csv: eigen (LiDAR ground truth), eigen_benchmark (KITTI's "
+        "annotated depth maps) or the path of your own split file in monodepth2's format "
+        "(<date>/<drive> <frame> <l|r> per line; LiDAR ground truth and the Garg crop as for eigen; "
+        "its outputs are named by the file's stem; docs/beyond_eigen.md).",
+        pattern=r"^(eigen|eigen_benchmark|.*/.*|.*\.txt)$",
     )
     stages: tuple[EvalStage, ...] = option(
         ("teacher", "student", "finetune", "constant"),
@@ -188,6 +192,12 @@ class KittiEvalOptions:
         "Also evaluate another method's disparities: a .npy (N, H, W) in the test split's order "
         '(monodepth2\'s --ext_disp_to_eval); "" = none.',
     )
+
+
+def eval_crop(split: str) -> str:
+    """The crop of a test split's evaluation (by key): none on eigen_benchmark's annotated maps,
+    Garg's on LiDAR ground truth (eigen and split files)."""
+    return "none" if split == "eigen_benchmark" else "garg"
 
 
 def load_disparities(
@@ -249,7 +259,7 @@ def evaluate_stage(
     the prediction source.
     """
     min_depth = 0.1 if evaluate.protocol == "sc_depth" else 1e-3
-    crop = "garg" if evaluate.split == "eigen" else "none"
+    crop = eval_crop(split_key(evaluate.split))
     rows = []
     for scaling in evaluate.scalings:
         opts = EvalOptions(

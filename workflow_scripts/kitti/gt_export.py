@@ -21,7 +21,6 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -50,11 +49,14 @@ class GtConfig(GtOptions):
     depth-completion annotations merged into the raw tree as <drive>/proj_depth/groundtruth/).
     On the demo, both use the frames of the held-out drives (demo.kitti.test_drives)."""
 
-    splits: tuple[Literal["eigen", "eigen_benchmark"], ...] = option(
+    splits: tuple[str, ...] = option(
         ("eigen", "eigen_benchmark"),
-        "Test splits whose ground truth is exported.",
+        "Test splits whose ground truth is exported: eigen, eigen_benchmark or paths of your own "
+        "split files (monodepth2's format; LiDAR ground truth, named by the file's stem). The frames "
+        "of every test split (and of kitti.evaluate.split) are kept out of training.",
         minItems=1,
         uniqueItems=True,
+        items={"type": "string", "pattern": r"^(eigen|eigen_benchmark|.*/.*|.*\.txt)$"},
     )
     monodepth2_npz: bool = option(
         False,
@@ -88,8 +90,9 @@ class GtSet:
 
 
 def split_source(split: str) -> str:
-    """Where a test split's ground truth comes from: ``velodyne`` or ``png`` (annotated maps)."""
-    return "png" if split.endswith("benchmark") else "velodyne"
+    """Where a test split's ground truth comes from (by key): ``png`` (annotated maps) for
+    eigen_benchmark, else ``velodyne`` (eigen and split files)."""
+    return "png" if split == "eigen_benchmark" else "velodyne"
 
 
 def _frames(

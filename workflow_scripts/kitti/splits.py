@@ -26,13 +26,8 @@ import numpy as np
 
 from workflow_scripts.kitti.gt_depth import groundtruth_png_path
 from workflow_scripts.kitti.raw import image_path, velodyne_path
-from workflow_scripts.kitti.split_files import (
-    STANDARD_DIR,
-    SplitLine,
-    check_frames_exist,
-    list_frames,
-    standard_split,
-)
+from workflow_scripts.kitti.split_config import train_split_folder
+from workflow_scripts.kitti.split_files import SplitLine, check_frames_exist, list_frames, read_split
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import option
 
@@ -65,10 +60,13 @@ class SplitOptions:
         "`standard`; filtered = the frames filter_frames keeps on the drives of that list (demo: on the "
         "drives not held out for testing), with frames f-1 and f+1 present.",
     )
-    standard: Literal["eigen_zhou", "eigen_full"] = option(
+    standard: str = option(
         "eigen_zhou",
-        "eigen_zhou (monodepth2's default, 39,810 / 4,424 lines) or eigen_full (Depth Hints, "
-        "45,200 / 1,776 lines).",
+        "eigen_zhou (monodepth2's default, 39,810 / 4,424 lines), eigen_full (Depth Hints, "
+        "45,200 / 1,776 lines), or the path of your own folder in monodepth2's layout holding "
+        "train_files.txt and val_files.txt, written with a '/' (splits/mine; checked like eigen_zhou: "
+        "with the neighbours f-1, f+1).",
+        pattern="^(eigen_zhou|eigen_full|.*/.*)$",
     )
     sides: tuple[Literal["l", "r"], ...] = option(
         ("l", "r"),
@@ -106,7 +104,7 @@ def check_test_split(
         drive = Path(raw_root) / line.folder
         need = (
             groundtruth_png_path(drive, line.frame)
-            if split.endswith("benchmark")
+            if split == "eigen_benchmark"
             else velodyne_path(drive, line.frame)
         )
         if not need.is_file():
@@ -212,16 +210,18 @@ def standard_train_val(
     test_lines: Sequence[SplitLine],
     missing: str = "drop",
 ) -> tuple[list, list]:
-    """A shipped train/val pair, checked: no line is on a drive of a test split, and a line whose
-    image (with its neighbours +-1 for eigen_zhou, the monocular-video split; eigen_full also lists
-    first frames, for stereo training), stereo partner or LiDAR scan is missing is dropped (counted
-    in the log) or stops the run, per ``missing``."""
+    """A train/val pair, checked: the shipped ``name`` (eigen_zhou, eigen_full) or a folder holding
+    train_files.txt and val_files.txt. No line may be on a drive of a test split, and a line whose
+    image (with its neighbours +-1, except on eigen_full, which also lists first frames for stereo
+    training), stereo partner or LiDAR scan is missing is dropped (counted in the log) or stops
+    the run, per ``missing``."""
     test_drives = {line.folder for line in test_lines}
-    offsets = (-1, 0, 1) if name == "eigen_zhou" else (0,)
+    offsets = (0,) if name == "eigen_full" else (-1, 0, 1)
+    folder = train_split_folder(name)
     out, dropped = [], []
     for part in ("train", "val"):
-        lines = standard_split(name, part)
-        list_path = STANDARD_DIR / name / f"{part}_files.txt"
+        list_path = folder / f"{part}_files.txt"
+        lines = read_split(list_path)
         for n, line in enumerate(lines, 1):
             if line.folder in test_drives:
                 raise InputDataError(
@@ -232,10 +232,10 @@ def standard_train_val(
         complete = [_line_complete(line, Path(raw_root), Path(image_root), ext, offsets) for line in lines]
         dropped += [line.text() for line, ok in zip(lines, complete, strict=True) if not ok]
         out.append([line for line, ok in zip(lines, complete, strict=True) if ok])
-    _report_missing(dropped, STANDARD_DIR / name, missing)
+    _report_missing(dropped, folder, missing)
     if not out[0]:
         raise InputDataError(
-            STANDARD_DIR / name / "train_files.txt",
+            folder / "train_files.txt",
             "no line names a frame that kitti.root holds",
             "check kitti.root (and kitti.image_ext), or train on the filtered frames "
             "(kitti.splits.source: filtered)",

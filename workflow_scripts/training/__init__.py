@@ -2,7 +2,9 @@
 
 Both branches' modules (:mod:`~workflow_scripts.training.kitti`, :mod:`~workflow_scripts.training.endo`)
 expose the same ``run(stage, common, section, inputs, out_model, *, seed, threads)``; the rule's
-``{branch}`` wildcard picks the module and the typed sections in :data:`BRANCHES`, once.
+``{branch}`` wildcard picks the module and the typed sections in :data:`BRANCHES`, once. A stage
+whose ``common.processes`` is above 1 runs data-parallel under torchrun
+(:mod:`~workflow_scripts.training.launch`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from workflow_scripts.training import endo_options as eopt
 from workflow_scripts.training import options as opt
+from workflow_scripts.training.launch import LaunchRequest, in_distributed_launch, launch
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.gpu import assign_gpu
 from workflow_scripts.util.options import load_options
@@ -32,21 +35,39 @@ BRANCHES = {
 
 def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_model: Path, *, seed: int,
               threads: int, gpus: int = 1) -> dict:
-    """Train ``stage`` of ``branch`` on a GPU of its own when there is one, else on the CPU.
+    """Train ``stage`` of ``branch`` on GPUs of its own when there are, else on the CPU.
+
+    With ``common.processes`` N > 1 (and not already a rank of a launch) the stage runs on N
+    processes under torchrun (:func:`~workflow_scripts.training.launch.launch`), one GPU each
+    when the job holds GPUs; inside a launch (a rank) the GPUs were assigned by the rule's process
+    and ``gpus`` is ignored.
 
     Args:
         train: the rule's ``train`` param: {"common": the branch's shared section, "section": the
             stage's section} as plain config mappings.
         inputs: every path the stage reads (the rule's inputs).
+        gpus: the job's ``gpu`` resource (GPUs to hold: the stage's processes, or 1).
     """
     module_name, where, common_cls, stage_cls = BRANCHES[branch]
     common = load_options(common_cls, train["common"], f"{where}.common")
     section = load_options(stage_cls[stage], train["section"], f"{where}.{stage}")
+    if in_distributed_launch():
+        return importlib.import_module(module_name).run(stage, common, section, inputs, out_model, seed=seed,
+                                                        threads=threads)
     start = time.perf_counter()
     with assign_gpu(gpus) as gpu:
         log.info("%s/%s on GPU %s (%s)", branch, stage, gpu.devices or "none", gpu.source)
-        info = importlib.import_module(module_name).run(stage, common, section, inputs, out_model, seed=seed,
-                                                        threads=threads)
+        if common.processes > 1:
+            if gpu.devices and len(gpu.devices) != common.processes:
+                raise ValueError(
+                    f"{where}.common.processes is {common.processes} but the job holds GPUs "
+                    f"{list(gpu.devices)}: give the rule gpu={common.processes} (rules/train.smk does; check "
+                    "--set-resources and the profile's set-resources)")
+            request = LaunchRequest.make(branch, stage, train, inputs, out_model, seed=seed, threads=threads)
+            info = launch(request, common.processes)
+        else:
+            info = importlib.import_module(module_name).run(stage, common, section, inputs, out_model,
+                                                            seed=seed, threads=threads)
     log.info("%s/%s done in %.1f s: %s", branch, stage, time.perf_counter() - start, info)
     return info
 

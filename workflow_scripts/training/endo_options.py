@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from models.networks.spec import NetworkSpec
-from workflow_scripts.training.options import DISTILL_DOC, LENGTH_DOC, LR_STEP_DOC, NONFINITE_DOC, Unit
+from workflow_scripts.training.options import (
+    DISTILL_DOC,
+    LENGTH_DOC,
+    LR_STEP_DOC,
+    NONFINITE_DOC,
+    PROCESSES_DOC,
+    Unit,
+    check_processes,
+)
 from workflow_scripts.util.options import option
 
 __all__ = ["EndoTrain", "EndoCommon", "EndoTeacher", "EndoStudent", "EndoFinetune", "Cyclic", "DclWarmup"]
@@ -64,6 +72,7 @@ class EndoCommon:
         "setting because the last bits of the results depend on it.",
         minimum=1,
     )
+    processes: int = option(1, PROCESSES_DOC, minimum=1)
     bf16: bool = option(True, "bfloat16 autocast of the networks on CUDA (the geometry stays float32).")
     channels_last: bool = option(
         True,
@@ -88,6 +97,9 @@ class EndoCommon:
     val_metric: Literal["abs_rel", "delta1"] = option(
         "abs_rel", "Validation metric that selects model.pt (abs_rel: the smallest, delta1: the largest)."
     )
+
+    def __post_init__(self) -> None:
+        check_processes(self, "endoscopy.train.common")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,6 +37,21 @@ NONFINITE_DOC = (
     "stops with an error (and writes no model); 0 = stop at the first."
 )
 LR_STEP_DOC = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
+PROCESSES_DOC = (
+    "Data-parallel processes of each training stage (torchrun + torch.distributed: NCCL on GPUs, gloo on "
+    "the CPU; docs/cluster.md). batch_size stays the global batch, split evenly over the processes (so it "
+    "must be a multiple); each process uses `threads` CPU threads and `workers` loaders, the rule reserves "
+    "processes x threads cores and gpu=processes GPUs (one each). 1 = one process, no launcher."
+)
+
+
+def check_processes(common, where: str) -> None:
+    """ConfigError unless ``common.batch_size`` splits evenly over ``common.processes``."""
+    if common.batch_size % common.processes:
+        raise ConfigError(
+            f"config {where}: batch_size {common.batch_size} does not split over processes "
+            f"{common.processes}: set batch_size to a multiple of processes (it is the global batch)"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +82,7 @@ class KittiCommon:
         "cores.",
         minimum=1,
     )
+    processes: int = option(1, PROCESSES_DOC, minimum=1)
     automask: bool = option(True, "monodepth2's auto-masking (identity reprojection losses).")
     stereo_baseline: float = option(
         0.1,
@@ -100,6 +116,9 @@ class KittiCommon:
         200, "Val-list lines scored per validation (evenly spaced; the standard lists hold thousands).",
         minimum=1,
     )
+
+    def __post_init__(self) -> None:
+        check_processes(self, "kitti.train.common")
 
 
 @dataclass(frozen=True, kw_only=True)

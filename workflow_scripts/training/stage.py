@@ -18,6 +18,7 @@ from torch import nn
 
 from models.model_file import save_model
 from models.networks.spec import NetworkSpec
+from models.training.distributed import is_main_process
 from models.training.engine import Schedule, restore_best
 
 __all__ = ["StagePlan", "StageInputs"]
@@ -133,7 +134,10 @@ def save_stage_models(nets: nn.ModuleDict, out_model: Path, validated: bool, met
                       log: Any) -> dict | None:
     """Write a trained stage: ``last.pt`` (the last step's weights), then ``model.pt``, the best
     validated step's weights when ``validated`` (its step, metric and value in ``meta["best"]``,
-    also returned), else the last ones. ``meta``: :func:`models.model_file.save_model`'s keywords."""
+    also returned), else the last ones. ``meta``: :func:`models.model_file.save_model`'s keywords.
+    In a data-parallel run only rank 0 writes (the others return None)."""
+    if not is_main_process():
+        return None
     save_model(nets.cpu(), out_model.parent / "last.pt", **meta)
     best = restore_best(out_model.parent, nets) if validated else None
     save_model(nets.cpu(), out_model, **meta, **({"best": best} if best else {}))

@@ -11,6 +11,9 @@ Use it in a GPU rule script, around all CUDA work and before CUDA is initialised
         device = "cuda" if gpus.devices and torch.cuda.is_available() else "cpu"
         train(..., device=device)        # inside the job, "cuda" means cuda:0 = gpus.devices[0]
 
+A job of ``n`` GPUs (a data-parallel training stage: ``gpu`` = its processes) gets ``n`` ids no
+other job holds, all or none, and its torchrun ranks use ``cuda:<LOCAL_RANK>`` among them.
+
 How the devices are chosen (first match wins):
 
 1. **Inside a SLURM job** (``SLURM_JOB_ID`` set) SLURM's assignment is kept: the job uses the
