@@ -93,16 +93,23 @@ def _process_job(lock_dir: str, barrier, queue) -> None:
         barrier.wait(timeout=30)  # all three hold their GPU at the same time
 
 
-def test_processes_get_distinct_ids(tmp_path):
+def _side_by_side(job, n: int, lock_dir) -> list:
+    """Run ``job(lock_dir, barrier, queue)`` in ``n`` spawned processes that hold their ids at the
+    same time; their queued (devices, CUDA_VISIBLE_DEVICES)."""
     ctx = multiprocessing.get_context("spawn")
-    barrier, queue = ctx.Barrier(3), ctx.Queue()
-    procs = [ctx.Process(target=_process_job, args=(str(tmp_path), barrier, queue)) for _ in range(3)]
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=job, args=(str(lock_dir), barrier, queue)) for _ in range(n)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
+    return results
+
+
+def test_processes_get_distinct_ids(tmp_path):
+    results = _side_by_side(_process_job, 3, tmp_path)
     assert sorted(devices for devices, _ in results) == [("0",), ("1",), ("2",)]
     assert all(visible == devices[0] for devices, visible in results)
 
@@ -248,15 +255,7 @@ def test_two_data_parallel_jobs_of_two_gpus_get_disjoint_pairs(tmp_path):
     """`--resources gpu=4`, two training stages with processes: 2 (gpu=2 each) side by side on a
     simulated 4-GPU machine: each job's CUDA_VISIBLE_DEVICES names 2 ids, none shared; its
     torchrun ranks then use cuda:0 and cuda:1 of those (LOCAL_RANK)."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_hold_pair, args=(str(tmp_path), barrier, queue)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    results = _side_by_side(_hold_pair, 2, tmp_path)
     pairs = sorted(devices for devices, _ in results)
     assert pairs == [("0", "1"), ("2", "3")]
     assert all(visible == ",".join(devices) for devices, visible in results)

@@ -73,12 +73,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     if "snakemake" not in globals():  # python -m workflow_scripts.predict_endo_video ...
-        from workflow_scripts.util import InputDataError
+        from workflow_scripts.util.smk import run_cli
 
-        try:
-            main()
-        except InputDataError as err:  # bad input: the one line that says what to fix, no traceback
-            raise SystemExit(f"error: {err}") from None
+        run_cli(main)
     else:
         from workflow_scripts.util.smk import setup_logging
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from workflow_scripts.util.errors import InputDataError
 
-__all__ = ["setup_logging", "failure_line"]
+__all__ = ["setup_logging", "failure_line", "run_cli"]
 
 
 def failure_line(error: BaseException) -> str:
@@ -20,6 +21,15 @@ def failure_line(error: BaseException) -> str:
         return str(error)
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Run a rule script's command-line ``main`` (``python -m workflow_scripts.<script> ...``):
+    bad input ends with the one line that says what to fix, without a traceback."""
+    try:
+        main()
+    except InputDataError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
