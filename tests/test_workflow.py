@@ -153,6 +153,9 @@ def check_rerun_recipes(folder: Path) -> None:
         "plot_kitti_masking",
         "plot_training_curves",
         "plot_kitti_eval",
+        "predict_pose",  # the fine-tune's pose network on the odometry export
+        "evaluate_pose",
+        "predict_images",  # the fine-tune's depth of the demo video
     }, jobs
     assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["predict_segmentation"] == 2
     assert jobs["plot_kitti_depth"] == 1

@@ -126,8 +126,9 @@ def _log_stream() -> TextIO:
     """Where the ranks' output goes: the stream of the root logger's file handler (the rule's log,
     set up by setup_logging), else stderr."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            return handler.stream
+        stream = getattr(handler, "stream", None)
+        if isinstance(handler, logging.FileHandler) and stream is not None and not stream.closed:
+            return stream
     return sys.stderr
 
 
@@ -155,7 +156,10 @@ def launch(request: LaunchRequest, processes: int, *, timeout: float | None = No
     cmd = torchrun_command(path, processes, entry=entry)
     log.info("%s/%s on %d processes: %s", request.branch, request.stage, processes, " ".join(cmd))
     for handler in logging.getLogger().handlers:
-        handler.flush()
+        try:
+            handler.flush()
+        except (OSError, ValueError):  # a handler left on a closed stream (an earlier in-process run)
+            pass
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             preexec_fn=_die_with_parent)
     timed_out = threading.Event()
