@@ -1,6 +1,7 @@
 # Shared by the rule files. The configuration (the demo overlay, then validation, which fills
 # in every default), the data roots of both branches, the targets of `all`, and the input and
 # parameter functions of every rule file, one section per file (the rule files hold rules only).
+import functools
 import os
 import re
 import sys
@@ -101,6 +102,7 @@ except InputDataError as err:
 KITTI_SPLIT_WILDCARD = "|".join(re.escape(key) for key in KITTI_TEST_SPLITS)
 
 
+@functools.cache  # input functions ask many times; the lists (up to 45 k lines) are read once
 def _list_drives(*lists):
     """Drive folders (<date>/<drive>) named in split lists (paths)."""
     return sorted({line.folder for path in lists for line in read_split(path)})
@@ -141,6 +143,7 @@ def kitti_train_drives():
     return _list_drives(folder / "train_files.txt", folder / "val_files.txt")
 
 
+@functools.cache  # asked by every shard's resources and its drive's merge: one listing a drive
 def kitti_drive_frames(folder):
     """Frames of a training drive (<date>/<drive>), known before any job: the demo's setting, or
     the raw tree's image_02 (a missing drive counts 0: one empty shard)."""
