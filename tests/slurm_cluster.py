@@ -8,9 +8,10 @@ and ends exactly those processes (by PID), then removes what it put in /etc/slur
 
 Facts this relies on (Debian 12, SLURM 22.05, root, no systemd):
 - munged runs as the ``munge`` user; slurmctld and slurmd run as root.
-- One node with the machine's CPUs and a fake GPU: ``Gres=gpu:1`` on the node plus a gres.conf
-  line with a ``File=`` (here /dev/null), otherwise the node drains; ``GresTypes=gpu`` and
-  ``SelectType=select/cons_tres`` so that ``sbatch --gpus=1`` is accepted.
+- One node with the machine's CPUs and two fake GPUs: ``Gres=gpu:2`` on the node plus one
+  gres.conf line per GPU with a ``File=`` (here /dev/null and /dev/zero: any device file, one
+  each), otherwise the node drains; ``GresTypes=gpu`` and ``SelectType=select/cons_tres`` so
+  that ``sbatch --gpus=N`` is accepted (N <= 2: a data-parallel training stage on 2 GPUs).
 - ``ProctrackType=proctrack/linuxproc`` and ``TaskPlugin=task/none``: no cgroups needed.
 - The configuration must be at /etc/slurm/slurm.conf (symlinks here): the executor plugin
   runs ``srun`` inside each job with the SLURM_* variables removed, so ``SLURM_CONF`` is lost.
@@ -38,6 +39,7 @@ LOCK = Path(tempfile.gettempdir()) / f"{MARKER}.lock"
 DAEMONS = ("slurmctld", "slurmd", "munged")
 PACKAGES = ("slurm-wlm", "munge")
 PARTITION = "debug"
+FAKE_GPU_FILES = ("/dev/null", "/dev/zero")  # the node's "GPUs" (SLURM checks only that they exist)
 
 
 class ClusterBusy(RuntimeError):
@@ -114,6 +116,7 @@ def _mem_mb() -> int:
 
 def slurm_conf(folder: Path, host: str, cpus: int, mem_mb: int, ports: tuple[int, int]) -> str:
     """slurm.conf of a one-node cluster whose state and logs live in ``folder``."""
+    gpus = len(FAKE_GPU_FILES)
     return f"""\
 ClusterName=depthtest
 SlurmctldHost={host}(127.0.0.1)
@@ -144,7 +147,7 @@ MinJobAge=300
 InactiveLimit=0
 KillWait=5
 SchedulerParameters=sched_interval=2
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:1 State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:{gpus} State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -205,7 +208,8 @@ class LocalSlurm:
         conf = self.folder / "slurm.conf"
         conf.write_text(slurm_conf(self.folder, self.host, self.cpus, self.mem_mb,
                                    (_free_port(), _free_port())))
-        (self.folder / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n")
+        (self.folder / "gres.conf").write_text(
+            "".join(f"NodeName={self.host} Name=gpu File={dev}\n" for dev in FAKE_GPU_FILES))
         ETC.mkdir(parents=True, exist_ok=True)
         for name in ("slurm.conf", "gres.conf"):
             link = ETC / name

@@ -8,6 +8,10 @@ declares `resources: gpu=1` must get a GPU booked by SLURM (seen from inside the
 every job of the real GPU rules (GPU_RULES) in the demo DAG must be submitted with `--gpus=1`
 (train_* and predict_depth are in TARGETS' DAG).
 
+Data-parallel training through the profile: the endoscopy teacher set to 2 processes is one job
+submitted as `sbatch --gpus=2` (the test node has two fake GPUs); inside it the stage runs under
+torchrun on 2 ranks and ends with the local one-process run's weights (float tolerance).
+
 Needs root (CI) to install and start SLURM; skips with the reason otherwise. The SLURM run
 takes a few minutes on 2 cores (plus ~10 s for apt-get on a fresh machine).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +249,55 @@ def test_gpu_rule_gets_a_gpu_through_slurm(slurm, tmp_path):
     assert probe["env"]["SLURM_STEP_GPUS"] == "0"  # the rule runs in an `srun --gpus=1` step
     assert probe["source"] == "slurm" and probe["assigned"] == ["0"]
     assert probe["cuda_visible_devices_inside"] == probe["cuda_visible_devices_before"] == "0"
+
+
+def two_process_stage_on_slurm(cluster: LocalSlurm, source: Path, work: Path) -> subprocess.CompletedProcess:
+    """The endoscopy teacher of the run in ``source`` trained again through the profile with
+    ``processes: 2`` (one thread each), in a copy of that run (its inputs with their times) whose
+    teacher folder, checkpoints included, is gone: only train_teacher can run."""
+    shutil.copytree(source, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    shutil.rmtree(work / "results" / "endo" / "train" / "teacher")
+    overlay = work.parent / "two_processes.yaml"
+    overlay.write_text(yaml.safe_dump({"endoscopy": {"train": {"common": {"processes": 2, "threads": 1}}}}))
+    profile = cluster_profile(cluster, work.parent / "profile")
+    return snakemake(
+        "results/endo/train/teacher/model.pt", "--profile", str(profile), "--configfile", str(TINY),
+        str(overlay), "--snakefile", str(ROOT / "Snakefile"), "--rerun-triggers", "mtime", "--verbose",
+        "--directory", str(work), cwd=ROOT,
+    )
+
+
+def check_two_process_stage(run: subprocess.CompletedProcess, local: Path, work: Path) -> None:
+    """One sbatch with --gpus=2 ran the teacher under torchrun on 2 ranks; its weights and loss
+    history equal the local one-process run's (same global batch and seed) to float tolerance."""
+    log = run.stdout + run.stderr
+    calls = [line for line in log.splitlines() if "sbatch call:" in line]
+    assert len(calls) == 1 and "rule_train_teacher" in calls[0], calls
+    assert " --gpus=2" in calls[0] and "--cpus-per-task=2" in calls[0], calls[0]
+    job_log = (work / "logs" / "train_teacher" / "endo.log").read_text()
+    assert "endo/teacher on GPU ('0', '1') (slurm)" in job_log, job_log[-2000:]  # SLURM's pair, kept
+    assert "endo/teacher on 2 processes" in job_log and "--nproc-per-node=2" in job_log, job_log[-2000:]
+    assert "rank 0 of 2 (gloo)" in job_log, job_log[-2000:]
+    path = "results/endo/train/teacher/model.pt"
+    ours = torch.load(work / path, weights_only=True, map_location="cpu")["nets"]
+    theirs = torch.load(local / path, weights_only=True, map_location="cpu")["nets"]
+    assert ours.keys() == theirs.keys() == {"depth"}
+    assert ours["depth"].keys() == theirs["depth"].keys()
+    for name, value in ours["depth"].items():
+        torch.testing.assert_close(value, theirs["depth"][name], rtol=1e-5, atol=1e-6, msg=name)
+    history = "results/endo/train/teacher/history.csv"
+    ours, theirs = pd.read_csv(work / history), pd.read_csv(local / history)
+    assert ours.step.tolist() == theirs.step.tolist()
+    pd.testing.assert_series_equal(ours.loss, theirs.loss, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_process_training_stage_on_slurm_equals_local_run(slurm, tiny_demo_run, tmp_path):
+    """A training stage set to 2 data-parallel processes is one SLURM job on 2 GPUs of one node
+    (`--gpus=2`); inside it the stage re-launches itself under torchrun (gloo: the GPUs here are
+    fake) and ends where the local one-process run of the same global batch and seed ends."""
+    tiny_demo_run.check()
+    work = tmp_path / "work"
+    run = two_process_stage_on_slurm(slurm, tiny_demo_run.folder, work)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:] + slurm.logs()
+    check_two_process_stage(run, tiny_demo_run.folder, work)
