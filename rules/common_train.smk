@@ -34,9 +34,35 @@ def train_processes(wildcards):
     return int(_train_common(wildcards).get("processes", 1))
 
 
+def train_nodes(wildcards):
+    """SLURM nodes of a training stage (<branch>.train.common.nodes); processes is per node."""
+    return int(_train_common(wildcards).get("nodes", 1))
+
+
 def train_gpus(wildcards):
-    """The `gpu` resource of a training stage: one GPU per process (SLURM: --gpus=N on one node)."""
-    return train_processes(wildcards)
+    """The `gpu` resource of a training stage: one GPU per process (SLURM: --gpus=N on one node).
+    None (no such resource) on several nodes, where the GPUs are booked per node (train_gres)."""
+    return train_processes(wildcards) if train_nodes(wildcards) == 1 else None
+
+
+def _multi_node(value):
+    """A resource only stages on several nodes have (None: the job has no such resource)."""
+
+    def resource(wildcards):
+        return value(wildcards) if train_nodes(wildcards) > 1 else None
+
+    return resource
+
+
+# A stage on several nodes (docs/cluster.md "nodes x GPUs"): `sbatch --nodes=N --ntasks=N
+# --gres=gpu:<processes> --cpus-per-task=...` (per node), and the plugin's `mpi` path: the rule's
+# script runs in the batch shell of the first node and starts one torchrun per node with srun
+# itself (workflow_scripts/training/launch.py). tasks_per_gpu 0: no --ntasks-per-gpu.
+train_slurm_nodes = _multi_node(train_nodes)
+train_slurm_tasks = _multi_node(train_nodes)
+train_tasks_per_gpu = _multi_node(lambda wildcards: 0)
+train_mpi = _multi_node(lambda wildcards: "srun")
+train_gres = _multi_node(lambda wildcards: f"gpu:{train_processes(wildcards)}")
 
 
 def train_cores(wildcards):
@@ -54,7 +80,7 @@ def _train_share_mpx(wildcards):
     """Megapixels of one process's share of a step's batch (all frames of its items)."""
     common = _train_common(wildcards)
     h, w = common["size"] or TRAIN_ENDO_SIZE
-    share = int(common["batch_size"]) / train_processes(wildcards)
+    share = int(common["batch_size"]) / (train_processes(wildcards) * train_nodes(wildcards))
     return share * TRAIN_FRAMES_PER_ITEM * h * w / 1e6
 
 
@@ -70,7 +96,8 @@ def _train_steps(wildcards, stage):
 
 
 def train_mem_mb(wildcards, attempt):
-    """Memory of a training job (MB, all its processes; x attempt on a retry)."""
+    """Memory of a training job (MB, all its processes on a node: SLURM's --mem is per node; x
+    attempt on a retry)."""
     common = _train_common(wildcards)
     per_process = (
         TRAIN_MEM_BASE_MB

@@ -22,6 +22,11 @@ rule finetune_unmasked:
     resources:
         gpu=train_gpus,
         cpus_per_task=train_cpus,
+        nodes=train_slurm_nodes,
+        tasks=train_slurm_tasks,
+        tasks_per_gpu=train_tasks_per_gpu,
+        mpi=train_mpi,
+        gres=train_gres,
         mem_mb=train_mem_mb,
         runtime=train_runtime("finetune_unmasked"),
     params:

@@ -27,6 +27,11 @@ rule train_teacher:
     resources:
         gpu=train_gpus,
         cpus_per_task=train_cpus,
+        nodes=train_slurm_nodes,
+        tasks=train_slurm_tasks,
+        tasks_per_gpu=train_tasks_per_gpu,
+        mpi=train_mpi,
+        gres=train_gres,
         mem_mb=train_mem_mb,
         runtime=train_runtime("teacher"),
     params:
@@ -55,6 +60,11 @@ rule train_student:
     resources:
         gpu=train_gpus,
         cpus_per_task=train_cpus,
+        nodes=train_slurm_nodes,
+        tasks=train_slurm_tasks,
+        tasks_per_gpu=train_tasks_per_gpu,
+        mpi=train_mpi,
+        gres=train_gres,
         mem_mb=train_mem_mb,
         runtime=train_runtime("student"),
     params:
@@ -83,6 +93,11 @@ rule finetune:
     resources:
         gpu=train_gpus,
         cpus_per_task=train_cpus,
+        nodes=train_slurm_nodes,
+        tasks=train_slurm_tasks,
+        tasks_per_gpu=train_tasks_per_gpu,
+        mpi=train_mpi,
+        gres=train_gres,
         mem_mb=train_mem_mb,
         runtime=train_runtime("finetune"),
     params:

@@ -1,17 +1,19 @@
-"""A throw-away single-node SLURM on localhost, for tests of profiles/slurm.
+"""A throw-away two-node SLURM on localhost, for tests of profiles/slurm.
 
 ``slurm_skip_reason()`` installs Debian's slurm-wlm and munge when they are missing (as root
 with apt-get) and says why SLURM cannot run here otherwise. ``LocalSlurm.start(folder)``
-starts munged (unless one already answers), slurmctld and slurmd in the foreground as child
+starts munged (unless one already answers), slurmctld and the slurmds in the foreground as child
 processes, with all state, logs and configuration in ``folder``; ``stop()`` cancels the jobs
 and ends exactly those processes (by PID), then removes what it put in /etc/slurm.
 
 Facts this relies on (Debian 12, SLURM 22.05, root, no systemd):
 - munged runs as the ``munge`` user; slurmctld and slurmd run as root.
-- One node with the machine's CPUs and two fake GPUs: ``Gres=gpu:2`` on the node plus one
-  gres.conf line per GPU with a ``File=`` (here /dev/null and /dev/zero: any device file, one
-  each), otherwise the node drains; ``GresTypes=gpu`` and ``SelectType=select/cons_tres`` so
-  that ``sbatch --gpus=N`` is accepted (N <= 2: a data-parallel training stage on 2 GPUs).
+- Two nodes on this machine, one slurmd each (``slurmd -N <node>``, each with its own port,
+  spool, pid and log file), each with the machine's CPUs and two fake GPUs: ``Gres=gpu:2`` on the
+  node plus one gres.conf line per GPU with a ``File=`` (here /dev/null and /dev/zero: any device
+  file, one each), otherwise the node drains; ``GresTypes=gpu`` and ``SelectType=select/cons_tres``
+  so that ``sbatch --gpus=N`` (N <= 2) and ``--nodes=2 --gres=gpu:1`` are accepted. The first
+  node is named like the host (other processes resolve it), the second ``<host>-2``.
 - ``ProctrackType=proctrack/linuxproc`` and ``TaskPlugin=task/none``: no cgroups needed.
 - The configuration must be at /etc/slurm/slurm.conf (symlinks here): the executor plugin
   runs ``srun`` inside each job with the SLURM_* variables removed, so ``SLURM_CONF`` is lost.
@@ -114,23 +116,29 @@ def _mem_mb() -> int:
     return 4096
 
 
-def slurm_conf(folder: Path, host: str, cpus: int, mem_mb: int, ports: tuple[int, int]) -> str:
-    """slurm.conf of a one-node cluster whose state and logs live in ``folder``."""
+def slurm_conf(folder: Path, host: str, cpus: int, mem_mb: int, ports: tuple[int, ...]) -> str:
+    """slurm.conf of a cluster on this host whose state and logs live in ``folder``: one node per
+    port after the first (``ports[0]`` is slurmctld's), each with ``cpus`` CPUs and the fake GPUs."""
     gpus = len(FAKE_GPU_FILES)
+    names = node_names(host, len(ports) - 1)
+    nodes = "".join(
+        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} CPUs={cpus} "
+        f"RealMemory={mem_mb} Gres=gpu:{gpus} State=UNKNOWN\n"
+        for name, port in zip(names, ports[1:], strict=True)
+    )
     return f"""\
 ClusterName=depthtest
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ports[0]}
-SlurmdPort={ports[1]}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
+SlurmdSpoolDir={folder}/spool/%n
 SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
+SlurmdPidFile={folder}/slurmd.%n.pid
 SlurmctldLogFile={folder}/slurmctld.log
-SlurmdLogFile={folder}/slurmd.log
+SlurmdLogFile={folder}/slurmd.%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -147,26 +155,33 @@ MinJobAge=300
 InactiveLimit=0
 KillWait=5
 SchedulerParameters=sched_interval=2
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:{gpus} State=UNKNOWN
-PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
+{nodes}PartitionName={PARTITION} Nodes={",".join(names)} Default=YES MaxTime=INFINITE State=UP
 """
+
+
+def node_names(host: str, count: int) -> list[str]:
+    """The test cluster's node names: the host's own name first (a one-node cluster is just the
+    host), then ``<host>-2`` ... (slurmd -N: several slurmd daemons on one machine)."""
+    return [host] + [f"{host}-{i}" for i in range(2, count + 1)]
 
 
 @dataclass
 class LocalSlurm:
-    """A running one-node cluster (see the module docstring). Use ``start`` and ``stop``."""
+    """A running cluster of ``nodes`` nodes on this machine (see the module docstring). Use
+    ``start`` and ``stop``."""
 
     folder: Path
     host: str
     cpus: int
     mem_mb: int
+    nodes: int = 2
     partition: str = PARTITION
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     links: list[Path] = field(default_factory=list)
     lock_fd: int | None = None
 
     @classmethod
-    def start(cls, folder: Path, wait_lock_s: float = 600) -> LocalSlurm:
+    def start(cls, folder: Path, wait_lock_s: float = 600, nodes: int = 2) -> LocalSlurm:
         """Start the daemons. Waits up to ``wait_lock_s`` for another test session's cluster;
         raises ClusterBusy when SLURM daemons already run, RuntimeError (with the daemon logs)
         when one of ours fails."""
@@ -174,7 +189,7 @@ class LocalSlurm:
         (folder / "state").mkdir(parents=True)
         (folder / "spool").mkdir()
         cluster = cls(folder, socket.gethostname().split(".")[0], os.cpu_count() or 1,
-                      max(_mem_mb() - 512, 1024))
+                      max(_mem_mb() - 512, 1024), nodes)
         try:
             cluster._lock(wait_lock_s)
             if busy := _running_daemons():
@@ -206,10 +221,11 @@ class LocalSlurm:
 
     def _configure(self) -> None:
         conf = self.folder / "slurm.conf"
-        conf.write_text(slurm_conf(self.folder, self.host, self.cpus, self.mem_mb,
-                                   (_free_port(), _free_port())))
-        (self.folder / "gres.conf").write_text(
-            "".join(f"NodeName={self.host} Name=gpu File={dev}\n" for dev in FAKE_GPU_FILES))
+        ports = tuple(_free_port() for _ in range(self.nodes + 1))
+        conf.write_text(slurm_conf(self.folder, self.host, self.cpus, self.mem_mb, ports))
+        (self.folder / "gres.conf").write_text("".join(
+            f"NodeName={node} Name=gpu File={dev}\n"
+            for node in self.node_names for dev in FAKE_GPU_FILES))
         ETC.mkdir(parents=True, exist_ok=True)
         for name in ("slurm.conf", "gres.conf"):
             link = ETC / name
@@ -233,21 +249,28 @@ class LocalSlurm:
                     extra_groups=[])
         self._wait("munged", lambda: _run(["bash", "-c", "munge -n | unmunge"]).returncode == 0)
 
+    @property
+    def node_names(self) -> list[str]:
+        return node_names(self.host, self.nodes)
+
     def _start_daemons(self) -> None:
-        for name in ("slurmctld", "slurmd"):
-            self._spawn(name, [name, "-D", "-f", str(ETC / "slurm.conf")])
-            if name == "slurmctld":
-                self._wait(name, lambda: "UP" in _run(["scontrol", "ping"]).stdout)
-        self._wait("slurmd", lambda: self.node_state() in ("idle", "mixed", "allocated"))
+        conf = str(ETC / "slurm.conf")
+        self._spawn("slurmctld", ["slurmctld", "-D", "-f", conf])
+        self._wait("slurmctld", lambda: "UP" in _run(["scontrol", "ping"]).stdout)
+        for node in self.node_names:  # one slurmd per node, told its name
+            self._spawn(f"slurmd {node}", ["slurmd", "-D", "-N", node, "-f", conf])
+        ready = ("idle", "mixed", "allocated")
+        self._wait(f"slurmd {node}", lambda: all(state in ready for state in self.node_states()))
 
     def _spawn(self, name: str, cmd: list[str], **kw) -> None:
         """Start a daemon in the foreground (so its PID is ours), stderr to <name>.stderr."""
-        with open(self.folder / f"{name}.stderr", "w") as err:
+        with open(self.folder / f"{name.replace(' ', '.')}.stderr", "w") as err:
             self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
                                                 stdin=subprocess.DEVNULL, **kw)
 
-    def node_state(self) -> str:
-        return _run(["sinfo", "-h", "-N", "-o", "%t"]).stdout.strip().rstrip("*~#")
+    def node_states(self) -> list[str]:
+        """Each node's short state (idle, mixed, down, ...)."""
+        return [line.rstrip("*~#") for line in _run(["sinfo", "-h", "-N", "-o", "%t"]).stdout.split()]
 
     def _wait(self, name: str, ready, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -257,7 +280,7 @@ class LocalSlurm:
             if ready():
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"{name} did not come up (node state {self.node_state()!r}):\n"
+        raise RuntimeError(f"{name} did not come up (node states {self.node_states()!r}):\n"
                            + self.logs())
 
     def logs(self, tail: int = 3000) -> str:
@@ -273,7 +296,8 @@ class LocalSlurm:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and _run(["squeue", "-h", "-t", "R,CG,PD"]).stdout.strip():
                 time.sleep(1)
-        for name in ("slurmd", "slurmctld", "munged"):
+        slurmds = [name for name in self.procs if name.startswith("slurmd ")]
+        for name in (*slurmds, "slurmctld", "munged"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

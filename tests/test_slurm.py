@@ -251,14 +251,16 @@ def test_gpu_rule_gets_a_gpu_through_slurm(slurm, tmp_path):
     assert probe["cuda_visible_devices_inside"] == probe["cuda_visible_devices_before"] == "0"
 
 
-def two_process_stage_on_slurm(cluster: LocalSlurm, source: Path, work: Path) -> subprocess.CompletedProcess:
+def parallel_stage_on_slurm(cluster: LocalSlurm, source: Path, work: Path, common: dict
+                            ) -> subprocess.CompletedProcess:
     """The endoscopy teacher of the run in ``source`` trained again through the profile with
-    ``processes: 2`` (one thread each), in a copy of that run (its inputs with their times) whose
-    teacher folder, checkpoints included, is gone: only train_teacher can run."""
+    ``endoscopy.train.common`` updated by ``common`` (processes, nodes), in a copy of that run (its
+    inputs with their times) whose teacher folder, checkpoints included, is gone: only
+    train_teacher can run."""
     shutil.copytree(source, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
     shutil.rmtree(work / "results" / "endo" / "train" / "teacher")
-    overlay = work.parent / "two_processes.yaml"
-    overlay.write_text(yaml.safe_dump({"endoscopy": {"train": {"common": {"processes": 2, "threads": 1}}}}))
+    overlay = work.parent / "parallel.yaml"
+    overlay.write_text(yaml.safe_dump({"endoscopy": {"train": {"common": common}}}))
     profile = cluster_profile(cluster, work.parent / "profile")
     return snakemake(
         "results/endo/train/teacher/model.pt", "--profile", str(profile), "--configfile", str(TINY),
@@ -267,17 +269,19 @@ def two_process_stage_on_slurm(cluster: LocalSlurm, source: Path, work: Path) ->
     )
 
 
-def check_two_process_stage(run: subprocess.CompletedProcess, local: Path, work: Path) -> None:
-    """One sbatch with --gpus=2 ran the teacher under torchrun on 2 ranks; its weights and loss
-    history equal the local one-process run's (same global batch and seed) to float tolerance."""
+def check_parallel_stage(run: subprocess.CompletedProcess, local: Path, work: Path, flags: list[str],
+                         lines: list[str]) -> None:
+    """One sbatch of train_teacher with ``flags`` ran the teacher, its log has ``lines``, and its
+    weights and loss history equal the local one-process run's (same global batch and seed) to
+    float tolerance."""
     log = run.stdout + run.stderr
     calls = [line for line in log.splitlines() if "sbatch call:" in line]
     assert len(calls) == 1 and "rule_train_teacher" in calls[0], calls
-    assert " --gpus=2" in calls[0] and "--cpus-per-task=2" in calls[0], calls[0]
+    for flag in flags:
+        assert f" {flag}" in calls[0], (flag, calls[0])
     job_log = (work / "logs" / "train_teacher" / "endo.log").read_text()
-    assert "endo/teacher on GPU ('0', '1') (slurm)" in job_log, job_log[-2000:]  # SLURM's pair, kept
-    assert "endo/teacher on 2 processes" in job_log and "--nproc-per-node=2" in job_log, job_log[-2000:]
-    assert "rank 0 of 2 (gloo)" in job_log, job_log[-2000:]
+    for line in lines:
+        assert line in job_log, (line, job_log[-3000:])
     path = "results/endo/train/teacher/model.pt"
     ours = torch.load(work / path, weights_only=True, map_location="cpu")["nets"]
     theirs = torch.load(local / path, weights_only=True, map_location="cpu")["nets"]
@@ -291,13 +295,37 @@ def check_two_process_stage(run: subprocess.CompletedProcess, local: Path, work:
     pd.testing.assert_series_equal(ours.loss, theirs.loss, rtol=1e-5)
 
 
+# A stage on 2 GPUs of one node: `sbatch --gpus=2`, torchrun --standalone inside the job step.
+ONE_NODE = {
+    "common": {"processes": 2, "threads": 1},
+    "flags": ["--gpus=2", "--cpus-per-task=2"],
+    "lines": ["endo/teacher on GPU ('0', '1') (slurm)", "endo/teacher on 2 processes", "--nproc-per-node=2",
+              "rank 0 of 2 (gloo)"],
+}
+# A stage on 2 nodes x 1 GPU: `sbatch --nodes=2 --ntasks=2 --gres=gpu:1`, the rule in the batch
+# shell (the plugin's mpi path), srun starts a torchrun on each node (static rendezvous on the first).
+TWO_NODES = {
+    "common": {"processes": 1, "nodes": 2, "threads": 1},
+    "flags": ["--nodes=2", "--ntasks=2", "--gres=gpu:1", "--cpus-per-task=1"],
+    "lines": ["endo/teacher on 2 nodes x 1 processes", "--ntasks-per-node=1", "--node-of 2,1,",
+              "rank 0 of 2 (gloo)"],
+}
+
+
 @pytest.mark.slow
-def test_two_process_training_stage_on_slurm_equals_local_run(slurm, tiny_demo_run, tmp_path):
-    """A training stage set to 2 data-parallel processes is one SLURM job on 2 GPUs of one node
-    (`--gpus=2`); inside it the stage re-launches itself under torchrun (gloo: the GPUs here are
-    fake) and ends where the local one-process run of the same global batch and seed ends."""
+@pytest.mark.parametrize("layout", [ONE_NODE, TWO_NODES], ids=["2_gpus_1_node", "2_nodes_1_gpu"])
+def test_data_parallel_training_stage_on_slurm_equals_local_run(slurm, tiny_demo_run, tmp_path, layout):
+    """A training stage set to 2 data-parallel processes, on one node (processes: 2) or on two
+    (nodes: 2), is one SLURM job with the GPUs booked for it; inside it the stage runs under
+    torchrun (gloo: the GPUs here are fake) and ends where the local one-process run of the same
+    global batch and seed ends."""
     tiny_demo_run.check()
     work = tmp_path / "work"
-    run = two_process_stage_on_slurm(slurm, tiny_demo_run.folder, work)
+    run = parallel_stage_on_slurm(slurm, tiny_demo_run.folder, work, layout["common"])
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:] + slurm.logs()
-    check_two_process_stage(run, tiny_demo_run.folder, work)
+    check_parallel_stage(run, tiny_demo_run.folder, work, layout["flags"], layout["lines"])
+    if "nodes" in layout["common"]:  # the GPUs are per node (--gres), a torchrun on each node
+        assert " --gpus=" not in run.stdout + run.stderr
+        job_log = (work / "logs" / "train_teacher" / "endo.log").read_text()
+        started = dict(re.findall(r"^node (\S+) \(node rank (\d)\) starts torchrun", job_log, re.M))
+        assert sorted(started.values()) == ["0", "1"] and len(set(started)) == 2, job_log[-3000:]

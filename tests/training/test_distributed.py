@@ -104,8 +104,12 @@ def test_the_global_batch_must_split_over_the_processes():
     from workflow_scripts.training.endo_options import EndoCommon
     from workflow_scripts.util.options import ConfigError, load_options
 
-    with pytest.raises(ConfigError, match="batch_size 6 does not split over processes 4"):
-        load_options(EndoCommon, {**COMMON, "batch_size": 6, "processes": 4}, "endoscopy.train.common")
+    where = "endoscopy.train.common"
+    with pytest.raises(ConfigError, match=r"batch_size 6 does not split over the 4 processes \(processes 4"):
+        load_options(EndoCommon, {**COMMON, "batch_size": 6, "processes": 4}, where)
+    with pytest.raises(ConfigError, match=r"over the 6 processes \(processes 2 x nodes 3\).*multiple of 6"):
+        load_options(EndoCommon, {**COMMON, "batch_size": 8, "processes": 2, "nodes": 3}, where)
+    assert load_options(EndoCommon, {**COMMON, "batch_size": 12, "processes": 2, "nodes": 3}, "x").nodes == 3
 
 
 def test_a_launch_request_round_trips_the_stage_inputs(tmp_path):

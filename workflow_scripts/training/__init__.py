@@ -16,7 +16,6 @@ from pathlib import Path
 
 from workflow_scripts.training import endo_options as eopt
 from workflow_scripts.training import options as opt
-from workflow_scripts.training.launch import LaunchRequest, in_distributed_launch, launch
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.gpu import assign_gpu
 from workflow_scripts.util.options import load_options
@@ -37,10 +36,11 @@ def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_mod
               threads: int, gpus: int = 1) -> dict:
     """Train ``stage`` of ``branch`` on GPUs of its own when there are, else on the CPU.
 
-    With ``common.processes`` N > 1 (and not already a rank of a launch) the stage runs on N
-    processes under torchrun (:func:`~workflow_scripts.training.launch.launch`), one GPU each
-    when the job holds GPUs; inside a launch (a rank) the GPUs were assigned by the rule's process
-    and ``gpus`` is ignored.
+    With ``common.nodes`` M > 1 it runs on M SLURM nodes x ``common.processes`` ranks
+    (:mod:`workflow_scripts.training.slurm_nodes`). With ``common.processes`` N > 1 (and not
+    already a rank of a launch) the stage runs on N processes under torchrun
+    (:func:`~workflow_scripts.training.launch.launch`), one GPU each when the job holds GPUs;
+    inside a launch (a rank) the GPUs were assigned by the rule's process and ``gpus`` is ignored.
 
     Args:
         train: the rule's ``train`` param: {"common": the branch's shared section, "section": the
@@ -48,6 +48,10 @@ def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_mod
         inputs: every path the stage reads (the rule's inputs).
         gpus: the job's ``gpu`` resource (GPUs to hold: the stage's processes, or 1).
     """
+    # imported here: each rank runs `python -m workflow_scripts.training.launch`, which runpy
+    # warns about when this package has imported that module already
+    from workflow_scripts.training.launch import LaunchRequest, in_distributed_launch, launch
+
     module_name, where, common_cls, stage_cls = BRANCHES[branch]
     common = load_options(common_cls, train["common"], f"{where}.common")
     section = load_options(stage_cls[stage], train["section"], f"{where}.{stage}")
@@ -55,6 +59,12 @@ def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_mod
         return importlib.import_module(module_name).run(stage, common, section, inputs, out_model, seed=seed,
                                                         threads=threads)
     start = time.perf_counter()
+    if common.nodes > 1:  # the GPUs are SLURM's, per node; the ranks find theirs (cuda:<LOCAL_RANK>)
+        request = LaunchRequest.make(branch, stage, train, inputs, out_model, seed=seed, threads=threads)
+        info = launch(request, common.processes, nodes=common.nodes,
+                      cpus_per_node=common.processes * (common.threads + common.workers))
+        log.info("%s/%s done in %.1f s: %s", branch, stage, time.perf_counter() - start, info)
+        return info
     with assign_gpu(gpus) as gpu:
         log.info("%s/%s on GPU %s (%s)", branch, stage, gpu.devices or "none", gpu.source)
         if common.processes > 1:

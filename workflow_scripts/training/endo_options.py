@@ -13,6 +13,7 @@ from workflow_scripts.training.options import (
     DISTILL_DOC,
     LENGTH_DOC,
     LR_STEP_DOC,
+    NODES_DOC,
     NONFINITE_DOC,
     PROCESSES_DOC,
     Unit,
@@ -73,6 +74,7 @@ class EndoCommon:
         minimum=1,
     )
     processes: int = option(1, PROCESSES_DOC, minimum=1)
+    nodes: int = option(1, NODES_DOC, minimum=1)
     bf16: bool = option(True, "bfloat16 autocast of the networks on CUDA (the geometry stays float32).")
     channels_last: bool = option(
         True,

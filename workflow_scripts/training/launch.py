@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+from workflow_scripts.training.slurm_nodes import node_torchrun_command, slurm_allocation, srun_command
 from workflow_scripts.training.stage import StageInputs
 
 __all__ = ["LaunchRequest", "in_distributed_launch", "launch", "main", "torchrun_command"]
@@ -133,10 +134,14 @@ def _log_stream() -> TextIO:
 
 
 def launch(request: LaunchRequest, processes: int, *, timeout: float | None = None,
-           entry: str = "workflow_scripts.training.launch", sink: TextIO | None = None) -> dict:
+           entry: str = "workflow_scripts.training.launch", sink: TextIO | None = None, nodes: int = 1,
+           cpus_per_node: int = 1) -> dict:
     """Run ``request`` on ``processes`` ranks under torchrun and wait for it.
 
     Args:
+        processes: ranks of each node.
+        nodes: above 1, the SLURM job's nodes: srun starts a torchrun on each
+            (:mod:`workflow_scripts.training.slurm_nodes`) with ``cpus_per_node`` CPUs.
         timeout: seconds before torchrun and its ranks are stopped (None: no limit).
         entry: the module each rank runs (tests pass one that injects a fault).
         sink: where the ranks' output goes (default: the rule's log, :func:`_log_stream`).
@@ -153,8 +158,17 @@ def launch(request: LaunchRequest, processes: int, *, timeout: float | None = No
     path_var = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": str(request.threads), "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": path_var}
-    cmd = torchrun_command(path, processes, entry=entry)
-    log.info("%s/%s on %d processes: %s", request.branch, request.stage, processes, " ".join(cmd))
+    if nodes > 1:
+        setting = "endoscopy.train.common" if request.branch == "endo" else f"{request.branch}.train.common"
+        allocation = slurm_allocation(nodes, setting)
+        cmd = srun_command(path, allocation, processes, cpus_per_node, entry=entry)
+        log.info("%s/%s on %d nodes x %d processes (%s; rendezvous %s:%d): %s", request.branch, request.stage,
+                 nodes, processes, ",".join(allocation.nodes), allocation.master_addr, allocation.port,
+                 " ".join(cmd))
+        processes *= nodes
+    else:
+        cmd = torchrun_command(path, processes, entry=entry)
+        log.info("%s/%s on %d processes: %s", request.branch, request.stage, processes, " ".join(cmd))
     for handler in logging.getLogger().handlers:
         try:
             handler.flush()
@@ -226,7 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry of each rank (``python -m workflow_scripts.training.launch --request FILE``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--request", required=True, help="the LaunchRequest JSON the rule's process wrote")
+    ap.add_argument("--node-of", help="N,G,addr,port: start this SLURM node's torchrun (slurm_nodes.py)")
+    ap.add_argument("--entry", default="workflow_scripts.training.launch", help="the module of each rank")
     args = ap.parse_args(argv)
+    if args.node_of:  # one task per node under srun: become this node's torchrun
+        node_rank = int(os.environ["SLURM_NODEID"])
+        cmd = node_torchrun_command(Path(args.request), args.node_of, node_rank, entry=args.entry)
+        print(f"node {os.environ.get('SLURMD_NODENAME', '?')} (node rank {node_rank}) starts torchrun",
+              file=sys.stderr, flush=True)
+        os.execv(cmd[0], cmd)
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(  # rank 0 tells the story; the others only their warnings and errors
         level=logging.INFO if rank == 0 else logging.WARNING, stream=sys.stderr,

@@ -41,16 +41,26 @@ PROCESSES_DOC = (
     "Data-parallel processes of each training stage (torchrun + torch.distributed: NCCL on GPUs, gloo on "
     "the CPU; docs/cluster.md). batch_size stays the global batch, split evenly over the processes (so it "
     "must be a multiple); each process uses `threads` CPU threads and `workers` loaders, the rule reserves "
-    "processes x threads cores and gpu=processes GPUs (one each). 1 = one process, no launcher."
+    "processes x threads cores and gpu=processes GPUs (one each). 1 = one process, no launcher. With "
+    "`nodes` above 1 this is the processes of each node."
+)
+NODES_DOC = (
+    "SLURM nodes of each training stage: the stage runs on nodes x processes ranks, `processes` GPUs on "
+    "each node (sbatch --nodes=N --gres=gpu:<processes>; srun starts one torchrun per node, the first "
+    "node hosts the rendezvous; docs/cluster.md). Above 1 it needs a SLURM allocation (profiles/slurm); "
+    "1 = one machine."
 )
 
 
 def check_processes(common, where: str) -> None:
-    """ConfigError unless ``common.batch_size`` splits evenly over ``common.processes``."""
-    if common.batch_size % common.processes:
+    """ConfigError unless ``common.batch_size`` splits evenly over the ranks (``common.processes``
+    x ``common.nodes``)."""
+    ranks = common.processes * common.nodes
+    if common.batch_size % ranks:
         raise ConfigError(
-            f"config {where}: batch_size {common.batch_size} does not split over processes "
-            f"{common.processes}: set batch_size to a multiple of processes (it is the global batch)"
+            f"config {where}: batch_size {common.batch_size} does not split over the {ranks} processes "
+            f"(processes {common.processes} x nodes {common.nodes}): set batch_size to a multiple of "
+            f"{ranks} (it is the global batch)"
         )
 
 
@@ -83,6 +93,7 @@ class KittiCommon:
         minimum=1,
     )
     processes: int = option(1, PROCESSES_DOC, minimum=1)
+    nodes: int = option(1, NODES_DOC, minimum=1)
     automask: bool = option(True, "monodepth2's auto-masking (identity reprojection losses).")
     stereo_baseline: float = option(
         0.1,
