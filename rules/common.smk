@@ -276,6 +276,17 @@ def kitti_eval_disparities(wildcards):
     return [f"results/kitti/pred/{wildcards.stage}/{KITTI_EVAL_SPLIT}_disps.npy"]
 
 
+def kitti_report_disparities(wildcards=None):
+    """The disparities of every row of results/kitti_eval.csv but the constant baseline, named
+    by stage (plot_kitti_depth, plot_kitti_per_frame)."""
+    external = KITTI["evaluate"]["external_disparities"]
+    return {
+        s: external if s == "external" else f"results/kitti/pred/{s}/{KITTI_EVAL_SPLIT}_disps.npy"
+        for s in kitti_eval_stages()
+        if s != "constant"
+    }
+
+
 # --------------------------------------------------------------------- report figures (report.smk)
 def endo_report_parts():
     """Endoscopy parts of the report, keyed on the config (never on files that exist): none
@@ -291,8 +302,12 @@ def endo_report_parts():
 
 def report_targets():
     """Every figure (and table) of the report for the configured data."""
-    targets = expand("results/kitti/report/depth/{stage}.png", stage=TRAIN_STAGES) + kitti_semantic_report()
+    targets = ["results/kitti/report/depth_frames.png", "results/kitti/report/per_frame_abs_rel.png"]
+    targets += kitti_semantic_report()
     targets += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png"]
+    # the evaluation tables as HTML pages (eval_table_html): the seg and pose ones when they are targets
+    kitti_tables = ["results/kitti_eval.csv", *kitti_seg_targets(), *kitti_pose_targets()]
+    targets += [t.replace("results/", "results/kitti/report/").replace(".csv", ".html") for t in kitti_tables]
     parts = endo_report_parts()
     seqs = endo_sequences()
     if "sfm" in parts:
@@ -310,7 +325,7 @@ def report_targets():
             stage=endo_eval_stages(),
             seq=registered,
         )
-        targets.append("results/endo/report/eval_metrics.png")
+        targets += ["results/endo/report/eval_metrics.png", "results/endo/report/endo_eval.html"]
     return targets
 
 

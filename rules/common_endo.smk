@@ -254,7 +254,11 @@ def registration_view_inputs(wildcards):
 
 
 def registration_residuals(wildcards):
-    """Residuals of every stage's registration of a sequence (plot_registration_residuals)."""
-    return expand(
-        "results/endo/registration/{stage}/{seq}_residuals.npy", stage=endo_eval_stages(), seq=wildcards.seq
-    )
+    """Residuals and JSONs (the flags) of every stage's registration of a sequence
+    (plot_registration_residuals)."""
+    base = "results/endo/registration/{stage}/{seq}"
+    stages = endo_eval_stages()
+    return {
+        "residuals": expand(base + "_residuals.npy", stage=stages, seq=wildcards.seq),
+        "registrations": expand(base + ".json", stage=stages, seq=wildcards.seq),
+    }

@@ -54,7 +54,12 @@ rule kitti_eval_table:
     input:
         expand("results/kitti/eval/{stage}.csv", stage=kitti_eval_stages()),
     output:
-        report("results/kitti_eval.csv", caption="report/kitti_eval.rst", category="Evaluation"),
+        report(
+            "results/kitti_eval.csv",
+            caption="report/kitti_eval.rst",
+            category="Evaluation",
+            labels={"table": "kitti_eval", "content": "CSV download"},
+        ),
     log:
         "logs/kitti_eval_table/kitti_eval_table.log",
     conda:

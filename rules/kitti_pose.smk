@@ -49,7 +49,12 @@ rule evaluate_pose:
     input:
         unpack(kitti_pose_inputs),
     output:
-        "results/kitti_pose_eval.csv",
+        report(
+            "results/kitti_pose_eval.csv",
+            caption="report/kitti_pose_eval.rst",
+            category="Evaluation",
+            labels={"table": "kitti_pose_eval", "content": "CSV download"},
+        ),
     log:
         "logs/evaluate_pose/evaluate_pose.log",
     conda:

@@ -32,35 +32,97 @@ EVAL_PLOTS = {
     },
 }
 
+# Evaluation tables shown as HTML in the report (eval_table_html): the branch whose report
+# folder holds the page, its title, the column within whose values the best stage is bold, and
+# columns left out of the page (they stay in the CSV).
+EVAL_TABLES = {
+    "kitti_eval": {
+        "branch": "kitti",
+        "title": "Driving branch: depth on the test split (Eigen metrics)",
+        "group": "scaling",
+        "drop": ["source"],  # the prediction's path: the stage names it
+    },
+    "endo_eval": {
+        "branch": "endo",
+        "title": "Endoscopy branch: registration to the CT and depth against the SfM points",
+        "group": "sequence",
+    },
+    "kitti_seg_eval": {
+        "branch": "kitti",
+        "title": "Driving branch: semantic segmentation of the test frames",
+        "group": None,
+    },
+    "kitti_pose_eval": {
+        "branch": "kitti",
+        "title": "Driving branch: pose on the odometry sequences (ATE, RE)",
+        "group": "sequence",
+    },
+}
+
 
 rule plot_kitti_depth:
-    """A stage's disparities on the test split, colour-mapped, next to the input frames."""
+    """Test frames: input, LiDAR ground truth, every stage's depth as the evaluation scales it
+    (one colour scale in metres) and the last trained stage's abs_rel error map."""
     input:
+        unpack(kitti_report_disparities),
         kitti_raw_data,
         images=kitti_jpeg_drives(kitti_test_drives()),
-        disps=f"results/kitti/pred/{{stage}}/{KITTI_EVAL_SPLIT}_disps.npy",
+        gt=f"results/kitti/gt/{KITTI_EVAL_SPLIT}.npz",
         split=f"results/kitti/splits/{KITTI_EVAL_SPLIT}/test_files.txt",
     output:
         report(
-            "results/kitti/report/depth/{stage,teacher|student|finetune}.png",
+            "results/kitti/report/depth_frames.png",
             caption="report/kitti_depth.rst",
             category="Driving (KITTI)",
             subcategory="Depth",
-            labels={"stage": "{stage}"},
+            labels={"figure": "depth per stage"},
         ),
     log:
-        "logs/plot_kitti_depth/{stage}.log",
+        "logs/plot_kitti_depth/plot_kitti_depth.log",
     benchmark:
-        "benchmarks/plot_kitti_depth/{stage}.tsv"
+        "benchmarks/plot_kitti_depth/plot_kitti_depth.tsv"
     priority: -1
     conda:
         "../envs/depth-workflow.yaml"
     params:
+        stages=list(kitti_report_disparities()),
+        evaluate=KITTI["evaluate"],
+        stereo_baseline=KITTI["train"]["common"]["stereo_baseline"],
         image_root=kitti_image_root,
         image_ext=kitti_image_ext,
         frames=REPORT["frames"],
     script:
         "../workflow_scripts/plot_kitti_depth.py"
+
+
+rule plot_kitti_per_frame:
+    """Per-frame abs_rel (median scaling) of every row of results/kitti_eval.csv: box plots and a CSV."""
+    input:
+        unpack(kitti_report_disparities),
+        gt=f"results/kitti/gt/{KITTI_EVAL_SPLIT}.npz",
+        split=f"results/kitti/splits/{KITTI_EVAL_SPLIT}/test_files.txt",
+    output:
+        png=report(
+            "results/kitti/report/per_frame_abs_rel.png",
+            caption="report/kitti_per_frame.rst",
+            category="Driving (KITTI)",
+            subcategory="Depth",
+            labels={"figure": "abs_rel per frame"},
+        ),
+        csv="results/kitti/report/per_frame_abs_rel.csv",
+    log:
+        "logs/plot_kitti_per_frame/plot_kitti_per_frame.log",
+    benchmark:
+        "benchmarks/plot_kitti_per_frame/plot_kitti_per_frame.tsv"
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        stages=kitti_eval_stages(),
+        evaluate=KITTI["evaluate"],
+        stereo_baseline=KITTI["train"]["common"]["stereo_baseline"],
+    script:
+        "../workflow_scripts/plot_kitti_per_frame.py"
 
 
 rule plot_training_curves:
@@ -97,7 +159,7 @@ rule plot_kitti_eval:
             "results/kitti/report/eval_metrics.png",
             caption="report/eval_metrics.rst",
             category="Evaluation",
-            labels={"branch": "kitti", "content": "bar charts"},
+            labels={"table": "kitti_eval", "content": "bar charts"},
         ),
     log:
         "logs/plot_kitti_eval/plot_kitti_eval.log",
@@ -122,7 +184,7 @@ rule plot_sfm_summary:
             caption="report/sfm_summary.rst",
             category="Endoscopy",
             subcategory="SfM",
-            labels={"sequence": "{seq}", "content": "trajectory and points"},
+            labels={"sequence": "{seq}"},
         ),
         row="results/endo/report/sfm/{seq}.json",
     log:
@@ -148,7 +210,7 @@ rule sfm_summary_table:
             caption="report/sfm_summary_table.rst",
             category="Endoscopy",
             subcategory="SfM",
-            labels={"sequence": "all", "content": "table"},
+            labels={"sequence": "all (table)"},
         ),
     log:
         "logs/sfm_summary_table/sfm_summary_table.log",
@@ -190,7 +252,7 @@ rule plot_endo_depth:
 rule plot_registration_residuals:
     """Histograms of one sequence's residual distances to the CT, one curve per stage."""
     input:
-        registration_residuals,
+        unpack(registration_residuals),
     output:
         report(
             "results/endo/report/registration/{seq}_residuals.png",
@@ -235,6 +297,7 @@ rule plot_registration_view:
     params:
         ct=endo_ct_surface,
         seed=config["seed"],
+        residual_max_mm=REPORT["residual_max_mm"],
     script:
         "../workflow_scripts/plot_registration_view.py"
 
@@ -246,14 +309,14 @@ rule plot_endo_eval:
             "results/endo_eval.csv",
             caption="report/endo_eval.rst",
             category="Evaluation",
-            labels={"branch": "endo", "content": "table"},
+            labels={"table": "endo_eval", "content": "CSV download"},
         ),
     output:
         report(
             "results/endo/report/eval_metrics.png",
             caption="report/eval_metrics.rst",
             category="Evaluation",
-            labels={"branch": "endo", "content": "bar charts"},
+            labels={"table": "endo_eval", "content": "bar charts"},
         ),
     log:
         "logs/plot_endo_eval/plot_endo_eval.log",
@@ -266,6 +329,28 @@ rule plot_endo_eval:
         plot=EVAL_PLOTS["endo"],
     script:
         "../workflow_scripts/plot_eval_metrics.py"
+
+
+rule eval_table_html:
+    """An evaluation table as an HTML page, shown inline by the report (a CSV is a download)."""
+    input:
+        "results/{table}.csv",
+    output:
+        report(
+            "results/{branch,kitti|endo}/report/{table,kitti_eval|endo_eval|kitti_seg_eval|kitti_pose_eval}.html",
+            caption="report/eval_table.rst",
+            category="Evaluation",
+            labels={"table": "{table}", "content": "table"},
+        ),
+    log:
+        "logs/eval_table_html/{branch}_{table}.log",
+    priority: -1
+    conda:
+        "../envs/depth-workflow.yaml"
+    params:
+        table=lambda wildcards: EVAL_TABLES[wildcards.table],
+    script:
+        "../workflow_scripts/eval_table_html.py"
 
 
 rule report_figures:

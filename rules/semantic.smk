@@ -89,7 +89,12 @@ rule kitti_seg_eval_table:
             split=KITTI_EVAL_SPLIT,
         ),
     output:
-        report("results/kitti_seg_eval.csv", category="Evaluation"),
+        report(
+            "results/kitti_seg_eval.csv",
+            caption="report/kitti_seg_eval.rst",
+            category="Evaluation",
+            labels={"table": "kitti_seg_eval", "content": "CSV download"},
+        ),
     log:
         "logs/kitti_seg_eval_table/kitti_seg_eval_table.log",
     conda:

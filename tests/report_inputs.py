@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from plyfile import PlyData, PlyElement
 
+from workflow_scripts.kitti.gt_export import GtSet, save_gt
+
 
 def write_mesh_ply(path: Path, verts: np.ndarray, tris: np.ndarray | None, extra: dict | None = None) -> None:
     """Binary PLY like the demo's ct_surface.ply (x, y, z float32 [+ extra], faces int32)."""
@@ -47,8 +49,9 @@ def cylinder(radius: float = 5.0, length: float = 40.0, n_around: int = 48, n_al
 def make_endo_sequence(root: Path, n_frames: int = 5, full_hw: tuple[int, int] = (64, 96),
                        sfm_arrays: dict | None = None) -> dict:
     """Frames <index:08d>.jpg (a colour ramp, so that a wrong crop shows), sfm_data.npz with
-    downsampling 2 and a crop (+ ``sfm_arrays``), and a depth.npz at the cropped size with
-    depth = 10 + row (mm)."""
+    downsampling 2 and a crop, every frame a registered view with 4 sparse points (pixel
+    (x, y) = (3 + 5j, 4 + 4j), z = 10 + y, on the depth) (``sfm_arrays`` replace these), and a
+    depth.npz at the cropped size with depth = 10 + row (mm)."""
     frames = root / "frames"
     frames.mkdir(parents=True)
     h, w = full_hw
@@ -59,7 +62,11 @@ def make_endo_sequence(root: Path, n_frames: int = 5, full_hw: tuple[int, int] =
         image = image.astype(np.uint8)
         cv2.imwrite(str(frames / f"{idx:08d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
     crop = np.array([4, 28, 8, 40], np.int32)  # rows 4..28, cols 8..40 of the 32 x 48 downsampled frame
-    np.savez(root / "sfm_data.npz", **(sfm_arrays or {}), downsampling=np.float64(2.0), crop=crop)
+    j = np.tile(np.arange(4), n_frames)
+    sparse = {"view_indexes": indexes, "sparse_view": np.repeat(np.arange(n_frames), 4).astype(np.int32),
+              "sparse_xy": np.stack([3 + 5 * j, 4 + 4 * j], -1).astype(np.int32),
+              "sparse_z": (14.0 + 4 * j).astype(np.float32)}
+    np.savez(root / "sfm_data.npz", **(sparse | (sfm_arrays or {})), downsampling=np.float64(2.0), crop=crop)
     ch, cw = crop[1] - crop[0], crop[3] - crop[2]
     depth = np.broadcast_to(10.0 + np.arange(ch, dtype=np.float32)[:, None], (n_frames, ch, cw)).copy()
     mask = np.zeros((ch, cw), np.uint8)
@@ -81,7 +88,9 @@ def make_sfm_inputs(root: Path, seq: str = "seqA", n_views: int = 6) -> dict:
     clean[:3] = False
     sparse_view = np.repeat(np.arange(n_views), np.arange(1, n_views + 1)).astype(np.int32)
     arrays = {"cam_from_world": cam_from_world, "points": points, "clean": clean,
-              "view_indexes": np.arange(n_views) * 2, "sparse_view": sparse_view}
+              "view_indexes": np.arange(n_views) * 2, "sparse_view": sparse_view,
+              "sparse_xy": np.stack([np.arange(len(sparse_view)) % 32, np.arange(len(sparse_view)) % 24], -1),
+              "sparse_z": 10.0 + np.arange(len(sparse_view)) % 24}
     np.savez(seq_dir / "sfm_data.npz", **arrays)
     (seq_dir / "sfm_data.json").write_text(json.dumps(
         {"views": n_views, "frames": 2 * n_views, "points": 200, "clean_points": 197,
@@ -95,11 +104,29 @@ def make_sfm_inputs(root: Path, seq: str = "seqA", n_views: int = 6) -> dict:
 KITTI_DRIVE = "2011_01_02/2011_01_02_drive_0003_sync"  # the demo's test drive
 
 
+def write_kitti_gt(path: Path, lines: list[str], hw: tuple[int, int],
+                   maps: list[np.ndarray] | None = None) -> None:
+    """Ground truth in export_gt_depth's format for split ``lines``: ``maps`` (H, W) in metres
+    (0 = none), by default LiDAR-like scan lines (every 3rd row, every 2nd column) of depth
+    5 m at the bottom row + 1.5 m per row upwards."""
+    h = hw[0]
+    if maps is None:
+        dense = np.zeros(hw, np.float32)
+        dense[h - 1::-3, ::2] = (5.0 + 1.5 * (h - 1 - np.arange(h)))[h - 1::-3, None]
+        maps = [dense] * len(lines)
+    index = [np.flatnonzero(m).astype(np.int32) for m in maps]
+    depth = np.concatenate([m.ravel()[i] for m, i in zip(maps, index, strict=True)]).astype(np.float32)
+    save_gt(path, GtSet(files=list(lines), shapes=np.array([m.shape for m in maps], np.int32).reshape(-1, 2),
+                        offsets=np.r_[0, np.cumsum([len(i) for i in index])].astype(np.int64),
+                        index=np.concatenate(index), depth=depth,
+                        meta={"source": "velodyne", "depth_kind": "velodyne", "duplicates": "reference"}))
+
+
 def make_kitti_predictions(root: Path, n: int = 3,
                            stages=("teacher", "student", "finetune", "finetune_unmasked")) -> None:
     """KITTI-layout frames of the demo test drive, the eigen test list, per stage disparities
-    (N, 16, 48) that grow towards the bottom of the image (near road), the test frames' labels
-    (a car in each) and the fine-tune's segmentation."""
+    (N, 16, 48) that grow towards the bottom of the image (near road), its ground truth
+    (:func:`write_kitti_gt`), the test frames' labels (a car in each) and the fine-tune's segmentation."""
     data = root / "resources" / "demo" / "kitti_raw" / KITTI_DRIVE / "image_02" / "data"
     data.mkdir(parents=True)
     for i in range(n):
@@ -117,6 +144,7 @@ def make_kitti_predictions(root: Path, n: int = 3,
     gt = root / "results" / "kitti" / "gt"
     gt.mkdir(parents=True, exist_ok=True)
     np.savez(gt / "eigen_labels.npz", **{f"l{i:05d}": labels for i in range(n)})
+    write_kitti_gt(gt / "eigen.npz", [f"{KITTI_DRIVE} {i:010d} l" for i in range(n)], (40, 120))
     seg = np.zeros((n, 16, 48), np.uint8)
     seg[:, 4:12, 20:32] = 13
     np.save(root / "results" / "kitti" / "pred" / "finetune" / "eigen_seg.npy", seg)
@@ -175,3 +203,15 @@ def make_report_inputs(root: Path) -> list[str]:
             "results/endo/report/registration/seqA_residuals.png",
             "results/endo/report/registration/teacher/seqA_on_ct.png",
             "results/endo/report/eval_metrics.png"]
+
+
+def make_kitti_extra_tables(root: Path) -> None:
+    """results/kitti_seg_eval.csv and results/kitti_pose_eval.csv with a few of their writers'
+    columns (kitti_seg_eval_table, evaluate_pose), for the report's HTML tables."""
+    pd.DataFrame({"stage": ["finetune", "majority"], "miou": [0.41, 0.05], "pixel_accuracy": [0.8, 0.5],
+                  "n_classes": [5, 5], "iou_road": [0.9, 0.5], "iou_car": [0.5, 0.0]}
+                 ).to_csv(root / "results" / "kitti_seg_eval.csv", index=False)
+    pd.DataFrame({"stage": ["finetune", "identity"], "sequence": "00", "protocol": "monodepth2",
+                  "n_frames": 24, "n_snippets": 23, "ate_mean": [0.696, 0.943], "ate_std": [0.093, 0.126],
+                  "re_mean": [0.0265, 0.0051], "re_std": [0.005, 0.0019], "scale_median": [10.8, 0.0]}
+                 ).to_csv(root / "results" / "kitti_pose_eval.csv", index=False)

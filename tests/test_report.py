@@ -3,6 +3,8 @@ known values, and the Snakemake report built from them (slow: a DAG run)."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,20 +18,12 @@ import yaml
 from tests.conftest import ROOT
 from tests.report_inputs import (
     cylinder,
-    make_endo_sequence,
-    make_kitti_predictions,
+    make_kitti_extra_tables,
     make_report_inputs,
-    make_sfm_inputs,
     write_mesh_ply,
 )
 from workflow_scripts import (
-    join_tables,
-    plot_endo_depth,
     plot_eval_metrics,
-    plot_kitti_depth,
-    plot_registration_residuals,
-    plot_registration_view,
-    plot_sfm_summary,
     plot_training_curves,
 )
 from workflow_scripts.endo.trajectory import camera_centres
@@ -37,7 +31,7 @@ from workflow_scripts.report.curves import moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
 from workflow_scripts.report.figure import plt
 from workflow_scripts.report.metrics import metrics_figure
-from workflow_scripts.report.registration import crop_mesh, read_residuals, residual_stats
+from workflow_scripts.report.registration import read_residuals, residual_stats
 from workflow_scripts.report.sfm import principal_axes
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.ply import read_ply
@@ -125,15 +119,6 @@ def test_residual_stats_and_reader(tmp_path):
             read_residuals(tmp_path / "bad.npy")
 
 
-def test_crop_mesh_keeps_triangles_touching_the_box():
-    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 10, 10], [11, 10, 10], [10, 11, 10]], float)
-    tris = np.array([[0, 1, 2], [3, 4, 5], [2, 3, 4]])
-    kept = crop_mesh(verts, tris, np.array([-0.5, -0.5, -0.5]), np.array([0.5, 0.5, 0.5]))
-    assert kept.tolist() == [[0, 1, 2]]
-    kept = crop_mesh(verts, tris, np.array([-1.0] * 3), np.array([2.0] * 3))
-    assert kept.tolist() == [[0, 1, 2], [2, 3, 4]]
-
-
 # ------------------------------------------------------------------ figures on synthetic inputs
 
 
@@ -152,80 +137,6 @@ def test_read_ply_round_trip_with_faces_and_properties(tmp_path):
     (tmp_path / "junk.ply").write_text("not a ply")
     with pytest.raises(InputDataError, match="cannot be read as PLY"):
         read_ply(tmp_path / "junk.ply")
-
-
-def test_registration_figures_on_a_cylinder(tmp_path):
-    """Points on a 5 mm cylinder pushed out by known distances: the stats log the exact
-    residuals and both figures are written."""
-    verts, tris = cylinder()
-    write_mesh_ply(tmp_path / "ct.ply", verts, tris)
-    rng = np.random.default_rng(0)
-    a, z = rng.uniform(0, 2 * np.pi, 400), rng.uniform(10, 30, 400)
-    offset = rng.uniform(0.0, 1.0, 400)
-    cloud = np.stack([(5 + offset) * np.cos(a), (5 + offset) * np.sin(a), z], -1)
-    write_mesh_ply(tmp_path / "seqA.ply", cloud, None)
-    np.save(tmp_path / "seqA_residuals.npy", offset.astype(np.float32))
-    plot_registration_view.main(tmp_path / "seqA.ply", tmp_path / "seqA_residuals.npy", tmp_path / "ct.ply",
-                                "teacher", "seqA", tmp_path / "view.png")
-    h, w = png_size(tmp_path / "view.png")
-    assert w > 600 and h > 250
-    np.save(tmp_path / "half.npy", (offset / 2).astype(np.float32))
-    stats = plot_registration_residuals.main([tmp_path / "seqA_residuals.npy", tmp_path / "half.npy"],
-                                             ["teacher", "student"], "seqA", tmp_path / "hist.png", bins=20)
-    assert stats["teacher"]["median"] == pytest.approx(np.median(offset), rel=1e-6)
-    assert stats["student"]["rmse"] == pytest.approx(stats["teacher"]["rmse"] / 2, rel=1e-6)
-    png_size(tmp_path / "hist.png")
-    np.save(tmp_path / "short.npy", offset[:10])
-    with pytest.raises(InputDataError, match="10 residuals for a cloud of 400 points"):
-        plot_registration_view.main(tmp_path / "seqA.ply", tmp_path / "short.npy", tmp_path / "ct.ply",
-                                    "teacher", "seqA", tmp_path / "bad.png")
-    assert not (tmp_path / "bad.png").exists()
-
-
-def test_endo_depth_shows_the_network_crop_of_each_frame(tmp_path):
-    seq = make_endo_sequence(tmp_path)
-    first = seq["frames"] / f"{seq['indexes'][0]:08d}.jpg"
-    decoded = cv2.imread(str(first))
-    small = cv2.resize(decoded, (0, 0), fx=0.5, fy=0.5)
-    c = seq["crop"]
-    expected = small[c[0]:c[1], c[2]:c[3], ::-1]  # RGB
-    shown = plot_endo_depth.network_frame(first, (24, 32), 2.0, c)
-    np.testing.assert_array_equal(shown, expected)
-    assert shown[0, 0, 2] > 30  # blue = x ramp: the crop starts at column 8 (16 at full size), not 0
-    rows = plot_endo_depth.main(tmp_path / "depth.npz", seq["frames"], tmp_path / "sfm_data.npz", "teacher",
-                                "seqA", tmp_path / "depth.png", n_frames=3, unit="mm")
-    assert rows == [0, 2, 4]
-    png_size(tmp_path / "depth.png")
-
-
-def test_endo_depth_rejects_inconsistent_predictions(tmp_path):
-    seq = make_endo_sequence(tmp_path)
-    np.savez(tmp_path / "bad.npz", depth=np.zeros((5, 24, 32), np.float32), frame_indexes=seq["indexes"][:3],
-             mask=np.ones((24, 32)))
-    with pytest.raises(InputDataError, match="do not agree"):
-        plot_endo_depth.main(tmp_path / "bad.npz", seq["frames"], tmp_path / "sfm_data.npz", "teacher",
-                             "seqA", tmp_path / "x.png", 3, "mm")
-    np.savez(tmp_path / "nokeys.npz", depth=np.zeros((5, 24, 32), np.float32))
-    with pytest.raises(InputDataError, match=r"keys \['frame_indexes', 'mask'\] missing"):
-        plot_endo_depth.read_depth_npz(tmp_path / "nokeys.npz")
-
-
-def test_sfm_summary_figure_and_table(tmp_path):
-    rows = []
-    for seq in ("seqA", "seqB"):
-        d = make_sfm_inputs(tmp_path, seq)["dir"]
-        row = plot_sfm_summary.main(seq, d / "sfm_data.npz", d / "sfm_data.json", d / "sfm" / "summary.json",
-                                    tmp_path / f"{seq}.png", tmp_path / f"{seq}.json")
-        png_size(tmp_path / f"{seq}.png")
-        rows.append(tmp_path / f"{seq}.json")
-    assert row["registered"] == 6 and row["clean_points"] == 197 and row["mean_track_length"] == 5.5
-    table = join_tables.join_tables(rows, tmp_path / "sfm_summary.csv")
-    assert table.sequence.tolist() == ["seqA", "seqB"]
-    assert pd.read_csv(tmp_path / "sfm_summary.csv").sparse_points_per_view.tolist() == [3.5, 3.5]
-    # data in the reference's format have no run_sfm summary: those numbers are NaN, not errors
-    row = plot_sfm_summary.main("seqA", d / "sfm_data.npz", d / "sfm_data.json", None, tmp_path / "r.png",
-                                tmp_path / "r.json")
-    assert row["registered"] == 6 and np.isnan(row["mean_reprojection_error_px"])
 
 
 def test_training_curves_and_history_checks(tmp_path):
@@ -267,28 +178,20 @@ def test_eval_bars_hatch_flagged_rows():
     bars = fig.axes[0].patches
     assert [b.get_hatch() for b in bars] == ["///", None]
     assert "ambiguous" in fig._suptitle.get_text()
-    assert any("ambiguous" in t.get_text() for t in fig.axes[0].texts)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    assert any(t.get_text() == "ambiguous" for legend in legends for t in legend.get_texts())
     plain = metrics_figure(table.assign(ambiguous=False), ["residual_median_mm"], "stage", None, "e",
                            flag="ambiguous")
     assert all(b.get_hatch() is None for b in plain.axes[0].patches)
     plt.close("all")
 
 
-def test_kitti_depth_figure_and_count_check(tmp_path):
-    make_kitti_predictions(tmp_path)
-    raw = tmp_path / "resources" / "demo" / "kitti_raw"
-    split = tmp_path / "results" / "kitti" / "splits" / "eigen" / "test_files.txt"
-    pred = tmp_path / "results" / "kitti" / "pred" / "teacher" / "eigen_disps.npy"
-    assert plot_kitti_depth.main(pred, split, raw, "png", "teacher", tmp_path / "d.png", n_frames=2) == [0, 2]
-    png_size(tmp_path / "d.png")
-    np.save(pred, np.zeros((2, 16, 48), np.float32))
-    with pytest.raises(InputDataError, match="for 3 frames"):
-        plot_kitti_depth.main(pred, split, raw, "png", "teacher", tmp_path / "e.png", n_frames=2)
+# the KITTI depth figures: tests/test_report_kitti.py
 
-
-REPORT_RULES = ["plot_kitti_depth", "plot_training_curves", "plot_kitti_eval", "kitti_eval_table",
-                "plot_sfm_summary", "sfm_summary_table", "plot_endo_depth", "plot_registration_residuals",
-                "plot_registration_view", "plot_endo_eval", "plot_kitti_masking", "report_figures"]
+REPORT_RULES = ["plot_kitti_depth", "plot_kitti_per_frame", "plot_training_curves", "plot_kitti_eval",
+                "kitti_eval_table", "plot_sfm_summary", "sfm_summary_table", "plot_endo_depth",
+                "plot_registration_residuals", "plot_registration_view", "plot_endo_eval",
+                "plot_kitti_masking", "eval_table_html", "report_figures"]
 
 
 @pytest.mark.slow
@@ -296,6 +199,7 @@ def test_snakemake_report_shows_the_figures(tmp_path):
     """The report rules in the DAG on prepared inputs (only they may run), then
     `snakemake --report`: the HTML embeds every figure and both tables; in Chromium it shows them."""
     endo_targets = make_report_inputs(tmp_path)
+    make_kitti_extra_tables(tmp_path)
     sequence = {"name": "seqA", "frames": 10, "start": 6.0, "step": 0.3}
     masking = {"enabled": True, "control": True}  # the masking figure needs the control
     config = {"demo": {"endoscopy": {"sequences": [sequence]}}, "endoscopy": {"split": {"test": []}},
@@ -312,24 +216,44 @@ def test_snakemake_report_shows_the_figures(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     html = report.read_text()
-    figures = [f"results/kitti/report/depth/{s}.png" for s in ("teacher", "student", "finetune")]
+    figures = ["results/kitti/report/depth_frames.png", "results/kitti/report/per_frame_abs_rel.png"]
     figures += ["results/kitti/report/training_curves.png", "results/kitti/report/eval_metrics.png",
                 "results/kitti/report/masking.png",
                 "results/endo/report/sfm/seqA.png", *endo_targets]
     tables = ["results/kitti_eval.csv", "results/endo_eval.csv", "results/endo/report/sfm_summary.csv"]
-    for name in [*figures, *tables]:
+    pages = [f"results/kitti/report/{t}.html" for t in ("kitti_eval", "kitti_seg_eval", "kitti_pose_eval")]
+    pages.append("results/endo/report/endo_eval.html")
+    for name in [*figures, *tables, *pages]:
         assert f'"{name}"' in html, name
     assert html.count('"data:image/png;') >= len(figures)  # embedded, not linked
+    assert html.count('"data:text/html;') >= len(pages)  # shown inline, not a download
     for name in ("Driving (KITTI)", "Endoscopy", "Registration to CT", "Evaluation", "Training"):
         assert name in html
 
-    from tests.report_browser import chromium, screenshot
+    from tests.report_browser import chromium, dump_dom, report_categories, save_views, table_headers
 
     if chromium() is None:
         pytest.skip("chromium not installed: the HTML was checked, not its rendering")
-    shot = screenshot(report, tmp_path / "shot.png", "registration/seqA_residuals.png", "Endoscopy")
-    home = screenshot(report, tmp_path / "home.png")
-    shown, front = cv2.imread(str(shot)), cv2.imread(str(home))
+    # the tables as <table>s in the report's viewer (an iframe), after its JavaScript ran
+    for page, header in (("kitti/report/kitti_eval.html", "RMSE \u2193 (m)"),
+                         ("endo/report/endo_eval.html", "residual median \u2193 (mm)"),
+                         ("kitti/report/kitti_pose_eval.html", "ATE \u2193 (m)")):
+        dom, frame = dump_dom(report, tmp_path / "dom.html", page, "Evaluation")
+        assert "<iframe" in dom and 'data-table-width="' in dom, page
+        assert header in table_headers(frame)[0] and "stage" in table_headers(frame)[0], page
+    listed = report_categories(html)  # every figure in the side bar's lists
+    assert set(figures) <= {p for sub in listed.values() for paths in sub.values() for p in paths}
+    # a screenshot of each (sub)category showing its first result, and of the table views
+    views = {"home": (None, None), "registration": ("registration/seqA_residuals.png", "Endoscopy")}
+    views |= {re.sub(r"\W+", "_", f"{c} {s}".lower()).strip("_"): (next(p for p in paths if p.endswith(
+              (".png", ".html"))), c, s) for c, sub in listed.items() for s, paths in sub.items()}
+    views |= {f"{t}_table": (f"{t}.html", "Evaluation")
+              for t in ("kitti_eval", "endo_eval", "kitti_seg_eval")}
+    shots = save_views(report, tmp_path, views, os.environ.get("REPORT_SCREENSHOTS"))
+    for name, shot in shots.items():  # a JavaScript error leaves the page blank
+        # (e.g. a label, not the first, with two values on half of the results each: Snakemake's toggle)
+        assert cv2.imread(str(shot)).std() > 10, f"{name}: blank page, the report's JavaScript failed"
+    shown, front = cv2.imread(str(shots["registration"])), cv2.imread(str(shots["home"]))
     assert shown.shape == front.shape == (1000, 1400, 3)
     # the figure (white page, coloured curves) replaces the rule graph on the right
     assert np.abs(shown.astype(int) - front.astype(int)).mean() > 2.0

@@ -107,7 +107,8 @@ def test_end_to_end_tiny_demo(tiny_demo_run):
     assert len(list((new / "depth").glob("*.png"))) == 3 and len(list((new / "clouds").glob("*.ply"))) == 3
     assert (new / "depth.mp4").stat().st_size > 1000
     for fig in (
-        "results/kitti/report/depth/finetune.png",
+        "results/kitti/report/depth_frames.png",
+        "results/kitti/report/per_frame_abs_rel.png",
         "results/kitti/report/masking.png",
         "results/endo/report/depth/finetune/seq01.png",
         "results/endo/report/registration/finetune/seq01_on_ct.png",
@@ -150,12 +151,15 @@ def check_rerun_recipes(folder: Path) -> None:
         "kitti_eval_table",
         "kitti_seg_eval_table",
         "plot_kitti_depth",
+        "plot_kitti_per_frame",
         "plot_kitti_masking",
         "plot_training_curves",
         "plot_kitti_eval",
+        "eval_table_html",  # the tables on the report page
         "predict_pose",  # the fine-tune's pose network on the odometry export
         "evaluate_pose",
         "predict_images",  # the fine-tune's depth of the demo video
     }, jobs
     assert jobs["predict_depth"] == jobs["evaluate_depth"] == jobs["predict_segmentation"] == 2
-    assert jobs["plot_kitti_depth"] == 1
+    assert jobs["plot_kitti_depth"] == jobs["plot_kitti_per_frame"] == 1
+    assert jobs["eval_table_html"] == 3  # kitti_eval, kitti_seg_eval, kitti_pose_eval (not endo_eval)

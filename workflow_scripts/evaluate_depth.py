@@ -4,10 +4,15 @@
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from workflow_scripts.kitti.evaluate import METRICS, KittiEvalOptions, evaluate_stage, load_disparities
+from workflow_scripts.kitti.evaluate import (
+    METRICS,
+    KittiEvalOptions,
+    constant_disparities,
+    evaluate_stage,
+    load_disparities,
+)
 from workflow_scripts.kitti.gt_export import load_gt
 from workflow_scripts.kitti.semantic_eval import load_test_labels
 from workflow_scripts.util import atomic_file
@@ -28,7 +33,7 @@ def main(
     gts = list(load_gt(gt_path).maps())
     labels = load_test_labels(labels_path) if labels_path else None
     if disps_path is None:  # the constant-depth baseline: the same disparity everywhere
-        disps = [np.ones((8, 24), np.float32) for _ in gts]
+        disps = constant_disparities(len(gts))
     else:
         disps = load_disparities(disps_path, len(gts))
     table = evaluate_stage(gts, disps, stage, evaluate, stereo_baseline, source=str(disps_path or "constant"),

@@ -1,15 +1,23 @@
-"""Rule plot_registration_view: a registered cloud on the CT surface, three orthographic views,
-points coloured by their residual; an ambiguous registration (its JSON) also shows the cloud
-under the runner-up pose."""
+"""Rule plot_registration_view: a registered cloud on the whole CT surface, three orthographic
+views, points coloured by their residual on a fixed scale (report.residual_max_mm); below, the
+cloud under the true pose (demo: truth.ct_from_sfm of the JSON) and under an AMBIGUOUS
+registration's runner-up pose. The title says how confident the registration is and, on the
+demo, how far it is from the true pose."""
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from workflow_scripts.report.figure import save_png
-from workflow_scripts.report.registration import cloud_on_ct_figure, read_residuals
+from workflow_scripts.report.registration import read_residuals
+from workflow_scripts.report.registration_view import (
+    cloud_on_ct_figure,
+    cloud_under,
+    other_poses,
+    read_registration,
+    registration_verdict,
+)
 from workflow_scripts.util.ply import read_ply
 
 log = logging.getLogger("plot_registration_view")
@@ -21,9 +29,7 @@ def runner_up_cloud(cloud: np.ndarray, registration: dict) -> np.ndarray | None:
     runner = registration.get("runner_up")
     if not registration.get("ambiguous") or not runner:
         return None
-    best, other = np.asarray(registration["ct_from_sfm"]), np.asarray(runner["ct_from_sfm"])
-    M = other @ np.linalg.inv(best)
-    return cloud @ M[:3, :3].T + M[:3, 3]
+    return cloud_under(cloud, registration["ct_from_sfm"], runner["ct_from_sfm"])
 
 
 def main(
@@ -35,23 +41,22 @@ def main(
     out: Path,
     seed: int = 0,
     registration_path: Path | None = None,
-) -> None:
+    residual_max_mm: float = 5.0,
+) -> dict:
+    """Draw the figure; returns its verdict (title text), whether it is alarming (red) and its
+    number of rows (1 + true pose + runner-up)."""
     ct = read_ply(ct_path, need_faces=True)
-    ct_verts, ct_tris = ct.vertices, ct.faces
     cloud = read_ply(cloud_path).vertices
     residuals = read_residuals(residuals_path, n_points=len(cloud))
-    title = f"{seq}: {stage} cloud registered to the CT"
-    registration = json.loads(registration_path.read_text()) if registration_path else {}
-    runner = runner_up_cloud(cloud, registration)
-    label = "runner-up"
-    if runner is not None:
-        title += f" - AMBIGUOUS (runner-up score ratio {registration['runner_up_ratio']:.2f})"
-        label = "runner-up pose (green)"
-    fig = cloud_on_ct_figure(
-        ct_verts, ct_tris, cloud, residuals, title, seed=seed, runner_up=runner, runner_up_label=label
-    )
+    registration = read_registration(registration_path)
+    verdict = registration_verdict(registration) if registration else ("", False)
+    others = other_poses(cloud, registration)
+    fig = cloud_on_ct_figure(ct.vertices, ct.faces, cloud, residuals,
+                             f"{seq}, {stage} stage: fused cloud registered to the CT surface (whole CT, mm)",
+                             residual_max_mm, others, verdict, seed=seed)
     save_png(fig, out)
-    log.info("%s: %d points on %d CT triangles", out, len(cloud), len(ct_tris))
+    log.info("%s: %d points on %d CT triangles; %s", out, len(cloud), len(ct.faces), verdict[0] or "no JSON")
+    return {"verdict": verdict[0], "alarming": verdict[1], "rows": 1 + len(others)}
 
 
 if __name__ == "__main__":
@@ -68,4 +73,5 @@ if __name__ == "__main__":
         Path(smk.output[0]),
         smk.params.seed,
         Path(smk.input.registration),
+        smk.params.residual_max_mm,
     )

@@ -3,6 +3,8 @@ the manual initial pose file, recovery of a known SfM -> CT similarity, and bad 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
@@ -107,6 +109,12 @@ def test_umeyama_and_truth_check_are_exact():
     check = registration_truth_check(T, sfm, true, np.arange(20))
     assert check["frames"] == 10 and check["camera_rms_mm"] < 1e-9
     assert check["scale_ratio"] == pytest.approx(1.0) and check["rotation_deg"] < 1e-4
+    # a pose turned over: the check says how far off, and keeps the true similarity (the report's)
+    flipped = T @ np.diag([1.0, -1.0, -1.0, 1.0])
+    check = registration_truth_check(flipped, sfm, true, np.arange(20))
+    assert check["rotation_deg"] == pytest.approx(180.0, abs=1e-4)
+    np.testing.assert_allclose(check["ct_from_sfm"], T, atol=1e-9)
+    assert json.loads(json.dumps(check))["ct_from_sfm"] == check["ct_from_sfm"]  # plain lists
 
 
 def test_bad_input_names_the_file(tmp_path, cavity_ct):

@@ -201,6 +201,12 @@ class ReportOptions:
         1, "Training curves: trailing mean over this many logged steps (1 = raw).", minimum=1
     )
     residual_bins: int = option(50, "Bins of the registration residual histograms.", minimum=5, maximum=500)
+    residual_max_mm: float = option(
+        5.0,
+        "Top of the residual colour scale of the clouds on the CT (mm), the same in every stage's "
+        "and sequence's figure so that they compare; points farther from the CT surface take its colour.",
+        exclusiveMinimum=0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

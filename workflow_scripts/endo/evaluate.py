@@ -109,8 +109,9 @@ def registration_truth_check(ct_from_sfm: np.ndarray, sfm: dict, true_cam_from_c
 
     The reference similarity is Umeyama between the SfM camera centres and the true centres
     (mm) of the same frames. Returns its own fit RMS, the recovered / reference scale ratio,
-    the angle (deg) between the rotations, and the RMS distance (mm) between the SfM camera
-    centres mapped by the recovered similarity and the true centres.
+    the angle (deg) between the rotations, the RMS distance (mm) between the SfM camera
+    centres mapped by the recovered similarity and the true centres, and the reference itself
+    (``ct_from_sfm``, 4 x 4 nested list: SfM units -> CT mm; the report places the true cloud with it).
     """
     row = {int(f): i for i, f in enumerate(true_frames)}
     views = [v for v, f in enumerate(sfm["view_indexes"]) if int(f) in row]
@@ -129,4 +130,5 @@ def registration_truth_check(ct_from_sfm: np.ndarray, sfm: dict, true_cam_from_c
         "scale_ratio": float(s_rec / s_ref),
         "rotation_deg": float(angle),
         "camera_rms_mm": float(np.sqrt(np.mean(np.sum((mapped - c_true) ** 2, 1)))),
+        "ct_from_sfm": ref.tolist(),
     }

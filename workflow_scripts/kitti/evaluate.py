@@ -200,6 +200,25 @@ def eval_crop(split: str) -> str:
     return "none" if split == "eigen_benchmark" else "garg"
 
 
+def eval_options(evaluate: KittiEvalOptions, scaling: str, stereo_baseline: float) -> EvalOptions:
+    """How ``results/kitti_eval.csv`` scores its rows of one scaling ("median" or "stereo"):
+    depth 1e-3 (0.1 with sc_depth) .. 80 m, the split's crop, per-image median ratio or the
+    fixed factor 0.54 / ``stereo_baseline`` (metres)."""
+    return EvalOptions(
+        min_depth=0.1 if evaluate.protocol == "sc_depth" else 1e-3,
+        max_depth=80.0,
+        crop=eval_crop(split_key(evaluate.split)),
+        scaling="median" if scaling == "median" else "fixed",
+        fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline,
+    )
+
+
+def constant_disparities(n_frames: int) -> list[np.ndarray]:
+    """The constant-depth baseline (stage "constant"): the same disparity everywhere, (8, 24)
+    per frame (any size: it is resized to the ground truth's)."""
+    return [np.ones((8, 24), np.float32) for _ in range(n_frames)]
+
+
 def load_disparities(
     path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities"
 ) -> np.ndarray:
@@ -258,17 +277,9 @@ def evaluate_stage(
     movable classes), the median and relative spread of the applied per-image scale factors, and
     the prediction source.
     """
-    min_depth = 0.1 if evaluate.protocol == "sc_depth" else 1e-3
-    crop = eval_crop(split_key(evaluate.split))
     rows = []
     for scaling in evaluate.scalings:
-        opts = EvalOptions(
-            min_depth=min_depth,
-            max_depth=80.0,
-            crop=crop,
-            scaling="median" if scaling == "median" else "fixed",
-            fixed_scale=NOMINAL_KITTI_BASELINE / stereo_baseline,
-        )
+        opts = eval_options(evaluate, scaling, stereo_baseline)
         means, ratios = evaluate_split(gts, disps, opts)
         movable = abs_rel_movable(gts, disps, labels, ratios, opts) if labels is not None else float("nan")
         med = float(np.median(ratios))

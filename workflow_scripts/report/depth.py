@@ -1,27 +1,21 @@
-"""Colour-mapped depth (or disparity) maps next to their input frames.
-
-Driving branch: disparities of the test split (``results/kitti/pred/<stage>/<split>_disps.npy``,
-(N, H, W) float32 at the network's resolution) beside the full-size KITTI frames, each map
-coloured with ``magma`` from its minimum to its 95th percentile, as monodepth2's
-``test_simple.py`` shows them (disparities are relative; only their pattern is compared).
-
-Endoscopy branch: depth maps (``depth.npz``: depth (N, H, W) float32, frame_indexes, K, mask)
-beside the network-resolution frames, on one colour scale per figure (so that frames compare),
-pixels outside the field-of-view mask black.
+"""Shared helpers of the depth figures: which frames to show, a robust colour range, colour
+mapping with invalid pixels black, and reading a frame as RGB. The figures themselves are in
+``kitti_depth.py`` (driving: frames x stages with ground truth and error maps),
+``endo_depth.py`` (endoscopy: depth maps with the SfM sparse points) and
+``plot_kitti_masking.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from workflow_scripts.report.figure import new_figure, plt
+from workflow_scripts.report.figure import plt
 from workflow_scripts.util.images import read_image
 
-__all__ = ["colorize", "depth_grid", "read_rgb", "robust_range", "select_frames"]
+__all__ = ["colorize", "read_rgb", "robust_range", "select_frames"]
 
 
 def select_frames(n_total: int, n_show: int) -> np.ndarray:
@@ -75,58 +69,3 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; a clear error when it is missing or unreadable."""
     image = read_image(path, fix="re-run the rule that writes the frames")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def depth_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], row_titles: Sequence[str],
-               title: str, map_label: str, cmap: str = "magma",
-               valid: Sequence[np.ndarray | None] | None = None,
-               percentiles: tuple[float, float] = (0.0, 95.0), shared_scale: bool = False,
-               panel_width_in: float = 4.5) -> plt.Figure:
-    """One row per frame: the input frame, then its colour-mapped map stretched over the same
-    extent (maps may be at a lower resolution than the frames, e.g. the network's).
-
-    Args:
-        images: K frames, (H_i, W_i, 3) uint8 RGB.
-        maps: K maps, (h_i, w_i) float (disparity or depth; any unit).
-        row_titles: K labels (frame names).
-        title: figure title.
-        map_label: what the colours show, with the unit ("disparity (relative)", "depth (mm)").
-        cmap: matplotlib colour map.
-        valid: K bool masks of the maps' shapes (None = all pixels valid).
-        percentiles: colour range as percentiles of the valid values.
-        shared_scale: one range over all maps (with a colour bar) instead of one per frame.
-        panel_width_in: width of each panel in inches.
-    """
-    if not (len(images) == len(maps) == len(row_titles)) or not images:
-        raise ValueError(f"depth_grid: {len(images)} images, {len(maps)} maps, {len(row_titles)} titles")
-    valid = list(valid) if valid is not None else [None] * len(maps)
-    aspect = max(im.shape[0] / im.shape[1] for im in images)
-    fig, axes = new_figure(2 * panel_width_in, len(images) * panel_width_in * aspect + 0.6,
-                           nrows=len(images), ncols=2)
-    if shared_scale:
-        stack = np.concatenate([m.ravel() for m in maps])
-        masks = np.concatenate([(v if v is not None else np.ones(m.shape, bool)).ravel()
-                                for m, v in zip(maps, valid, strict=True)])
-        ranges = [robust_range(stack, masks, percentiles)] * len(maps)
-    else:
-        ranges = [robust_range(m, v, percentiles) for m, v in zip(maps, valid, strict=True)]
-    for row, (image, dmap, mask, (lo, hi), name) in enumerate(
-            zip(images, maps, valid, ranges, row_titles, strict=True)):
-        h, w = image.shape[:2]
-        axes[row, 0].imshow(image)
-        axes[row, 1].imshow(colorize(dmap, lo, hi, cmap, mask), extent=(0, w, h, 0), interpolation="bilinear")
-        axes[row, 0].text(0.01, 0.97, name, transform=axes[row, 0].transAxes, fontsize=8, va="top",
-                          color="white", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "lw": 0})
-        if not shared_scale:
-            axes[row, 1].set_ylabel(f"{lo:.3g} .. {hi:.3g}", fontsize=8)
-            axes[row, 1].yaxis.set_label_position("right")
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_title("input frame", fontsize=10)
-    axes[0, 1].set_title(map_label, fontsize=10)
-    if shared_scale:
-        mappable = plt.cm.ScalarMappable(norm=plt.Normalize(*ranges[0]), cmap=cmap)
-        fig.colorbar(mappable, ax=axes[:, 1].tolist(), fraction=0.04, pad=0.02, label=map_label)
-    fig.suptitle(title, fontsize=11)
-    return fig

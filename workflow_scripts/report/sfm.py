@@ -44,6 +44,8 @@ def read_sfm_inputs(npz_path: str | Path, json_path: str | Path,
             if missing:
                 raise InputDataError(npz_path, f"keys {missing} missing", "re-run prepare_sfm_data")
             arrays = {k: npz[k] for k in NEEDED_KEYS}
+            if "frame_indexes" in npz.files:  # the sampled frames (registered or not)
+                arrays["frame_indexes"] = npz["frame_indexes"]
     except (OSError, ValueError) as err:
         raise InputDataError(npz_path, f"cannot read ({err})", "re-run prepare_sfm_data") from err
     info = _read_json(json_path, "re-run prepare_sfm_data")
@@ -78,10 +80,15 @@ def summary_row(seq: str, info: dict, sfm: dict) -> dict:
 def sfm_figure(seq: str, arrays: dict, row: dict, max_points: int = 20000, seed: int = 0) -> plt.Figure:
     """Top and side view (principal axes of trajectory + points) and sparse samples per view.
 
+    Frames are counted and placed by one convention throughout: the video frame index
+    (``frames/<index:08d>.jpg``, as in the depth figures). The title gives registered / sampled
+    frames and the sampled range; the bar chart marks sampled frames SfM did not register.
+
     Args:
         seq: sequence name (title).
-        arrays: cam_from_world (V, 4, 4), points (P, 3), clean (P,) bool, view_indexes (V,),
-            sparse_view (M,) view row of each sparse sample.
+        arrays: cam_from_world (V, 4, 4), points (P, 3), clean (P,) bool, view_indexes (V,)
+            video frame index of each registered view, sparse_view (M,) view row of each sparse
+            sample; optionally frame_indexes (F,) the sampled frames.
         row: ``summary_row`` of the sequence (numbers in the title).
         max_points: points drawn at most (a seeded random subset beyond).
         seed: seed of that subset.
@@ -107,20 +114,31 @@ def sfm_figure(seq: str, arrays: dict, row: dict, max_points: int = 20000, seed:
         ax.plot(cam_uv[:, i], cam_uv[:, j], lw=0.8, c="k", alpha=0.5, zorder=2)
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{name} view (principal axes {i + 1}-{j + 1}, SfM units)", fontsize=9)
-        ax.legend(fontsize=7, loc="best", markerscale=4)
-    fig.colorbar(sc, ax=axes[0, 1], fraction=0.04, label="frame index")
+        ax.legend(fontsize=8, loc="best", markerscale=4)
+    fig.colorbar(sc, ax=axes[0, 1], fraction=0.04, label="video frame index")
     counts = np.bincount(np.asarray(arrays["sparse_view"], np.int64), minlength=len(views))
     spacing = float(np.median(np.diff(views))) if len(views) > 1 else 1.0
-    axes[0, 2].bar(views, counts[: len(views)], width=max(1.0, spacing), color="tab:blue")
-    axes[0, 2].set_xlabel("frame index")
+    axes[0, 2].bar(views, counts[: len(views)], width=max(1.0, spacing), color="tab:blue",
+                   label=f"registered ({len(views)})")
+    sampled = np.asarray(arrays.get("frame_indexes", views))
+    missed = np.setdiff1d(sampled, views)
+    if len(missed):
+        axes[0, 2].plot(missed, np.zeros(len(missed)), "x", color="tab:red", ms=5, clip_on=False,
+                        label=f"not registered ({len(missed)})")
+    axes[0, 2].legend(fontsize=8, loc="upper right")
+    axes[0, 2].set_xlabel("video frame index")
     axes[0, 2].set_ylabel("sparse depth samples")
-    axes[0, 2].set_title("sparse supervision per registered view", fontsize=9)
+    axes[0, 2].set_title("sparse supervision per registered frame", fontsize=9)
+    step = np.unique(np.diff(np.sort(sampled))) if len(sampled) > 1 else np.array([])
+    span = f"{sampled.min()}-{sampled.max()}" if len(sampled) else "none"
+    span += f" in steps of {int(step[0])}" if len(step) == 1 and step[0] > 1 else ""
 
     def fmt(v: object, spec: str) -> str:
         return format(v, spec) if isinstance(v, int | float) and np.isfinite(v) else "n/a"
 
     fig.suptitle(
-        f"{seq}: {fmt(row['registered'], 'g')}/{fmt(row['frames'], 'g')} frames registered, "
+        f"{seq}: {fmt(row['registered'], 'g')}/{fmt(row['frames'], 'g')} sampled frames registered "
+        f"(video frames {span}), "
         f"{fmt(row['points3D'], 'g')} points ({fmt(row['clean_points'], 'g')} clean), "
         f"reprojection {fmt(row['mean_reprojection_error_px'], '.3f')} px, "
         f"track length {fmt(row['mean_track_length'], '.2f')}", fontsize=10)
