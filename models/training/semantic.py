@@ -34,7 +34,8 @@ class JointSegmentation:
     def __init__(self, inner: Objective, weight: float, grad_scales: tuple[float, float],
                  class_weights: Sequence[float] | None = L.SEG_CLASS_WEIGHTS, batch_size: int = 0) -> None:
         """``class_weights``: (19,) of the cross-entropy (default SGDepth's, None = unweighted);
-        ``batch_size``: labelled images used per step (the first of the batch; 0 = all)."""
+        ``batch_size``: labelled images this process uses per step (the first of its share of
+        the batch; 0 = all of them)."""
         self.inner, self.weight, self.grad_scales, self.batch_size = inner, weight, grad_scales, batch_size
         self.class_weights = (None if class_weights is None
                               else torch.as_tensor(class_weights, dtype=torch.float32))

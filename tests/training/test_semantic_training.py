@@ -202,3 +202,24 @@ def test_objective_state_is_checkpointed_and_resumed(tmp_path):
     again = _Counting()
     start, _ = resume(RunFiles(tmp_path / "r"), nets, opt, "d", 6, again)
     assert start == 3 and again.seen == 3
+
+
+def test_the_labelled_batch_splits_over_the_data_parallel_processes():
+    """segmentation.batch_size is a global count, like the depth batch: each of processes x nodes
+    ranks takes its share; a count that does not split is refused with what to set."""
+    from types import SimpleNamespace
+
+    from workflow_scripts.training.kitti import _with_semantics
+    from workflow_scripts.training.options import KittiSegmentation
+
+    def objective(batch_size: int, processes: int, nodes: int = 1):
+        seg = KittiSegmentation(enabled=True, batch_size=batch_size)
+        plan = SimpleNamespace(stage="student", section=SimpleNamespace(segmentation=seg),
+                               common=SimpleNamespace(processes=processes, nodes=nodes))
+        return _with_semantics(plan, nn.ModuleDict({"depth": nn.Identity()}), object(), 10, None)
+
+    assert objective(6, 1).batch_size == 6
+    assert objective(6, 2).batch_size == 3 and objective(8, 2, nodes=2).batch_size == 2
+    assert objective(0, 4).batch_size == 0  # 0: every labelled image of each process's share
+    with pytest.raises(ValueError, match=r"segmentation.batch_size 6 does not split over the 4 processes"):
+        objective(6, 2, nodes=2)

@@ -87,8 +87,16 @@ def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int,
             present = [f"{n} {w:.2f}" for n, w, f in zip(cs.TRAIN_CLASSES, weights, freq, strict=True) if f]
             log.info("segmentation class weights from %d labelled images: %s", len(labelled),
                      ", ".join(present))
+        # the labelled images of a step are a global count, like the depth batch: each of the
+        # data-parallel processes takes its share (DDP averages the processes' gradients)
+        ranks = plan.common.processes * plan.common.nodes
+        if seg.batch_size % ranks:
+            raise ValueError(
+                f"kitti.train.{plan.stage}.segmentation.batch_size {seg.batch_size} does not split over "
+                f"the {ranks} processes (processes x nodes): set it to a multiple of {ranks}, or 0 (the "
+                "depth batch)")
         objective = JointSegmentation(objective, seg.weight, scales, class_weights=weights,
-                                      batch_size=seg.batch_size)
+                                      batch_size=seg.batch_size // ranks)
     return objective
 
 

@@ -146,7 +146,9 @@ class KittiSegmentation:
         0.1, "Factor of the segmentation gradient entering the shared encoder (SGDepth: 0.1).", minimum=0
     )
     batch_size: int = option(
-        0, "Labelled images per optimiser step (SGDepth: 6, as its depth batch); 0 = common.batch_size.",
+        0,
+        "Labelled images per optimiser step (SGDepth: 6, as its depth batch), split over the processes like "
+        "the depth batch (so a multiple of processes x nodes); 0 = common.batch_size.",
         minimum=0,
     )
     class_weights: Literal["sgdepth", "frequency", "none"] = option(
