@@ -133,7 +133,12 @@ rule endo_eval_table:
         registrations=expand("results/endo/registration/{key}.json", key=endo_eval_keys(registered=True)),
         depths=expand("results/endo/eval/{key}.json", key=endo_eval_keys()),
     output:
-        report("results/endo_eval.csv", caption="report/endo_eval.rst", category="Evaluation"),
+        report(
+            "results/endo_eval.csv",
+            caption="report/endo_eval.rst",
+            category="Evaluation",
+            labels={"table": "endo_eval", "content": "CSV download"},
+        ),
     log:
         "logs/endo_eval_table/endo_eval_table.log",
     conda:

@@ -173,3 +173,26 @@ def test_eval_bars_of_the_real_demo_tables(tmp_path):
             done += 1
     if not done:
         pytest.skip("no results/*_eval.csv: run the demo first")
+
+
+def test_demo_registrations_wrong_by_the_truth_are_flagged_with_the_ambiguous_ones(tmp_path):
+    """A confident registration can be wrong: on the demo (truth known) the endoscopy bars hatch
+    the rows more than 10 degrees from the true pose too; without truth only the ambiguous ones."""
+    table = pd.DataFrame({"stage": ["teacher", "student", "finetune", "constant"], "sequence": "seq01",
+                          "ambiguous": [False, True, False, False],
+                          "residual_median_mm": [0.8, 0.9, 0.7, 1.7],
+                          "truth_rotation_deg": [171.7, 4.0, 3.0, np.nan]})
+    flagged, name = plot_eval_metrics.with_truth_flag(table, "ambiguous")
+    assert name == "ambiguous, or > 10\u00b0 from the true pose"
+    assert flagged[name].tolist() == [True, True, False, False]
+    plain, same = plot_eval_metrics.with_truth_flag(table.drop(columns="truth_rotation_deg"), "ambiguous")
+    assert same == "ambiguous" and plain["ambiguous"].tolist() == [False, True, False, False]
+    table.to_csv(tmp_path / "endo_eval.csv", index=False)
+    plot_eval_metrics.main(tmp_path / "endo_eval.csv", ["residual_median_mm"], "stage", "sequence", "endo",
+                           tmp_path / "bars.png", flag="ambiguous")
+    fig = metrics_figure(flagged.assign(abs_rel=0.2), ["residual_median_mm", "abs_rel"], "stage", "sequence",
+                         "endo", flag=name, flag_metrics=["residual_median_mm"])
+    assert [b.get_hatch() for b in fig.axes[0].patches] == ["///", "///", None, None]
+    assert [b.get_hatch() for b in fig.axes[1].patches] == [None] * 4  # depth against SfM: not the CT
+    assert name in fig._suptitle.get_text()
+    plt.close("all")

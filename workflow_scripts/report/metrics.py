@@ -59,7 +59,8 @@ def _panel_title(metric: str) -> str:
 
 def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: str | None,
                    title: str, ncols: int = 3, panel_in: tuple[float, float] = (4.2, 3.0),
-                   flag: str | None = None, label_pt: float = 8.0) -> plt.Figure:
+                   flag: str | None = None, label_pt: float = 8.0,
+                   flag_metrics: Sequence[str] | None = None) -> plt.Figure:
     """Grouped bars: for every metric a panel, ``x`` values along the axis (in table order),
     one bar per value of ``group`` (or a single bar when ``group`` is None).
 
@@ -68,7 +69,8 @@ def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: s
     vertical) where every bar of the panel is wide enough for it; else the panel has none
     (the numbers are in the report's HTML table). ``flag``: a boolean column; a bar whose rows
     have it true is hatched with a red edge, explained in the legend and the title (e.g. an
-    ambiguous CT registration, whose residuals may belong to a wrong pose).
+    ambiguous CT registration, whose residuals may belong to a wrong pose), in the panels of
+    ``flag_metrics`` only (None: every panel).
     """
     xs = list(dict.fromkeys(table[x]))
     groups = list(dict.fromkeys(table[group])) if group else [None]
@@ -87,7 +89,8 @@ def metrics_figure(table: pd.DataFrame, metrics: Sequence[str], x: str, group: s
             pos = np.arange(len(xs)) + (g - (len(groups) - 1) / 2) * width
             bars = ax.bar(pos, values, width, color=colours[g % len(colours)],
                           label=str(name) if name is not None else None)
-            flagged = [flag is not None and _any_true(rows.loc[rows[x] == v, flag]) for v in xs]
+            applies = flag is not None and (flag_metrics is None or metric in flag_metrics)
+            flagged = [applies and _any_true(rows.loc[rows[x] == v, flag]) for v in xs]
             for bar, on in zip(bars, flagged, strict=True):
                 if on:
                     bar.set_hatch("///")
