@@ -58,8 +58,7 @@ def _multi_node(value):
 # --gres=gpu:<processes> --cpus-per-task=...` (per node), and the plugin's `mpi` path: the rule's
 # script runs in the batch shell of the first node and starts one torchrun per node with srun
 # itself (workflow_scripts/training/launch.py). tasks_per_gpu 0: no --ntasks-per-gpu.
-train_slurm_nodes = _multi_node(train_nodes)
-train_slurm_tasks = _multi_node(train_nodes)
+train_slurm_nodes = train_slurm_tasks = _multi_node(train_nodes)  # one task (a torchrun) per node
 train_tasks_per_gpu = _multi_node(lambda wildcards: 0)
 train_mpi = _multi_node(lambda wildcards: "srun")
 train_gres = _multi_node(lambda wildcards: f"gpu:{train_processes(wildcards)}")

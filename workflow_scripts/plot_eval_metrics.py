@@ -31,9 +31,9 @@ def main(table_path: Path, metrics: list[str] | str, x: str, group: str | None, 
     """``metrics``: column names, or "numeric" for every numeric column but ``x``, ``group`` and
     ``flag`` (a boolean column whose true rows' bars are hatched; ``ambiguous`` also hatches the
     demo's registrations that are wrong by its truth, :func:`with_truth_flag`)."""
-    keys = [x] + ([group] if group else []) + ([flag] if flag else [])
-    table = read_table(table_path, keys if metrics == "numeric" else [*keys, *metrics])
-    table, flag = with_truth_flag(table, flag)
+    required = [x] + ([group] if group else []) + ([flag] if flag else [])
+    table = read_table(table_path, required if metrics == "numeric" else [*required, *metrics])
+    table, flag = with_truth_flag(table, flag)  # the flag column may be a derived one
     keys = [x] + ([group] if group else []) + ([flag] if flag else [])
     if group == "sequence" and "split" in table.columns:  # the held-out (test) sequences apart
         table = table.assign(sequence=table["sequence"] + " (" + table["split"].fillna("train") + ")")

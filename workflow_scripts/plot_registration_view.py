@@ -7,13 +7,10 @@ demo, how far it is from the true pose."""
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from workflow_scripts.report.figure import save_png
 from workflow_scripts.report.registration import read_residuals
 from workflow_scripts.report.registration_view import (
     cloud_on_ct_figure,
-    cloud_under,
     other_poses,
     read_registration,
     registration_verdict,
@@ -21,15 +18,6 @@ from workflow_scripts.report.registration_view import (
 from workflow_scripts.util.ply import read_ply
 
 log = logging.getLogger("plot_registration_view")
-
-
-def runner_up_cloud(cloud: np.ndarray, registration: dict) -> np.ndarray | None:
-    """The registered cloud (N, 3) mm moved to the runner-up pose of an AMBIGUOUS
-    registration (register_ct's JSON), else None."""
-    runner = registration.get("runner_up")
-    if not registration.get("ambiguous") or not runner:
-        return None
-    return cloud_under(cloud, registration["ct_from_sfm"], runner["ct_from_sfm"])
 
 
 def main(

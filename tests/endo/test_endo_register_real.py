@@ -16,7 +16,7 @@ from workflow_scripts.endo.register import RegisterOptions, load_ct_surface, reg
 from workflow_scripts.endo.register_fine import fine_similarity
 from workflow_scripts.endo.register_trials import PatchTrialOptions, patch_cloud, patch_trial, pose_errors
 from workflow_scripts.endo_eval_table import row
-from workflow_scripts.plot_registration_view import runner_up_cloud
+from workflow_scripts.report.registration_view import runner_up_cloud
 
 
 @pytest.fixture(scope="module")

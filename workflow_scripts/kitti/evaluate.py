@@ -86,6 +86,14 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def prediction_depth(disp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Unscaled depth (H, W) float64 of a predicted disparity (h, w), resized (bilinear) to the
+    ground truth's ``shape`` (H, W) and inverted, as the evaluation compares it."""
+    h, w = shape
+    resized = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return 1.0 / np.maximum(resized.astype(np.float64), 1e-12)
+
+
 def evaluate_image(gt: np.ndarray, disp: np.ndarray, opts: EvalOptions) -> tuple[dict[str, float], float]:
     """Score one prediction.
 
@@ -95,9 +103,7 @@ def evaluate_image(gt: np.ndarray, disp: np.ndarray, opts: EvalOptions) -> tuple
     Returns:
         metrics and the scale ratio applied (median ratio, or the fixed factor).
     """
-    h, w = gt.shape
-    disp = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    depth = 1.0 / np.maximum(disp.astype(np.float64), 1e-12)
+    depth = prediction_depth(disp, gt.shape)
     mask = valid_mask(gt, opts)
     if not mask.any():
         raise ValueError("no valid ground-truth pixel in this image")
@@ -220,11 +226,12 @@ def constant_disparities(n_frames: int) -> list[np.ndarray]:
 
 
 def load_disparities(
-    path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities"
+    path: Path, n_frames: int, key: str = "kitti.evaluate.external_disparities", fix: str | None = None
 ) -> np.ndarray:
     """Disparities (N, H, W) of a .npy file in the test split's order, checked; errors name the
-    file and, for external predictions, the config key that points to it."""
-    fix = (
+    file and what to do: ``fix``, by default (external predictions) how to save them and the
+    config key that points to them."""
+    fix = fix or (
         f"save them as one float array (N, H, W) in the test split's order, e.g. "
         f"np.save(path, np.stack(disps).astype(np.float32)), and point {key} to it"
     )

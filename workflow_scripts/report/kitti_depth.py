@@ -26,7 +26,13 @@ from matplotlib.colors import FuncNorm, ListedColormap, Normalize
 from matplotlib.gridspec import SubplotSpec
 from scipy import ndimage
 
-from workflow_scripts.kitti.evaluate import EvalOptions, evaluate_image, load_disparities, valid_mask
+from workflow_scripts.kitti.evaluate import (
+    EvalOptions,
+    evaluate_image,
+    load_disparities,
+    prediction_depth,
+    valid_mask,
+)
 from workflow_scripts.kitti.gt_export import GtSet, load_gt
 from workflow_scripts.kitti.split_files import SplitLine, read_split
 from workflow_scripts.report.figure import plt
@@ -76,14 +82,7 @@ def load_stage_disparities(path: Path, stage: str, n_frames: int) -> np.ndarray:
     InputDataError naming the file when the shape or count is wrong."""
     if stage == "external":  # another method's file: the error names kitti.evaluate.external_disparities
         return load_disparities(path, n_frames)
-    try:
-        disps = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputDataError(path, f"cannot be read as .npy ({err})", "re-run predict_depth") from None
-    if disps.ndim != 3 or len(disps) != n_frames or not np.issubdtype(disps.dtype, np.number):
-        raise InputDataError(path, f"{stage}: disparities of shape {disps.shape} for the {n_frames} frames "
-                             "of the test split", f"re-run predict_depth for stage {stage}")
-    return disps
+    return load_disparities(path, n_frames, fix=f"re-run predict_depth for stage {stage}")
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,7 @@ def scale_frame(gt: np.ndarray, disp: np.ndarray, opts: EvalOptions) -> ScaledFr
         opts: the evaluation's options (scaling "median" for the table's median rows).
     """
     errors, ratio = evaluate_image(gt, disp, opts)
-    h, w = gt.shape
-    resized = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    depth = 1.0 / np.maximum(resized.astype(np.float64), 1e-12)  # the same arithmetic as evaluate_image
-    depth = np.clip(depth * ratio, opts.min_depth, opts.max_depth)
+    depth = np.clip(prediction_depth(disp, gt.shape) * ratio, opts.min_depth, opts.max_depth)
     return ScaledFrame(depth, valid_mask(gt, opts), ratio, errors["abs_rel"])
 
 

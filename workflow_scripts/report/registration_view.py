@@ -34,6 +34,7 @@ __all__ = [
     "projection_image",
     "read_registration",
     "registration_verdict",
+    "runner_up_cloud",
     "sample_surface",
     "short_flag",
     "view_axes",
@@ -108,6 +109,15 @@ def cloud_under(cloud: np.ndarray, ct_from_sfm: np.ndarray, other_ct_from_sfm: n
     return np.asarray(cloud, np.float64) @ M[:3, :3].T + M[:3, 3]
 
 
+def runner_up_cloud(cloud: np.ndarray, registration: dict) -> np.ndarray | None:
+    """The registered cloud (N, 3) mm moved to the runner-up pose of an AMBIGUOUS
+    registration (register_ct's JSON), else None."""
+    runner = registration.get("runner_up") or {}
+    if not registration.get("ambiguous") or "ct_from_sfm" not in runner or "ct_from_sfm" not in registration:
+        return None
+    return cloud_under(cloud, registration["ct_from_sfm"], runner["ct_from_sfm"])
+
+
 def _versus_truth(check: dict | None) -> str:
     if not check:
         return ""
@@ -124,10 +134,10 @@ def other_poses(cloud: np.ndarray, registration: dict) -> list[PoseCloud]:
     if best is not None and "ct_from_sfm" in truth:
         out.append(PoseCloud(cloud_under(cloud, best, truth["ct_from_sfm"]), "tab:blue",
                              "true pose (the demo's camera poses), blue; registered pose orange"))
-    runner = registration.get("runner_up") or {}
-    if best is not None and registration.get("ambiguous") and "ct_from_sfm" in runner:
-        detail = _versus_truth(runner.get("truth"))
-        out.append(PoseCloud(cloud_under(cloud, best, runner["ct_from_sfm"]), "tab:green",
+    runner = runner_up_cloud(cloud, registration)
+    if runner is not None:
+        detail = _versus_truth(registration["runner_up"].get("truth"))
+        out.append(PoseCloud(runner, "tab:green",
                              f"runner-up pose (score {registration['runner_up_ratio']:.2f}x the best"
                              f"{'; ' + detail if detail else ''}), green; registered pose orange"))
     return out

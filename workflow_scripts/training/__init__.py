@@ -16,6 +16,7 @@ from pathlib import Path
 
 from workflow_scripts.training import endo_options as eopt
 from workflow_scripts.training import options as opt
+from workflow_scripts.training.slurm_nodes import slurm_allocation
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.gpu import assign_gpu
 from workflow_scripts.util.options import load_options
@@ -60,8 +61,9 @@ def run_stage(branch: str, stage: str, train: dict, inputs: StageInputs, out_mod
                                                         threads=threads)
     start = time.perf_counter()
     if common.nodes > 1:  # the GPUs are SLURM's, per node; the ranks find theirs (cuda:<LOCAL_RANK>)
+        allocation = slurm_allocation(common.nodes, f"{where}.common")
         request = LaunchRequest.make(branch, stage, train, inputs, out_model, seed=seed, threads=threads)
-        info = launch(request, common.processes, nodes=common.nodes,
+        info = launch(request, common.processes, allocation=allocation,
                       cpus_per_node=common.processes * (common.threads + common.workers))
         log.info("%s/%s done in %.1f s: %s", branch, stage, time.perf_counter() - start, info)
         return info

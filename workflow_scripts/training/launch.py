@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from workflow_scripts.training.slurm_nodes import node_torchrun_command, slurm_allocation, srun_command
+from workflow_scripts.training.slurm_nodes import SlurmAllocation, node_torchrun_command, srun_command
 from workflow_scripts.training.stage import StageInputs
 
 __all__ = ["LaunchRequest", "in_distributed_launch", "launch", "main", "torchrun_command"]
@@ -134,14 +134,15 @@ def _log_stream() -> TextIO:
 
 
 def launch(request: LaunchRequest, processes: int, *, timeout: float | None = None,
-           entry: str = "workflow_scripts.training.launch", sink: TextIO | None = None, nodes: int = 1,
-           cpus_per_node: int = 1) -> dict:
+           entry: str = "workflow_scripts.training.launch", sink: TextIO | None = None,
+           allocation: SlurmAllocation | None = None, cpus_per_node: int = 1) -> dict:
     """Run ``request`` on ``processes`` ranks under torchrun and wait for it.
 
     Args:
         processes: ranks of each node.
-        nodes: above 1, the SLURM job's nodes: srun starts a torchrun on each
-            (:mod:`workflow_scripts.training.slurm_nodes`) with ``cpus_per_node`` CPUs.
+        allocation: the SLURM job's nodes (:func:`~workflow_scripts.training.slurm_nodes.slurm_allocation`)
+            for a stage on several: srun starts a torchrun on each with ``cpus_per_node`` CPUs;
+            None = this machine alone.
         timeout: seconds before torchrun and its ranks are stopped (None: no limit).
         entry: the module each rank runs (tests pass one that injects a fault).
         sink: where the ranks' output goes (default: the rule's log, :func:`_log_stream`).
@@ -158,9 +159,8 @@ def launch(request: LaunchRequest, processes: int, *, timeout: float | None = No
     path_var = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": str(request.threads), "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": path_var}
-    if nodes > 1:
-        setting = "endoscopy.train.common" if request.branch == "endo" else f"{request.branch}.train.common"
-        allocation = slurm_allocation(nodes, setting)
+    if allocation is not None:
+        nodes = len(allocation.nodes)
         cmd = srun_command(path, allocation, processes, cpus_per_node, entry=entry)
         log.info("%s/%s on %d nodes x %d processes (%s; rendezvous %s:%d): %s", request.branch, request.stage,
                  nodes, processes, ",".join(allocation.nodes), allocation.master_addr, allocation.port,
