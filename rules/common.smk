@@ -260,11 +260,16 @@ def train_paths(wildcards):
 
 # -------------------------------------- driving branch: prediction and evaluation (kitti_eval.smk)
 def kitti_eval_stages():
-    """Rows of results/kitti_eval.csv: kitti.evaluate.stages (+ masking control), external."""
-    chosen = set(KITTI["evaluate"]["stages"])  # in the chain's order; later stages are not trained
-    chosen |= {"finetune_unmasked"} if kitti_masking_control() and "finetune" in chosen else set()
-    stages = [s for s in TRAIN_STAGES + ["finetune_unmasked", "constant"] if s in chosen]
+    """Rows of results/kitti_eval.csv: kitti.evaluate.stages (+ masking controls), external."""
+    chosen = list(KITTI["evaluate"]["stages"])  # later stages of the chain are not trained
+    stages = kitti_stage_order(chosen + kitti_masking_controls(chosen))
     return stages + ["external"] * bool(KITTI["evaluate"]["external_disparities"])
+
+
+def kitti_stage_order(stages):
+    """``stages`` in the chain's order, each masked stage's control after it, constant last."""
+    order = [x for s in TRAIN_STAGES for x in (s, f"{s}_unmasked")] + ["constant"]
+    return [s for s in order if s in stages]
 
 
 def kitti_eval_disparities(wildcards):

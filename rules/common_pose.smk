@@ -37,7 +37,7 @@ def kitti_pose_stages():
             "teacher with frame_ids [0, -1, 1]"
         )
     stages = [s for s in ("teacher", "finetune") if s in chosen and s in KITTI["evaluate"]["stages"]]
-    return stages + ["finetune_unmasked"] * ("finetune" in stages and kitti_masking_control())
+    return kitti_stage_order(stages + kitti_masking_controls(stages))
 
 
 def kitti_pose_targets():

@@ -1,6 +1,6 @@
 # SGDepth's additions to the driving branch (docs/driving.md): the labelled images of the
-# segmentation branch, the stages with a segmentation head, the unmasked control of the masked
-# fine-tune, the test frames' labels. A section of common.smk in a file of its own.
+# segmentation branch, the stages with a segmentation head, the unmasked controls of the masked
+# stages, the test frames' labels. A section of common.smk in a file of its own.
 
 
 def kitti_labels_root(wildcards=None):
@@ -19,10 +19,20 @@ def kitti_test_labels_root():
     return os.path.join(DEMO["kitti"]["root"], "cityscapes")
 
 
-def kitti_masking_control():
-    """Whether the unmasked control of the masked fine-tune is trained (finetune_unmasked)."""
-    masking = KITTI["train"]["finetune"]["masking"]
-    return bool(masking["enabled"] and masking["control"])
+MASKABLE_STAGES = ("teacher", "finetune")  # the stages that can train on temporal frames
+
+
+def kitti_masking_controls(stages=None):
+    """The unmasked controls (``<stage>_unmasked``) of the masked stages among ``stages``
+    (default: every stage) that ask for one (kitti.train.<stage>.masking.control)."""
+    train = KITTI["train"]
+    return [
+        f"{s}_unmasked"
+        for s in MASKABLE_STAGES
+        if (stages is None or s in stages)
+        and train[s]["masking"]["enabled"]
+        and train[s]["masking"]["control"]
+    ]
 
 
 def kitti_seg_stages():
@@ -32,9 +42,7 @@ def kitti_seg_stages():
     stages = [s for s in TRAIN_STAGES if train[s]["segmentation"]["enabled"]]
     if "student" in stages and "finetune" not in stages:
         stages.append("finetune")
-    if "finetune" in stages and kitti_masking_control():
-        stages.append("finetune_unmasked")
-    return stages
+    return kitti_stage_order(stages + kitti_masking_controls(stages))
 
 
 def kitti_seg_targets():
@@ -50,15 +58,42 @@ def kitti_eval_labels(wildcards=None):
     return {"labels": f"results/kitti/gt/{KITTI_EVAL_SPLIT}_labels.npz"}
 
 
+def unmasked_train_inputs(wildcards):
+    """Inputs of a masked stage's control: the stage's own."""
+    return train_inputs(wildcards.stage)(wildcards)
+
+
 def unmasked_train_params(wildcards):
-    """The fine-tune's params with the masking off: the control stage."""
+    """A masked stage's params with the masking off: its control."""
     train = KITTI["train"]
-    section = {**train["finetune"], "masking": {**train["finetune"]["masking"], "enabled": False}}
+    # the masking's other settings do not matter without it: not rerun triggers of the control
+    section = {**train[wildcards.stage], "masking": {"enabled": False}}
     return {"common": train["common"], "section": section}
 
 
+def unmasked_train_runtime(wildcards, attempt):
+    """Wall time of a control: that of its stage."""
+    return train_runtime(wildcards.stage)(wildcards, attempt)
+
+
+def kitti_masked_stage():
+    """The masked stage the report's masking figure shows (the first with a control), or None."""
+    controls = kitti_masking_controls(KITTI["evaluate"]["stages"])
+    return controls[0].removesuffix("_unmasked") if controls else None
+
+
 def kitti_semantic_report():
-    """The masking figure, when the masked fine-tune has its control and the test frames labels."""
-    if kitti_masking_control() and kitti_test_labels_root():
+    """The masking figure, when a masked stage has its control and the test frames labels."""
+    if kitti_masked_stage() and kitti_test_labels_root():
         return ["results/kitti/report/masking.png"]
     return []
+
+
+def kitti_masking_figure_inputs(wildcards):
+    """The masked stage's segmentation and depth, and its control's depth."""
+    stage, split = kitti_masked_stage(), KITTI_EVAL_SPLIT
+    return {
+        "seg": f"results/kitti/pred/{stage}/{split}_seg.npy",
+        "masked": f"results/kitti/pred/{stage}/{split}_disps.npy",
+        "unmasked": f"results/kitti/pred/{stage}_unmasked/{split}_disps.npy",
+    }

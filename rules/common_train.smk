@@ -21,7 +21,6 @@ TRAIN_FRAMES_PER_ITEM = 3
 # split exists: the Zhou et al. train split (39810 lines) rounded up; endoscopy items_per_epoch 0
 # (one per registered view) counts as this many.
 TRAIN_EPOCH_ITEMS = {"kitti": 40000, "endo": 4000}
-TRAIN_STAGE_SECTION = {"finetune_unmasked": "finetune"}
 TRAIN_ENDO_SIZE = (256, 320)  # endoscopy size [] (the sfm_data crop): the reference's
 
 
@@ -87,7 +86,7 @@ def _train_steps(wildcards, stage):
     """Optimiser steps of a stage (lengths in epochs: of TRAIN_EPOCH_ITEMS or items_per_epoch)."""
     train = config[BRANCH_CONFIG[wildcards.branch]]["train"]
     common = train["common"]
-    length = int(train[TRAIN_STAGE_SECTION.get(stage, stage)]["length"])
+    length = int(train[stage]["length"])
     if common["unit"] == "steps":
         return length
     items = int(common.get("items_per_epoch") or 0) or TRAIN_EPOCH_ITEMS[wildcards.branch]

@@ -26,7 +26,7 @@ rule predict_pose:
         kitti_pose_data,
         model="results/kitti/train/{stage}/model.pt",
     output:
-        "results/kitti/pose/{stage,teacher|finetune|finetune_unmasked}/{seq,[A-Za-z0-9_]+}.npz",
+        "results/kitti/pose/{stage,teacher|teacher_unmasked|finetune|finetune_unmasked}/{seq,[A-Za-z0-9_]+}.npz",
     log:
         "logs/predict_pose/{stage}_{seq}.log",
     benchmark:

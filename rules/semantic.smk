@@ -1,21 +1,23 @@
-# SGDepth in the driving branch (docs/driving.md): the unmasked control of the masked
-# fine-tune, the test frames' labels, segmentation predictions and results/kitti_seg_eval.csv.
+# SGDepth in the driving branch (docs/driving.md): the unmasked controls of the masked stages,
+# the test frames' labels, segmentation predictions and results/kitti_seg_eval.csv.
 # Library: workflow_scripts/kitti/semantic_eval.py, models/training/semantic.py.
 
 
-rule finetune_unmasked:
-    """The masked fine-tune's control: the same stage, steps, seed and data, without masking."""
+rule train_unmasked:
+    """A masked stage's control (teacher or fine-tune): the same stage, steps, seed and data,
+    without masking."""
     input:
-        unpack(train_inputs("finetune")),
+        unpack(unmasked_train_inputs),
     output:
-        model="results/{branch}/train/finetune_unmasked/model.pt",
-        history="results/{branch}/train/finetune_unmasked/history.csv",
+        model="results/{branch}/train/{stage}_unmasked/model.pt",
+        history="results/{branch}/train/{stage}_unmasked/history.csv",
     log:
-        "logs/finetune_unmasked/{branch}.log",
+        "logs/train_unmasked/{branch}_{stage}.log",
     benchmark:
-        "benchmarks/finetune_unmasked/{branch}.tsv"
+        "benchmarks/train_unmasked/{branch}_{stage}.tsv"
     wildcard_constraints:
         branch="kitti",
+        stage="teacher|finetune",
     conda:
         "../envs/depth-workflow.yaml"
     threads: train_cores
@@ -28,13 +30,13 @@ rule finetune_unmasked:
         mpi=train_mpi,
         gres=train_gres,
         mem_mb=train_mem_mb,
-        runtime=train_runtime("finetune_unmasked"),
+        runtime=unmasked_train_runtime,
     params:
         train=unmasked_train_params,
         paths=train_paths,
         seed=config["seed"],
     script:
-        "../workflow_scripts/finetune_unmasked.py"
+        "../workflow_scripts/train_unmasked.py"
 
 
 rule export_test_labels:
@@ -61,7 +63,7 @@ rule predict_segmentation:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        f"results/kitti/pred/{{stage,teacher|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_seg.npy",
+        f"results/kitti/pred/{{stage,teacher|teacher_unmasked|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_seg.npy",
     log:
         "logs/predict_segmentation/{stage}_{split}.log",
     conda:
@@ -106,15 +108,14 @@ rule kitti_seg_eval_table:
 
 
 rule plot_kitti_masking:
-    """Test frames with moving cars: input, segmentation, depth with and without masking."""
+    """Test frames with moving cars: input, segmentation, depth of the masked stage and of its
+    control."""
     input:
         kitti_raw_data,
+        unpack(kitti_masking_figure_inputs),
         images=kitti_jpeg_drives(kitti_test_drives()),
         split=f"results/kitti/splits/{KITTI_EVAL_SPLIT}/test_files.txt",
         labels=f"results/kitti/gt/{KITTI_EVAL_SPLIT}_labels.npz",
-        seg=f"results/kitti/pred/finetune/{KITTI_EVAL_SPLIT}_seg.npy",
-        masked=f"results/kitti/pred/finetune/{KITTI_EVAL_SPLIT}_disps.npy",
-        unmasked=f"results/kitti/pred/finetune_unmasked/{KITTI_EVAL_SPLIT}_disps.npy",
     output:
         report(
             "results/kitti/report/masking.png",

@@ -241,7 +241,8 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
     drive = _drive(kitti_demo_traffic)
     rig = kc.load_rig(kitti_demo_traffic["root"] / "2011_01_01")
     cars = np.load(drive / "demo_gt" / "cars.npz")
-    assert cars["moving"].shape[:2] == (5, 8) and set(cars["moving_kind"]) == {"lead", "oncoming"}
+    kinds = np.array(cars["moving_kind"])
+    assert cars["moving"].shape[:2] == (5, 10) and set(kinds) == {"lead", "slow", "oncoming"}
     root = kitti_demo_traffic["root"] / kitti_demo.CITYSCAPES
     pairs = cs.find_pairs(root, "train")
     assert len(pairs) == 5  # 5 frames, left images hard-linked
@@ -262,12 +263,33 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
         deep_inside = ((points[:, :, None] >= lo) & (points[:, :, None] <= hi)).all(-1).any(-1)
         assert not deep_inside[surface & ~car].any()
         # the lead car is seen
-        lead = cars["moving"][i][np.array(cars["moving_kind"]) == "lead"]
-        assert _inside(points[car], lead, 0.02).sum() > 1000
+        for kind in ("lead", "slow"):
+            assert _inside(points[car], cars["moving"][i][kinds == kind], 0.02).sum() > 1000, kind
     # the LiDAR sees the cars where the cameras do, at the same instant
     err = _lidar_vs_depth(drive, rig, 4)
     assert err.size > 5000 and np.mean(err < 0.01) > 0.97
     poses = np.load(drive / "demo_gt" / "poses.npz")["cam2_from_world"]
     cam_dz = np.linalg.inv(poses[4])[2, 3] - np.linalg.inv(poses[0])[2, 3]
-    lead_dz = np.diff(cars["moving"][[0, 4], 0, 0, 2])[0]
+    lead, slow = list(kinds).index("lead"), list(kinds).index("slow")
+    lead_dz, slow_dz = np.diff(cars["moving"][[0, 4]][:, [lead, slow], 0, 2], axis=0)[0]
     assert cam_dz > 2.5 and 0.8 * cam_dz - 1e-9 <= lead_dz <= 0.9 * cam_dz + 1e-9  # 80-90 % of its speed
+    assert 0.3 * cam_dz - 1e-9 <= slow_dz <= 0.45 * cam_dz + 1e-9  # the van: 30-45 %
+    # the van drives in the lane beside the camera's, off the focus of expansion
+    cam_x = np.linalg.inv(poses[0])[0, 3]
+    assert 1.4 < cam_x - cars["moving"][0, slow, :, 0].mean() < 2.4
+
+
+def test_the_slow_van_is_added_without_changing_the_other_traffic():
+    """demo.kitti.slow_van appends the van: the default demo's cars stay the same, draw for draw,
+    and the van's image moves like a static object's 1.4-1.8x farther away."""
+    from workflow_scripts.demo.kitti_scene import build_traffic
+
+    cam_z = np.cumsum(np.full(30, 0.8))
+    plain = build_traffic(np.random.default_rng(7), cam_z)
+    with_van = build_traffic(np.random.default_rng(7), cam_z, slow_van=True)
+    k = len(plain.boxes)
+    assert with_van.kind[:k] == plain.kind and with_van.kind[k:] == ("slow", "slow")
+    np.testing.assert_array_equal(with_van.boxes[:k], plain.boxes)
+    np.testing.assert_array_equal(with_van.z_shift[:, :k], plain.z_shift)
+    ratio = with_van.z_shift[-1, k] / (cam_z[-1] - cam_z[0])  # r: its speed / the camera's
+    assert 0.3 <= ratio <= 0.45 and 1.4 < 1 / (1 - ratio) < 1.85

@@ -32,7 +32,9 @@ from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.options import ConfigError, load_options
 
 RECIPES = ROOT / "config" / "recipes"
-KITTI_RECIPES = ["monodepth2_m", "monodepth2_s", "monodepth2_ms", "depth_hints", "epcdepth", "sc_depth_v1"]
+KITTI_RECIPES = [
+    "monodepth2_m", "monodepth2_s", "monodepth2_ms", "depth_hints", "epcdepth", "sc_depth_v1", "sgdepth",
+]
 def test_the_tree_is_full_size(kitti_full_tree):
     frames = drive_frames()
     assert len(frames) == 61 and 41_000 < sum(n + 1 for n in frames.values()) < 43_000
@@ -98,7 +100,8 @@ def test_kitti_recipe_dry_runs_on_the_full_tree_with_only_its_stage(name, kitti_
     else:
         assert "precompute_depth_hints" not in counts
     section = load_options(KittiTeacher, teacher, "kitti.train.teacher")
-    expected = {"monodepth2_m": (False, "monodepth2"), "sc_depth_v1": (False, "sc_depth")}
+    expected = {"monodepth2_m": (False, "monodepth2"), "sc_depth_v1": (False, "sc_depth"),
+                "sgdepth": (False, "monodepth2")}
     assert (section.stereo, section.loss) == expected.get(name, (True, "monodepth2"))
 
 
@@ -116,6 +119,21 @@ def test_evaluated_stages_pick_the_trained_ones(kitti_full_tree, tmp_path):
     counts = dry_run("results/kitti_eval.csv", tmp_path / "b", RECIPES / "monodepth2_m.yaml")
     assert counts["train_teacher"] == 1 and counts["make_demo_kitti"] == 1
     assert not {"train_student", "finetune", "finetune_unmasked", "precompute_depth_hints"} & set(counts)
+
+
+def test_demo_sgdepth_trains_the_masked_teacher_and_its_control_only(tmp_path):
+    """config/demo_sgdepth.yaml: the monocular teacher masked and its unmasked control
+    (train_unmasked, teacher_unmasked), the demo rendered with the slow van; no student."""
+    overlay = ROOT / "config" / "demo_sgdepth.yaml"
+    counts = dry_run("results/kitti_eval.csv", tmp_path, overlay)
+    assert counts["train_teacher"] == counts["train_unmasked"] == 1 and counts["make_demo_kitti"] == 1
+    assert counts["predict_depth"] == 2 and counts["evaluate_depth"] == 3  # + constant
+    assert not {"train_student", "finetune", "precompute_depth_hints"} & set(counts)
+    config = resolve(load_user_config(overlay))
+    assert config["demo"]["kitti"]["slow_van"]
+    teacher = load_options(KittiTeacher, config["kitti"]["train"]["teacher"], "kitti.train.teacher")
+    assert not teacher.stereo and teacher.masking.enabled and teacher.masking.control
+    assert teacher.segmentation.enabled
 
 
 def test_endoscopy_recipe_dry_runs_on_a_minimal_folder(tmp_path):

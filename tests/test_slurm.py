@@ -44,7 +44,7 @@ GPU_WORKFLOW = ROOT / "tests" / "data" / "slurm_gpu" / "Snakefile"
 # Snakemake start inside the job and a status check: the whole DAG (61 jobs) took 10+ minutes
 # on 2 cores, over the CI budget. It is compared with conftest.tiny_demo_run's `all`.
 TARGETS = ("results/kitti_eval.csv",)
-GPU_RULES = ("train_teacher", "train_student", "finetune", "finetune_unmasked", "predict_depth",
+GPU_RULES = ("train_teacher", "train_student", "finetune", "train_unmasked", "predict_depth",
              "predict_segmentation", "predict_endo_depth")
 
 
@@ -108,7 +108,7 @@ def test_profile_documents_placeholders_and_gpu_rules():
     assert defaults["slurm_account"] == "CHANGE_ME_account"
     assert defaults["slurm_partition"] == "CHANGE_ME_cpu"
     assert {"mem_mb", "runtime", "cpus_per_task"} <= set(defaults)
-    training = ("train_teacher", "train_student", "finetune", "finetune_unmasked")
+    training = ("train_teacher", "train_student", "finetune", "train_unmasked")
     for rule in GPU_RULES:  # the training rules ask for gpu = <branch>.train.common.processes themselves
         if rule in training:
             assert "gpu" not in profile["set-resources"][rule] and rule not in profile.get("set-threads", {})

@@ -144,7 +144,7 @@ def check_rerun_recipes(folder: Path) -> None:
     assert set(jobs) == {
         "all",
         "finetune",
-        "finetune_unmasked",  # the control follows the fine-tune's settings
+        "train_unmasked",  # the control follows the fine-tune's settings
         "predict_depth",
         "predict_segmentation",
         "evaluate_depth",

@@ -101,16 +101,57 @@ class TeacherOptions:
     self_distillation: bool = False
 
 
-class TeacherObjective:
+class _MaskedVideo:
+    """The masking state of a video objective (SGDepth): ``masker`` (None = no masking) follows
+    the training loop's steps and is saved in its checkpoints."""
+
+    masker: MovingMasker | None = None
+
+    def start_step(self, step: int) -> None:
+        """The training loop's call before optimiser step ``step`` (the masking's periods)."""
+        if self.masker is not None:
+            self.masker.start_step(step)
+
+    def state_dict(self) -> dict:
+        return self.masker.state_dict() if self.masker is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.masker is not None and state:
+            self.masker.load_state_dict(state)
+
+    def _keep(self, nets: nn.ModuleDict, frames: Tensor, warps: list[G.Warp], convention: str,
+              logs: dict[str, float]) -> Tensor | None:
+        """The semantic keep-mask (B, 1, H, W) of the target pixels while masking is active, else
+        None; ``frames`` (B, 1 + S, 3, H, W) the target and its S temporal sources, ``warps`` the
+        scale-0 warps of those sources. Logs the masked share and the IoU threshold (the same
+        columns at every step, for history.csv)."""
+        if self.masker is None:
+            return None
+        logs["masked_pixels"], logs["iou_threshold"] = 0.0, self.masker.masking.threshold
+        if not self.masker.active:
+            return None
+        keep = self.masker.mask(nets["depth"], frames, [w.pixels for w in warps], convention)
+        logs["masked_pixels"] = _f(1.0 - keep.mean())
+        logs["iou_threshold"] = self.masker.masking.threshold
+        return keep
+
+
+class TeacherObjective(_MaskedVideo):
     """Per scale: min reprojection over sources + identity auto-mask + hint selection;
     ``loss = mean_s (reprojection_s + hint_s + smoothness / 2^s)`` (+ self-distillation).
 
     With hints, ``reprojection_s`` is Depth Hints' mean over the pixels the identity does not win
     (§6.5); without, monodepth2's mean of the per-pixel minimum over all pixels (§6.4.3). Without
-    ``photo.stereo`` the sources are the temporal neighbours only (monodepth2 M)."""
+    ``photo.stereo`` the sources are the temporal neighbours only (monodepth2 M).
 
-    def __init__(self, opts: TeacherOptions) -> None:
-        self.opts = opts
+    With a ``masker`` (SGDepth's own setting: monocular video from scratch) the temporal
+    sources' errors of the movable pixels of images under the IoU threshold are excluded, as in
+    :class:`FinetuneObjective`."""
+
+    def __init__(self, opts: TeacherOptions, masker: MovingMasker | None = None) -> None:
+        if masker is not None and len(opts.photo.frame_ids) < 2:
+            raise ValueError("masking needs temporal source frames (frame_ids [0, -1, 1])")
+        self.opts, self.masker = opts, masker
 
     def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
         o, p = self.opts, self.opts.photo
@@ -141,9 +182,14 @@ class TeacherObjective:
             hint_error = L.hint_reprojection_error(L.photometric_error(w.image, target), hint)
         total, logs, errors = 0.0, {"reprojection": 0.0, "hint": 0.0, "smooth": 0.0}, []
         depths = depths_full(disps, hw, p)
+        n_src, keep = len(p.frame_ids) - 1, None
         for s, (disp, depth) in enumerate(zip(disps, depths, strict=True)):
-            reproj, _ = _warp_errors(target, sources, depth, K, poses, p)
+            reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
             errors.append(reproj[:, -1:])  # the stereo warp, for self-distillation
+            if s == 0:
+                keep = self._keep(nets, batch["color_aug"][:, : n_src + 1], warps[:n_src], p.convention, logs)
+            if keep is not None:
+                reproj = _masked(reproj, keep, n_src)
             if o.hints:
                 terms = L.depth_hint_loss(reproj, identity, hint_error, depth, hint, variant=o.hint_variant)
                 reprojection, hint_term = terms.reprojection, terms.hint
@@ -203,7 +249,7 @@ class FinetuneOptions:
     dynamic_mask: bool = True
 
 
-class FinetuneObjective:
+class FinetuneObjective(_MaskedVideo):
     """Per scale: photometric errors of the warped neighbours (times the self-discovered mask
     ``1 - D_diff`` of scale 0), monodepth2's per-pixel minimum with auto-masking, smoothness;
     plus ``geometry_weight`` x the mean ``D_diff`` on the pixels the minimum selected.
@@ -221,18 +267,6 @@ class FinetuneObjective:
     def __init__(self, opts: FinetuneOptions, masker: MovingMasker | None = None) -> None:
         self.opts, self.masker = opts, masker
 
-    def start_step(self, step: int) -> None:
-        """The training loop's call before optimiser step ``step`` (the masking's periods)."""
-        if self.masker is not None:
-            self.masker.start_step(step)
-
-    def state_dict(self) -> dict:
-        return self.masker.state_dict() if self.masker is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.masker is not None and state:
-            self.masker.load_state_dict(state)
-
     def __call__(self, batch: dict[str, Tensor], nets: nn.ModuleDict) -> tuple[Tensor, dict[str, float]]:
         o, p = self.opts, self.opts.photo
         color, K = batch["color"], batch["K"]
@@ -249,14 +283,10 @@ class FinetuneObjective:
         identity = torch.cat([L.photometric_error(s, target) for s in sources], 1) if p.automask else None
         total, logs, geo = 0.0, {"reprojection": 0.0, "geometry": 0.0, "smooth": 0.0}, None
         keep = None
-        if self.masker is not None:  # the same log columns at every step (history.csv)
-            logs["masked_pixels"], logs["iou_threshold"] = 0.0, self.masker.masking.threshold
         for s, (disp, depth) in enumerate(zip(disps, depths_full(disps, hw, p), strict=True)):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
-            if s == 0 and self.masker is not None and self.masker.active:
-                keep = self.masker.mask(nets["depth"], aug, [w.pixels for w in warps[:n_src]], p.convention)
-                logs["masked_pixels"] = _f(1.0 - keep.mean())
-                logs["iou_threshold"] = self.masker.masking.threshold
+            if s == 0:
+                keep = self._keep(nets, aug, warps[:n_src], p.convention, logs)
             if s == 0:
                 projected = [
                     G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")

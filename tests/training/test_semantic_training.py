@@ -4,6 +4,7 @@ loss, the joint segmentation loss, and a stateful objective resumed from a check
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -223,3 +224,52 @@ def test_the_labelled_batch_splits_over_the_data_parallel_processes():
     assert objective(0, 4).batch_size == 0  # 0: every labelled image of each process's share
     with pytest.raises(ValueError, match=r"segmentation.batch_size 6 does not split over the 4 processes"):
         objective(6, 2, nodes=2)
+
+
+def test_monocular_teacher_masking_removes_the_masked_pixels(video_batch, monkeypatch):
+    """SGDepth's own setting: the teacher on monocular video from scratch, with the masking."""
+    opts = ko.TeacherOptions(photo=ko.PhotoOptions(frame_ids=(0, -1, 1), stereo=False), hints=False)
+    plain, _ = ko.TeacherObjective(opts)(video_batch, _nets())
+    masker = MovingMasker(MaskingSchedule(1, 1, 2))
+    objective = ko.TeacherObjective(opts, masker)
+    objective.start_step(0)  # before the masked part: no mask asked for, the loss unchanged
+    monkeypatch.setattr(masker, "mask", lambda *a: pytest.fail("masked before its start"))
+    early, logs = objective(video_batch, _nets())
+    assert early.item() == pytest.approx(plain.item(), rel=1e-6) and logs["masked_pixels"] == 0.0
+    objective.start_step(1)
+    seen = {}
+
+    def mask(net, frames, pixels, conv):
+        seen["frames"], seen["sources"] = frames.shape[1], len(pixels)
+        return torch.ones(2, 1, 64, 96)
+
+    monkeypatch.setattr(masker, "mask", mask)
+    kept, _ = objective(video_batch, _nets())
+    assert kept.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert seen == {"frames": 3, "sources": 2}  # the target and its two temporal sources
+    half = torch.ones(2, 1, 64, 96)
+    half[..., :48] = 0.0
+    monkeypatch.setattr(masker, "mask", lambda *a: half)
+    partly, logs = objective(video_batch, _nets())
+    assert logs["masked_pixels"] == 0.5 and 0.0 < partly.item() < plain.item()
+    monkeypatch.setattr(masker, "mask", lambda *a: torch.zeros(2, 1, 64, 96))
+    _, logs = objective(video_batch, _nets())
+    assert logs["reprojection"] == 0.0 and logs["masked_pixels"] == 1.0
+    with pytest.raises(ValueError, match="temporal source frames"):
+        ko.TeacherObjective(ko.TeacherOptions(), masker)
+
+
+@pytest.mark.parametrize(
+    ("teacher", "message"),
+    [
+        ({"stereo": True, "hints": False, "masking": {"enabled": True}}, "needs frame_ids [0, -1, 1]"),
+        ({"stereo": False, "hints": False, "frame_ids": [0, -1, 1], "loss": "sc_depth",
+          "masking": {"enabled": True}}, "implemented for loss monodepth2"),
+    ],
+)
+def test_teacher_masking_options_are_checked(teacher, message):
+    from workflow_scripts.training.options import KittiTeacher
+    from workflow_scripts.util.options import ConfigError, load_options
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_options(KittiTeacher, teacher, "kitti.train.teacher")

@@ -114,6 +114,12 @@ class KittiDemoConfig:
         "Moving cars: one ahead in the camera's lane at 80-90 % of its speed, three oncoming (the "
         "static-world assumption of self-supervised depth fails on them; SGDepth masks them).",
     )
+    slow_van: bool = option(
+        False,
+        "With traffic, also a van ahead in the lane beside the camera's at 30-45 % of its speed: off the "
+        "focus of expansion, not auto-masked, and 1.4-1.8x farther in a static world "
+        "(config/demo_sgdepth.yaml; docs/driving.md).",
+    )
     parked_cars: float = option(
         0.35, "Probability of a parked car in each 6-7.5 m slot along the kerbs.", minimum=0, maximum=1
     )
@@ -289,7 +295,7 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
             drive_rng = np.random.default_rng([seed, key])
             poses, times = trajectory(drive_rng, d.frames, d.speed, d.stop)
             scene = build_street(drive_rng, -5.0, poses[-1, 2, 3] + 5.0, parked=cfg.parked_cars)
-            traffic = build_traffic(drive_rng, poses[:, 2, 3]) if cfg.traffic else None
+            traffic = build_traffic(drive_rng, poses[:, 2, 3], slow_van=cfg.slow_van) if cfg.traffic else None
             path = raw.drive_dir(tmp, d.date, d.drive)
             for sub in (
                 "image_02/data",

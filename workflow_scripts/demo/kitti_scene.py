@@ -8,8 +8,8 @@ car has the same axes when the car looks straight down the street.
 Every box has a Cityscapes class (``LABEL_OF_MATERIAL``: buildings, road, sidewalk,
 vegetation, car), so the renderer's label images are exact. Parked cars are static boxes;
 moving cars (:class:`Traffic`) are boxes shifted along z at each frame: a car ahead in the
-camera's lane at about the camera's speed (it also halts at the standstill), and oncoming cars
-in the other lane.
+camera's lane at about the camera's speed (it also halts at the standstill), oncoming cars in
+the other lane, and optionally a slower van in the lane beside the camera's.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ SKY_LABEL = cs.LABEL_IDS["sky"]
 ROAD_HALF = 5.5  # road from x = -5.5 to 5.5; parking strips at 3.5..5.3
 SIDEWALK = 8.0  # sidewalk from 5.5 to 8.0, buildings behind
 CAM_HEIGHT = 1.65  # KITTI camera height above the road
+SLOW_X = 0.0  # the slow van's lane centre: beside the camera's (x = 1.8 +- 0.35)
+SLOW_SPEED = (0.3, 0.45)  # the slow van's speed, a fraction of the camera's
 
 
 def make_textures(rng: np.random.Generator, size: int = 512) -> tx.MipTextures:
@@ -113,8 +115,8 @@ class StreetScene:
 class Traffic:
     """Moving cars: boxes (K, 2, 3) at their frame-0 positions, tint (K, 3), texture offset
     (K, 2), and their displacement along z at every frame (N, K) m (two boxes per car, body
-    and cabin, move together). ``kind`` (K,) is "lead" (ahead in the camera's lane at 80-90 %
-    of its speed) or "oncoming"."""
+    and cabin, move together). ``kind`` (K,) is "lead" (ahead in the camera's lane at 80-90 % of
+    its speed), "slow" (a van ahead in the lane beside it at 30-45 %) or "oncoming"."""
 
     boxes: np.ndarray
     tint: np.ndarray
@@ -130,23 +132,37 @@ def _car(x: float, z: float, width: float = 1.8) -> tuple[np.ndarray, np.ndarray
             _box(x - half + 0.15, x + half - 0.15, -1.5, -1.0, z + 1.0, z + 3.2))
 
 
-def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0) -> Traffic:
+def _van(x: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Body and cab of a van (2 m wide, 2.3 m tall, 5.2 m long) centred on x, starting at z."""
+    return (_box(x - 1.0, x + 1.0, -2.3, -0.3, z + 1.2, z + 5.2),
+            _box(x - 1.0, x + 1.0, -1.7, -0.3, z, z + 1.2))
+
+
+def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0,
+                  slow_van: bool = False) -> Traffic:
     """Moving cars for a drive whose camera is at ``cam_z`` (N,) m along the street per frame.
 
-    One car leads in the camera's lane (x = 1.8 m), 12-14 m ahead at the start, at 80-90 % of
-    the camera's speed (it stops when the camera stops): the case that breaks the static-world
-    assumption of self-supervised depth. Its image grows as slowly as that of a static object
-    5-10 times farther away, so a monocular video loss explains it best by a hole of far depth;
-    a car at exactly the camera's speed would look static, and monodepth2's auto-masking alone
-    would drop it from the loss. Three oncoming cars (x = -2 m) at 7-10 m/s meet the camera
-    during the drive.
+    * "lead": a car in the camera's lane (x = 1.8 m), 12-14 m ahead at the start, at 80-90 % of
+      the camera's speed (it stops when the camera stops). It sits at the focus of expansion,
+      where forward motion gives almost no parallax, and it barely moves in the image, so
+      monodepth2's auto-masking (the identity's error is the smallest) drops it from the loss.
+    * "slow" (with ``slow_van``): a van in the lane beside the camera's (x = SLOW_X, 1.5-2.3 m
+      to its left), 18-22 m ahead, at a fraction r = 30-45 % of the camera's speed, which the
+      camera catches up on.
+      A pixel u of a static point at depth Z moves u v / Z a second under the camera's forward
+      speed v; the van's pixels move u v (1 - r) / Z, like a static point at Z / (1 - r), so the
+      static world explains the van 1.4-1.8 times farther away than it is, which is what a
+      monocular video loss learns there unless the van is masked (SGDepth). With r < 0.5 the
+      warp at the true depth (misaligned by r) beats the identity (misaligned by 1 - r), so
+      monodepth2's auto-masking keeps the van in the loss.
+    * "oncoming": three cars (x = -2 m) at 7-10 m/s that meet the camera during the drive.
     """
     n = len(cam_z)
     t = np.arange(n) / fps
     boxes, tints, shifts, kinds = [], [], [], []
 
-    def add(car: tuple[np.ndarray, np.ndarray], colour: np.ndarray, shift: np.ndarray, kind: str) -> None:
-        for part, scale in zip(car, (1.0, 0.6), strict=True):
+    def add(parts: tuple[np.ndarray, ...], colour: np.ndarray, shift: np.ndarray, kind: str) -> None:
+        for part, scale in zip(parts, (1.0, 0.6), strict=True):
             boxes.append(part)
             tints.append(colour * scale)
             shifts.append(shift)
@@ -161,6 +177,9 @@ def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0
         z_meet = cam_z[0] + travelled * (0.2 + 0.3 * k)
         z0 = z_meet + speed * t_meet
         add(_car(-2.0, z0), rng.uniform(0.2, 1.3, 3), -speed * t, "oncoming")
+    if slow_van:  # drawn last: without it, the traffic is the same draw for draw
+        gap, ratio = rng.uniform(18.0, 22.0), rng.uniform(*SLOW_SPEED)
+        add(_van(SLOW_X, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), ratio * (cam_z - cam_z[0]), "slow")
     return Traffic(
         boxes=np.stack(boxes),
         tint=np.stack(tints).astype(np.float32),

@@ -71,8 +71,8 @@ class PoseEvalOptions:
     stages: tuple[PoseStage, ...] = option(
         ("finetune",),
         "Stages whose pose network is evaluated (a stage needs one: finetune always has it, teacher only "
-        "with temporal frame_ids), among those kitti.evaluate.stages trains; finetune also brings "
-        "finetune_unmasked when the masking control is trained. [] = no pose evaluation.",
+        "with temporal frame_ids), among those kitti.evaluate.stages trains; a masked stage also "
+        "brings its <stage>_unmasked control when that is trained. [] = no pose evaluation.",
         uniqueItems=True,
     )
     snippet: int = option(5, "Frames per snippet (monodepth2's track_length).", minimum=2)

@@ -43,7 +43,8 @@ __all__ = ["DEPTH_CMAP", "ERROR_CMAP", "ERROR_MAX", "ScaledFrame", "depth_norm",
            "per_frame_figure", "pipeline_order", "scale_frame", "spread_sparse"]
 
 # the order of the stages in results/kitti_eval.csv (kitti_eval_stages in rules/common.smk)
-PIPELINE_ORDER = ("teacher", "student", "finetune", "finetune_unmasked", "constant", "external")
+PIPELINE_ORDER = ("teacher", "teacher_unmasked", "student", "finetune", "finetune_unmasked", "constant",
+                  "external")
 TRAINED = ("teacher", "student", "finetune")
 # magma from bright (near) to dark purple (far), stopping short of black so that far points
 # stand out from the dimmed frame behind the sparse maps
@@ -54,15 +55,16 @@ NICE_DEPTHS = (1, 2, 3, 5, 10, 20, 40, 80)  # metres: candidate colour bar ticks
 
 
 def pipeline_order(stages: Sequence[str]) -> list[str]:
-    """``stages`` in the pipeline's order (teacher, student, finetune, finetune_unmasked,
-    constant, external), as in results/kitti_eval.csv; unknown names keep their order at the end."""
+    """``stages`` in the pipeline's order (teacher, teacher_unmasked, student, finetune,
+    finetune_unmasked, constant, external), as in results/kitti_eval.csv; unknown names keep
+    their order at the end."""
     known = [s for s in PIPELINE_ORDER if s in stages]
     return known + [s for s in stages if s not in PIPELINE_ORDER]
 
 
 def error_stage(stages: Sequence[str]) -> str:
     """The stage whose error map is shown: the pipeline's last trained stage (not the
-    finetune_unmasked control), else the first of ``stages``."""
+    <stage>_unmasked controls), else the first of ``stages``."""
     trained = [s for s in TRAINED if s in stages]
     return trained[-1] if trained else pipeline_order(stages)[0]
 

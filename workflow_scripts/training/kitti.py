@@ -65,7 +65,7 @@ def _finetuned_net(previous: Path, network: NetworkSpec) -> nn.Module:
 
 def _with_semantics(plan: StagePlan, nets: nn.ModuleDict, objective, steps: int,
                     labelled: cs.CityscapesDataset | None):
-    """SGDepth's additions to a stage's objective: the masking of moving objects (fine-tune) and
+    """SGDepth's additions to a stage's objective: the masking of moving objects (a video stage) and
     the joint segmentation loss (on ``labelled``)."""
     s, net = plan.section, nets["depth"]
     masking = getattr(s, "masking", None)

@@ -191,8 +191,8 @@ class KittiMasking:
                             minimum=0, maximum=1)
     control: bool = option(
         False,
-        "Also train the same stage without masking (same steps, seed and data) as finetune_unmasked, "
-        "a row of results/kitti_eval.csv beside it.",
+        "Also train the same stage without masking (same steps, seed and data) as <stage>_unmasked "
+        "(teacher_unmasked, finetune_unmasked), a row of results/kitti_eval.csv beside it.",
     )
 
 
@@ -228,6 +228,12 @@ class KittiTeacher:
         0.0, "Edge-aware smoothness weight (Depth Hints and EPCDepth train with 0).", minimum=0
     )
     segmentation: KittiSegmentation = option(factory=KittiSegmentation, doc=KittiSegmentation.__doc__)
+    masking: KittiMasking = option(
+        factory=KittiMasking,
+        doc=KittiMasking.__doc__ + " On the temporal sources (frame_ids), with loss monodepth2; SGDepth "
+        "masks in monocular video from scratch (config/recipes/sgdepth.yaml); its control is "
+        "teacher_unmasked.",
+    )
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
 
@@ -240,6 +246,11 @@ class KittiTeacher:
             (self.loss == "sc_depth" and not (mono and not self.data_graft and not self.self_distillation),
              "loss sc_depth is SC-Depth v1's monocular loss: set stereo, hints, data_graft and "
              "self_distillation to false"),
+            (self.masking.enabled and not any(self.frame_ids[1:]),
+             "masking excludes moving objects from the temporal sources' loss: it needs "
+             "frame_ids [0, -1, 1]"),
+            (self.masking.enabled and self.loss == "sc_depth", "masking is implemented for loss monodepth2"),
+
         ):
             if wrong:
                 raise ConfigError(f"config kitti.train.teacher: {why}")
