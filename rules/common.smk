@@ -266,12 +266,6 @@ def kitti_eval_stages():
     return stages + ["external"] * bool(KITTI["evaluate"]["external_disparities"])
 
 
-def kitti_stage_order(stages):
-    """``stages`` in the chain's order, each masked stage's control after it, constant last."""
-    order = [x for s in TRAIN_STAGES for x in (s, f"{s}_unmasked")] + ["constant"]
-    return [s for s in order if s in stages]
-
-
 def kitti_eval_disparities(wildcards):
     """What evaluate_depth scores: a stage's disparities, none (constant), the external file."""
     if wildcards.stage == "constant":

@@ -20,6 +20,14 @@ def kitti_test_labels_root():
 
 
 MASKABLE_STAGES = ("teacher", "finetune")  # the stages that can train on temporal frames
+# every driving stage with a model, in the chain's order, each maskable stage's control after it
+KITTI_MODEL_STAGES = [x for s in TRAIN_STAGES for x in [s] + [f"{s}_unmasked"] * (s in MASKABLE_STAGES)]
+KITTI_MODEL_STAGE_WILDCARD = "|".join(KITTI_MODEL_STAGES)
+
+
+def kitti_stage_order(stages):
+    """``stages`` in the chain's order, each masked stage's control after it, constant last."""
+    return [s for s in KITTI_MODEL_STAGES + ["constant"] if s in stages]
 
 
 def kitti_masking_controls(stages=None):

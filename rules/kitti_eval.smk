@@ -9,7 +9,7 @@ rule predict_depth:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        f"results/kitti/pred/{{stage,teacher|teacher_unmasked|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_disps.npy",
+        f"results/kitti/pred/{{stage,{KITTI_MODEL_STAGE_WILDCARD}}}/{{split,{KITTI_SPLIT_WILDCARD}}}_disps.npy",
     log:
         "logs/predict_depth/{stage}_{split}.log",
     benchmark:

@@ -63,7 +63,7 @@ rule predict_segmentation:
         model="results/kitti/train/{stage}/model.pt",
         split="results/kitti/splits/{split}/test_files.txt",
     output:
-        f"results/kitti/pred/{{stage,teacher|teacher_unmasked|student|finetune|finetune_unmasked}}/{{split,{KITTI_SPLIT_WILDCARD}}}_seg.npy",
+        f"results/kitti/pred/{{stage,{KITTI_MODEL_STAGE_WILDCARD}}}/{{split,{KITTI_SPLIT_WILDCARD}}}_seg.npy",
     log:
         "logs/predict_segmentation/{stage}_{split}.log",
     conda:

@@ -287,7 +287,6 @@ class FinetuneObjective(_MaskedVideo):
             reproj, warps = _warp_errors(target, sources, depth, K, poses, p)
             if s == 0:
                 keep = self._keep(nets, aug, warps[:n_src], p.convention, logs)
-            if s == 0:
                 projected = [
                     G.sample(src_depth[:, j], warps[j].pixels, p.convention, padding_mode="zeros")
                     for j in range(n_src)

@@ -140,9 +140,7 @@ def abs_rel_movable(gts: list[np.ndarray], disps, labels: list[np.ndarray], rati
         mask = valid_mask(gt, opts) & np.isin(label, cs.MOVABLE_TRAIN_IDS)
         if not mask.any():
             continue
-        h, w = gt.shape
-        d = cv2.resize(np.asarray(disp, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        p = np.clip(ratio / np.maximum(d[mask].astype(np.float64), 1e-12), opts.min_depth, opts.max_depth)
+        p = np.clip(ratio * prediction_depth(disp, gt.shape)[mask], opts.min_depth, opts.max_depth)
         values.append(float(np.mean(np.abs(gt[mask] - p) / gt[mask])))
     return float(np.mean(values)) if values else float("nan")
 
