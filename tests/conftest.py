@@ -59,11 +59,11 @@ def kitti_demo_small(tmp_path_factory, default_config) -> dict:
 @pytest.fixture(scope="session")
 def kitti_demo_traffic(tmp_path_factory, default_config) -> dict:
     """One demo drive of 5 frames with the default moving traffic (a car leading at 80-90 % of the camera's
-    speed, oncoming cars) and the optional slow van. Returns {'root': Path, 'config': KittiDemoConfig,
-    'seed': int}."""
+    speed, oncoming cars) and the optional slow van and crossing cars. Returns {'root': Path,
+    'config': KittiDemoConfig, 'seed': int}."""
     section = copy.deepcopy(default_config["demo"]["kitti"])
     section["dates"] = {"2011_01_01": [375, 1242]}
-    section["slow_van"] = True
+    section["slow_van"] = section["crossing"] = True
     section["drives"] = [{"date": "2011_01_01", "drive": "0001", "frames": 5, "speed": 8.0, "stop": False}]
     cfg = load_options(kitti_demo.KittiDemoConfig, section)
     root = tmp_path_factory.mktemp("kitti_traffic") / "kitti_raw"

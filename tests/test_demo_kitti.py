@@ -242,7 +242,7 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
     rig = kc.load_rig(kitti_demo_traffic["root"] / "2011_01_01")
     cars = np.load(drive / "demo_gt" / "cars.npz")
     kinds = np.array(cars["moving_kind"])
-    assert cars["moving"].shape[:2] == (5, 10) and set(kinds) == {"lead", "slow", "oncoming"}
+    assert cars["moving"].shape[:2] == (5, 14) and set(kinds) == {"lead", "slow", "oncoming", "crossing"}
     root = kitti_demo_traffic["root"] / kitti_demo.CITYSCAPES
     pairs = cs.find_pairs(root, "train")
     assert len(pairs) == 5  # 5 frames, left images hard-linked
@@ -262,8 +262,8 @@ def test_labels_agree_with_geometry(kitti_demo_traffic):
         lo, hi = boxes[:, 0] + 0.02, boxes[:, 1] - 0.02
         deep_inside = ((points[:, :, None] >= lo) & (points[:, :, None] <= hi)).all(-1).any(-1)
         assert not deep_inside[surface & ~car].any()
-        # the lead car is seen
-        for kind in ("lead", "slow"):
+        # the lead car, the van and the crossing cars are seen
+        for kind in ("lead", "slow", "crossing"):
             assert _inside(points[car], cars["moving"][i][kinds == kind], 0.02).sum() > 1000, kind
     # the LiDAR sees the cars where the cameras do, at the same instant
     err = _lidar_vs_depth(drive, rig, 4)
@@ -290,6 +290,39 @@ def test_the_slow_van_is_added_without_changing_the_other_traffic():
     k = len(plain.boxes)
     assert with_van.kind[:k] == plain.kind and with_van.kind[k:] == ("slow", "slow")
     np.testing.assert_array_equal(with_van.boxes[:k], plain.boxes)
-    np.testing.assert_array_equal(with_van.z_shift[:, :k], plain.z_shift)
-    ratio = with_van.z_shift[-1, k] / (cam_z[-1] - cam_z[0])  # r: its speed / the camera's
+    np.testing.assert_array_equal(with_van.shift[:, :k], plain.shift)
+    ratio = with_van.shift[-1, k, 2] / (cam_z[-1] - cam_z[0])  # r: its speed / the camera's
     assert 0.3 <= ratio <= 0.45 and 1.4 < 1 / (1 - ratio) < 1.85
+
+
+def test_crossing_cars_cross_the_street_ahead_without_changing_the_other_traffic():
+    """demo.kitti.crossing appends two cars that drive across the street, kerb to kerb, ahead
+    of the camera: x only, 6-9 m/s, waiting before and stopped after; the rest of the traffic
+    is the same draw for draw, and the camera never reaches them."""
+    from workflow_scripts.demo.kitti_scene import CROSS_X, build_traffic
+
+    cam_z = np.cumsum(np.full(32, 0.8))
+    plain = build_traffic(np.random.default_rng(7), cam_z, slow_van=True)
+    crossing = build_traffic(np.random.default_rng(7), cam_z, slow_van=True, crossing=True)
+    k = len(plain.boxes)
+    assert crossing.kind[:k] == plain.kind and crossing.kind[k:] == ("crossing",) * 4
+    np.testing.assert_array_equal(crossing.boxes[:k], plain.boxes)
+    np.testing.assert_array_equal(crossing.shift[:, :k], plain.shift)
+    for j, side in ((k, 1.0), (k + 2, -1.0)):  # body boxes: the first from the left, then the right
+        body, shift = crossing.boxes[j], crossing.shift[:, j]
+        np.testing.assert_array_equal(shift[:, 1:], 0.0)  # across the street only
+        np.testing.assert_array_equal(crossing.shift[:, j + 1], shift)  # the cabin moves with it
+        assert body[1, 0] - body[0, 0] == pytest.approx(4.2)  # seen side-on: its length along x
+        assert body[:, 0].mean() == pytest.approx(-side * CROSS_X)
+        step = np.abs(np.diff(shift[:, 0]))
+        moving = step > 1e-9
+        start = int(np.argmax(moving))  # it waits at its kerb, then drives without stopping
+        assert 0.6 - 1e-9 <= step[moving].max() <= 0.9 + 1e-9 and moving[start:].sum() >= moving.sum() - 1
+        assert np.all(side * shift[:, 0] >= -1e-9) and np.all(side * shift[:, 0] <= 2 * CROSS_X + 1e-9)
+        assert 22.0 <= body[0, 2] - cam_z[start] <= 28.0  # 22-28 m ahead when it sets off
+        # the camera (x = 1.8 +- 0.35 m) never drives into it: near it, the car is off its lane
+        near = body[0, 2] - cam_z < 8.0
+        x_lo, x_hi = body[0, 0] + shift[near, 0], body[1, 0] + shift[near, 0]
+        assert np.all((x_lo > 2.6) | (x_hi < 1.0))
+        # a frame's motion is 15-20 % of its length: SGDepth's warped-segmentation IoU sees it
+        assert 0.14 <= step[moving].max() / 4.2 <= 0.22

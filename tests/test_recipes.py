@@ -123,14 +123,15 @@ def test_evaluated_stages_pick_the_trained_ones(kitti_full_tree, tmp_path):
 
 def test_demo_sgdepth_trains_the_masked_teacher_and_its_control_only(tmp_path):
     """config/demo_sgdepth.yaml: the monocular teacher masked and its unmasked control
-    (train_unmasked, teacher_unmasked), the demo rendered with the slow van; no student."""
+    (train_unmasked, teacher_unmasked), the demo rendered with the slow van and the crossing cars;
+    no student."""
     overlay = ROOT / "config" / "demo_sgdepth.yaml"
     counts = dry_run("results/kitti_eval.csv", tmp_path, overlay)
     assert counts["train_teacher"] == counts["train_unmasked"] == 1 and counts["make_demo_kitti"] == 1
     assert counts["predict_depth"] == 2 and counts["evaluate_depth"] == 3  # + constant
     assert not {"train_student", "finetune", "precompute_depth_hints"} & set(counts)
     config = resolve(load_user_config(overlay))
-    assert config["demo"]["kitti"]["slow_van"]
+    assert config["demo"]["kitti"]["slow_van"] and config["demo"]["kitti"]["crossing"]
     teacher = load_options(KittiTeacher, config["kitti"]["train"]["teacher"], "kitti.train.teacher")
     assert not teacher.stereo and teacher.masking.enabled and teacher.masking.control
     assert teacher.segmentation.enabled

@@ -8,7 +8,8 @@ Per drive, besides the KITTI raw folders, ground truth for tests and evaluation:
 * ``demo_gt/poses.npz``: ``cam2_from_world``, ``cam3_from_world``, ``velo_from_world``
   (N, 4, 4) and ``times`` (N,) seconds.
 * ``demo_gt/cars.npz``: the car boxes in world coordinates (min/max corners, m): ``parked``
-  (P, 2, 3) and ``moving`` (N, K, 2, 3) per frame, with ``moving_kind`` (K,) "lead"/"oncoming".
+  (P, 2, 3) and ``moving`` (N, K, 2, 3) per frame, with ``moving_kind`` (K,) "lead", "oncoming",
+  "slow" or "crossing".
 
 Beside the drives, ``cityscapes/`` holds the left images (hard links) with their exact
 semantic labels in the Cityscapes layout (:mod:`workflow_scripts.kitti.cityscapes`), city =
@@ -119,6 +120,11 @@ class KittiDemoConfig:
         "With traffic, also a van ahead in the lane beside the camera's at 30-45 % of its speed: off the "
         "focus of expansion, not auto-masked, and 1.4-1.8x farther in a static world "
         "(config/demo_sgdepth.yaml; docs/driving.md).",
+    )
+    crossing: bool = option(
+        False,
+        "With traffic, also two cars that cross the street ahead (across the epipolar lines of forward "
+        "motion: no depth explains them; config/demo_sgdepth.yaml; docs/driving.md).",
     )
     parked_cars: float = option(
         0.35, "Probability of a parked car in each 6-7.5 m slot along the kerbs.", minimum=0, maximum=1
@@ -261,9 +267,7 @@ def _save_cars(path: Path, scene: StreetScene, traffic: Traffic | None, frames: 
     moving = np.zeros((frames, 0, 2, 3))
     kind = np.array([], dtype="<U8")
     if traffic is not None:
-        shift = np.zeros((frames, len(traffic.boxes), 1, 3))
-        shift[..., 2] = traffic.z_shift[:, :, None]
-        moving, kind = traffic.boxes[None] + shift, np.array(traffic.kind)
+        moving, kind = traffic.boxes[None] + traffic.shift[:, :, None], np.array(traffic.kind)
     np.savez(path, parked=scene.boxes[scene.material == MAT["car"]], moving=moving, moving_kind=kind)
 
 
@@ -295,7 +299,10 @@ def generate(out_root: str | Path, cfg: KittiDemoConfig, seed: int, workers: int
             drive_rng = np.random.default_rng([seed, key])
             poses, times = trajectory(drive_rng, d.frames, d.speed, d.stop)
             scene = build_street(drive_rng, -5.0, poses[-1, 2, 3] + 5.0, parked=cfg.parked_cars)
-            traffic = build_traffic(drive_rng, poses[:, 2, 3], slow_van=cfg.slow_van) if cfg.traffic else None
+            traffic = None
+            if cfg.traffic:
+                cam_z = poses[:, 2, 3]
+                traffic = build_traffic(drive_rng, cam_z, slow_van=cfg.slow_van, crossing=cfg.crossing)
             path = raw.drive_dir(tmp, d.date, d.drive)
             for sub in (
                 "image_02/data",

@@ -47,6 +47,7 @@ SIDEWALK = 8.0  # sidewalk from 5.5 to 8.0, buildings behind
 CAM_HEIGHT = 1.65  # KITTI camera height above the road
 SLOW_X = 0.0  # the slow van's lane centre: beside the camera's (x = 1.8 +- 0.35)
 SLOW_SPEED = (0.3, 0.45)  # the slow van's speed, a fraction of the camera's
+CROSS_X = 6.0  # crossing cars drive from kerb to kerb: x = -6 to 6 (or back)
 
 
 def make_textures(rng: np.random.Generator, size: int = 512) -> tx.MipTextures:
@@ -78,8 +79,7 @@ class StreetScene:
 
     def with_traffic(self, traffic: Traffic, frame: int) -> StreetScene:
         """This scene plus the moving cars at ``frame`` (the moving boxes come last)."""
-        shift = np.zeros((len(traffic.boxes), 3))
-        shift[:, 2] = traffic.z_shift[frame]
+        shift = traffic.shift[frame]
         return StreetScene(
             boxes=np.concatenate([self.boxes, traffic.boxes + shift[:, None, :]]),
             material=np.concatenate([self.material, np.full(len(traffic.boxes), MAT["car"])]),
@@ -114,14 +114,15 @@ class StreetScene:
 @dataclass
 class Traffic:
     """Moving cars: boxes (K, 2, 3) at their frame-0 positions, tint (K, 3), texture offset
-    (K, 2), and their displacement along z at every frame (N, K) m (two boxes per car, body
-    and cabin, move together). ``kind`` (K,) is "lead" (ahead in the camera's lane at 80-90 % of
-    its speed), "slow" (a van ahead in the lane beside it at 30-45 %) or "oncoming"."""
+    (K, 2), and their displacement at every frame (N, K, 3) m (two boxes per car, body and
+    cabin, move together). ``kind`` (K,) is "lead" (ahead in the camera's lane at 80-90 % of its
+    speed), "slow" (a van ahead in the lane beside it at 30-45 %), "oncoming" or "crossing"
+    (across the street ahead)."""
 
     boxes: np.ndarray
     tint: np.ndarray
     offset: np.ndarray
-    z_shift: np.ndarray
+    shift: np.ndarray
     kind: tuple[str, ...]
 
 
@@ -138,8 +139,14 @@ def _van(x: float, z: float) -> tuple[np.ndarray, np.ndarray]:
             _box(x - 1.0, x + 1.0, -1.7, -0.3, z, z + 1.2))
 
 
+def _crossing_car(x: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Body and cabin boxes of a car seen side-on: centred on x, 4.2 m long along x, from z."""
+    return (_box(x - 2.1, x + 2.1, -1.0, -0.3, z, z + 1.8),
+            _box(x - 1.1, x + 1.1, -1.5, -1.0, z + 0.15, z + 1.65))
+
+
 def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0,
-                  slow_van: bool = False) -> Traffic:
+                  slow_van: bool = False, crossing: bool = False) -> Traffic:
     """Moving cars for a drive whose camera is at ``cam_z`` (N,) m along the street per frame.
 
     * "lead": a car in the camera's lane (x = 1.8 m), 12-14 m ahead at the start, at 80-90 % of
@@ -156,12 +163,23 @@ def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0
       warp at the true depth (misaligned by r) beats the identity (misaligned by 1 - r), so
       monodepth2's auto-masking keeps the van in the loss.
     * "oncoming": three cars (x = -2 m) at 7-10 m/s that meet the camera during the drive.
+    * "crossing" (with ``crossing``): two cars that cross the street from kerb to kerb
+      (x = -/+ 6 m to +/- 6 m) at 6-9 m/s, 22-28 m ahead of the camera when they set off, at
+      10-20 % and 50-60 % of the drive; they wait before and stop after. Their motion is
+      across the epipolar lines of forward motion, so no depth explains it, and their image
+      moves by 14-21 % of their length a frame, which the IoU of SGDepth's warped segmentations
+      sees. An along-the-street mover's misalignment against the warp at its true depth is
+      ``(lateral offset / width) x |r| x (camera step / depth)`` of its width a frame, a few
+      per cent, and a wrong depth explains it away.
     """
     n = len(cam_z)
     t = np.arange(n) / fps
     boxes, tints, shifts, kinds = [], [], [], []
 
     def add(parts: tuple[np.ndarray, ...], colour: np.ndarray, shift: np.ndarray, kind: str) -> None:
+        """``shift``: (N,) along z or (N, 3)."""
+        if shift.ndim == 1:
+            shift = np.stack([np.zeros(n), np.zeros(n), shift], axis=1)
         for part, scale in zip(parts, (1.0, 0.6), strict=True):
             boxes.append(part)
             tints.append(colour * scale)
@@ -180,11 +198,20 @@ def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0
     if slow_van:  # drawn last: without it, the traffic is the same draw for draw
         gap, ratio = rng.uniform(18.0, 22.0), rng.uniform(*SLOW_SPEED)
         add(_van(SLOW_X, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), ratio * (cam_z - cam_z[0]), "slow")
+    if crossing:  # drawn after the van: the rest of the traffic stays the same draw for draw
+        for k, (lo, hi) in enumerate(((0.1, 0.2), (0.5, 0.6))):
+            side = 1.0 if k == 0 else -1.0  # the first from the left, the second from the right
+            start = int(round(rng.uniform(lo, hi) * (n - 1)))
+            speed, gap = rng.uniform(6.0, 9.0), rng.uniform(22.0, 28.0)
+            x = -side * CROSS_X + side * np.clip(speed * (t - t[start]), 0.0, 2 * CROSS_X)
+            shift = np.stack([x + side * CROSS_X, np.zeros(n), np.zeros(n)], axis=1)
+            car = _crossing_car(-side * CROSS_X, cam_z[start] + gap)
+            add(car, rng.uniform(0.2, 1.3, 3), shift, "crossing")
     return Traffic(
         boxes=np.stack(boxes),
         tint=np.stack(tints).astype(np.float32),
         offset=rng.uniform(0, 50, (len(boxes), 2)),
-        z_shift=np.stack(shifts, axis=1),
+        shift=np.stack(shifts, axis=1),
         kind=tuple(kinds),
     )
 
