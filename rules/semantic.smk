@@ -132,5 +132,6 @@ rule plot_kitti_masking:
         image_root=kitti_image_root,
         image_ext=kitti_image_ext,
         frames=REPORT["frames"],
+        stage=kitti_masked_stage(),
     script:
         "../workflow_scripts/plot_kitti_masking.py"

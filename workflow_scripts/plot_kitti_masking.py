@@ -1,5 +1,5 @@
 """Rule plot_kitti_masking: SGDepth's masking on test frames with moving cars. Per frame: the
-input, the masked fine-tune's segmentation (Cityscapes colours), its disparity and the unmasked
+input, the masked stage's segmentation (Cityscapes colours), its disparity and its unmasked
 control's disparity (the same colour range per frame)."""
 
 import logging
@@ -30,14 +30,15 @@ def moving_car_frames(labels: list[np.ndarray], n: int) -> list[int]:
 
 
 def main(split_path: Path, labels_path: Path, seg_path: Path, masked_path: Path, unmasked_path: Path,
-         image_root: Path, image_ext: str, out: Path, n_frames: int) -> list[int]:
+         image_root: Path, image_ext: str, out: Path, n_frames: int, stage: str = "finetune") -> list[int]:
+    """``stage``: the masked stage (teacher or finetune), for the titles."""
     lines = read_split(split_path)
     rows = moving_car_frames(load_test_labels(labels_path), n_frames)
     seg = np.load(seg_path, allow_pickle=False)
     masked, unmasked = (np.load(p, allow_pickle=False) for p in (masked_path, unmasked_path))
     fig, axes = plt.subplots(len(rows), 4, figsize=(16, 1.5 * len(rows) + 0.6), squeeze=False)
-    titles = ("input", "segmentation (masked fine-tune)", "disparity: masked fine-tune",
-              "disparity: unmasked control")
+    titles = ("input", f"segmentation ({stage}, masked)", f"disparity: {stage}, masked",
+              f"disparity: {stage}_unmasked (its control)")
     for ax, title in zip(axes[0], titles, strict=True):
         ax.set_title(title, fontsize=9)
     for r, ax_row in zip(rows, axes, strict=True):
@@ -65,4 +66,4 @@ if __name__ == "__main__":
     setup_logging(smk.log[0])
     main(Path(smk.input.split), Path(smk.input.labels), Path(smk.input.seg), Path(smk.input.masked),
          Path(smk.input.unmasked), Path(smk.params.image_root), smk.params.image_ext, Path(smk.output[0]),
-         smk.params.frames)
+         smk.params.frames, smk.params.stage)
