@@ -152,7 +152,10 @@ def pose_schedule(plan: StagePlan, n_items: int) -> dict:
     """Schedule extras of the fine-tune: the fresh pose network's own learning rate and a
     warm-up (a fraction of the stage's steps) with the pretrained depth network frozen, so the
     pose network first learns translations in the depth network's scale instead of the depth
-    network shrinking to the untrained pose network's near-zero translations."""
+    network shrinking to the untrained pose network's near-zero translations. A video teacher
+    gets its pose network's own rate when it sets ``pose_lr``."""
+    if plan.stage == "teacher" and plan.section.pose_lr is not None and any(plan.section.frame_ids[1:]):
+        return {"lr_mult": (("pose", plan.section.pose_lr / plan.section.lr),)}
     if plan.stage != "finetune":
         return {}
     s = plan.section

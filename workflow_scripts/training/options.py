@@ -236,6 +236,12 @@ class KittiTeacher:
     )
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
+    pose_lr: float | None = option(
+        None,
+        "Learning rate of the pose network (with temporal frames); null = lr, as monodepth2. Monocular "
+        "training from scratch on the demo trains for some seeds only at lr (docs/driving.md, SGDepth).",
+        exclusiveMinimum=0,
+    )
 
     def __post_init__(self) -> None:
         mono = not self.stereo
@@ -250,6 +256,8 @@ class KittiTeacher:
              "masking excludes moving objects from the temporal sources' loss: it needs "
              "frame_ids [0, -1, 1]"),
             (self.masking.enabled and self.loss == "sc_depth", "masking is implemented for loss monodepth2"),
+            (self.pose_lr is not None and not any(self.frame_ids[1:]),
+             "pose_lr is the pose network's rate: it needs frame_ids [0, -1, 1]"),
 
         ):
             if wrong:
