@@ -30,7 +30,7 @@ def moving_car_frames(labels: list[np.ndarray], n: int) -> list[int]:
 
 
 def main(split_path: Path, labels_path: Path, seg_path: Path, masked_path: Path, unmasked_path: Path,
-         image_root: Path, image_ext: str, out: Path, n_frames: int, stage: str = "finetune") -> list[int]:
+         image_root: Path, image_ext: str, out: Path, n_frames: int, stage: str) -> list[int]:
     """``stage``: the masked stage (teacher or finetune), for the titles."""
     lines = read_split(split_path)
     rows = moving_car_frames(load_test_labels(labels_path), n_frames)

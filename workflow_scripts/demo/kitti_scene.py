@@ -176,10 +176,13 @@ def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0
     t = np.arange(n) / fps
     boxes, tints, shifts, kinds = [], [], [], []
 
+    def along(axis: int, distance: np.ndarray) -> np.ndarray:
+        """(N, 3) displacements of ``distance`` (N,) m along ``axis`` (0 = x, 2 = z)."""
+        shift = np.zeros((n, 3))
+        shift[:, axis] = distance
+        return shift
+
     def add(parts: tuple[np.ndarray, ...], colour: np.ndarray, shift: np.ndarray, kind: str) -> None:
-        """``shift``: (N,) along z or (N, 3)."""
-        if shift.ndim == 1:
-            shift = np.stack([np.zeros(n), np.zeros(n), shift], axis=1)
         for part, scale in zip(parts, (1.0, 0.6), strict=True):
             boxes.append(part)
             tints.append(colour * scale)
@@ -187,24 +190,24 @@ def build_traffic(rng: np.random.Generator, cam_z: np.ndarray, fps: float = 10.0
             kinds.append(kind)
 
     gap, ratio = rng.uniform(12.0, 14.0), rng.uniform(0.8, 0.9)
-    add(_car(1.8, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), ratio * (cam_z - cam_z[0]), "lead")
+    add(_car(1.8, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), along(2, ratio * (cam_z - cam_z[0])), "lead")
     travelled = cam_z[-1] - cam_z[0]
     for k in range(3):  # oncoming: meet the camera at 20 %, 50 %, 80 % of the drive
         speed = rng.uniform(7.0, 10.0)
         t_meet = (0.2 + 0.3 * k) * t[-1]
         z_meet = cam_z[0] + travelled * (0.2 + 0.3 * k)
         z0 = z_meet + speed * t_meet
-        add(_car(-2.0, z0), rng.uniform(0.2, 1.3, 3), -speed * t, "oncoming")
+        add(_car(-2.0, z0), rng.uniform(0.2, 1.3, 3), along(2, -speed * t), "oncoming")
     if slow_van:  # drawn last: without it, the traffic is the same draw for draw
         gap, ratio = rng.uniform(18.0, 22.0), rng.uniform(*SLOW_SPEED)
-        add(_van(SLOW_X, cam_z[0] + gap), rng.uniform(0.2, 1.3, 3), ratio * (cam_z - cam_z[0]), "slow")
+        van = _van(SLOW_X, cam_z[0] + gap)
+        add(van, rng.uniform(0.2, 1.3, 3), along(2, ratio * (cam_z - cam_z[0])), "slow")
     if crossing:  # drawn after the van: the rest of the traffic stays the same draw for draw
         for k, (lo, hi) in enumerate(((0.1, 0.2), (0.5, 0.6))):
             side = 1.0 if k == 0 else -1.0  # the first from the left, the second from the right
             start = int(round(rng.uniform(lo, hi) * (n - 1)))
             speed, gap = rng.uniform(6.0, 9.0), rng.uniform(22.0, 28.0)
-            x = -side * CROSS_X + side * np.clip(speed * (t - t[start]), 0.0, 2 * CROSS_X)
-            shift = np.stack([x + side * CROSS_X, np.zeros(n), np.zeros(n)], axis=1)
+            shift = along(0, side * np.clip(speed * (t - t[start]), 0.0, 2 * CROSS_X))
             car = _crossing_car(-side * CROSS_X, cam_z[start] + gap)
             add(car, rng.uniform(0.2, 1.3, 3), shift, "crossing")
     return Traffic(

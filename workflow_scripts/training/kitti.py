@@ -154,7 +154,7 @@ def pose_schedule(plan: StagePlan, n_items: int) -> dict:
     pose network first learns translations in the depth network's scale instead of the depth
     network shrinking to the untrained pose network's near-zero translations. A video teacher
     gets its pose network's own rate when it sets ``pose_lr``."""
-    if plan.stage == "teacher" and plan.section.pose_lr is not None and any(plan.section.frame_ids[1:]):
+    if plan.stage == "teacher" and plan.section.pose_lr is not None:  # checked: it has temporal frames
         return {"lr_mult": (("pose", plan.section.pose_lr / plan.section.lr),)}
     if plan.stage != "finetune":
         return {}
