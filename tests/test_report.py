@@ -27,7 +27,7 @@ from workflow_scripts import (
     plot_training_curves,
 )
 from workflow_scripts.endo.trajectory import camera_centres
-from workflow_scripts.report.curves import moving_average, read_history
+from workflow_scripts.report.curves import curves_figure, moving_average, read_history
 from workflow_scripts.report.depth import colorize, robust_range, select_frames
 from workflow_scripts.report.figure import plt
 from workflow_scripts.report.metrics import metrics_figure
@@ -154,6 +154,19 @@ def test_training_curves_and_history_checks(tmp_path):
     pd.DataFrame({"step": [1], "lr": [1e-4]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputDataError, match=r"columns \['loss'\] missing"):
         read_history(tmp_path / "bad.csv")
+
+
+def test_training_curves_draw_the_loss_terms_not_the_diagnostics():
+    step = np.arange(1, 21)
+    table = pd.DataFrame({"step": step, "loss": 1.0 / step, "lr": 1e-4, "reprojection": 0.5 / step,
+                          "masked_pixels": 0.0 * step, "iou_threshold": 0.5, "translation": 0.01,
+                          "translation_forward": 0.9})
+    fig = curves_figure([table], ["teacher"], "t", smooth=1)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["_child0", "loss", "reprojection"]  # the raw total, then the drawn terms
+    assert ax.get_yscale() == "log"  # a diagnostic at 0 (no masked pixel) does not lose the log axis
+    plt.close(fig)
 
 
 def test_eval_bars_with_numeric_columns(tmp_path):

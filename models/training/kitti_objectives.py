@@ -66,6 +66,19 @@ def source_poses(batch: dict[str, Tensor], nets: nn.ModuleDict, opts: PhotoOptio
     return poses
 
 
+def pose_logs(poses: list[Tensor]) -> dict[str, float]:
+    """Diagnostics of the temporal ``src_from_tgt`` poses (each (B, 4, 4)): ``translation``, the
+    mean length of their translations (training units), and ``translation_forward``, the mean
+    ``|t_z| / |t|``, the cosine between a translation and the optical axis. A car drives along its
+    optical axis, so the latter stays near 1 when the pose network learns the motion; a pose
+    network that explains forward motion as a sideways one (a monocular run that does not
+    train: docs/driving.md, SGDepth) shows values far below."""
+    t = torch.stack([q[:, :3, 3] for q in poses]).detach().float()  # (S, B, 3)
+    norm = t.norm(dim=-1)
+    forward = t[..., 2].abs() / norm.clamp(min=1e-12)
+    return {"translation": _f(norm.mean()), "translation_forward": _f(forward.mean())}
+
+
 def _warp_errors(
     target: Tensor, sources: list[Tensor], depth: Tensor, K: Tensor, poses: list[Tensor], opts: PhotoOptions
 ) -> tuple[Tensor, list[G.Warp]]:
@@ -205,6 +218,8 @@ class TeacherObjective(_MaskedVideo):
             sd = L.self_distillation_loss(full_resolution(disps, hw), errors, split=min(5, len(disps)))
             loss = loss + sd
             logs["self_distillation"] = _f(sd)
+        if n_src:
+            logs.update(pose_logs(poses[:n_src]))
         return loss, logs
 
 
@@ -315,7 +330,7 @@ class FinetuneObjective(_MaskedVideo):
                 geo_loss = L.mean_on_mask(geo_sel, on if keep is None else on * keep)
         loss = total / len(disps) + o.geometry_weight * geo_loss
         logs["geometry"] = _f(geo_loss)
-        logs["translation"] = _f(torch.stack([q[:, :3, 3].norm(dim=-1) for q in poses[:n_src]]).mean())
+        logs.update(pose_logs(poses[:n_src]))
         return loss, logs
 
 
@@ -369,15 +384,17 @@ class ScDepthObjective:
         b, n, hw = color.shape[0], color.shape[1], color.shape[-2:]
         finest = nets["depth"](aug.flatten(0, 1))[0]  # every frame: target + neighbours
         depth = depths_full([finest], hw, p)[0].view(b, n, 1, *hw)
-        pose, terms = nets["pose"], []
+        pose, terms, poses = nets["pose"], [], []
         for i in range(1, n):
             pairs = ((0, i), (i, 0))  # (target of the warp, reference)
             for t, r in pairs:
                 ref_from_tgt = pose.to_matrix(pose(aug[:, t], aug[:, r]))
+                poses.append(ref_from_tgt)
                 terms.append(L.sc_pairwise_terms(
                     color[:, t], color[:, r], depth[:, t], depth[:, r], K, ref_from_tgt,
                     auto_mask=p.automask, dynamic_mask=o.dynamic_mask, convention=p.convention))
         photo, geometry = L.sc_depth_losses(terms)
         smooth = L.edge_aware_smoothness(depth[:, 0], color[:, 0])
         loss = photo + o.geometry_weight * geometry + p.smoothness * smooth
-        return loss, {"photometric": _f(photo), "geometry": _f(geometry), "smooth": _f(smooth)}
+        logs = {"photometric": _f(photo), "geometry": _f(geometry), "smooth": _f(smooth)}
+        return loss, {**logs, **pose_logs(poses)}

@@ -2,7 +2,10 @@
 
 history.csv (written by models/training/engine.py): ``step`` first, then ``loss`` (the total
 objective), and any further columns; ``lr`` (learning rate) and ``seconds`` (wall time since
-the start) are bookkeeping, every other column is a loss term of the stage's objective.
+the start) are bookkeeping; ``masked_pixels``, ``iou_threshold`` (SGDepth's masking),
+``translation`` and ``translation_forward`` (the pose network's) are diagnostics, not drawn as
+losses (they are in history.csv and TensorBoard); every other column is a loss term of the stage's
+objective.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import pandas as pd
 from workflow_scripts.report.figure import new_figure, plt
 from workflow_scripts.util import InputDataError
 
-__all__ = ["BOOKKEEPING", "read_history", "moving_average", "curves_figure"]
+__all__ = ["BOOKKEEPING", "DIAGNOSTICS", "read_history", "moving_average", "curves_figure"]
 
 BOOKKEEPING = ("step", "lr", "seconds", "grad_norm")
+DIAGNOSTICS = ("masked_pixels", "iou_threshold", "translation", "translation_forward")
 
 
 def read_history(path: str | Path) -> pd.DataFrame:
@@ -89,7 +93,7 @@ def curves_figure(histories: Sequence[pd.DataFrame], stages: Sequence[str], titl
     for ax, table, stage in zip(axes[0], histories, stages, strict=True):
         step = table["step"].to_numpy()
         terms = [c for c in table.columns
-                 if c not in BOOKKEEPING and c != "loss" and not c.startswith("val_")]
+                 if c not in BOOKKEEPING + DIAGNOSTICS and c != "loss" and not c.startswith("val_")]
         ax.plot(step, table["loss"], color="black", alpha=0.25 if smooth > 1 else 1.0, lw=1)
         ax.plot(step, moving_average(table["loss"].to_numpy(), smooth), color="black", lw=2, label="loss")
         for term in terms:
