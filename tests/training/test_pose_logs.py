@@ -3,8 +3,10 @@ the optical axis (a forward-driving camera's pose network that learnt a sideways
 
 from __future__ import annotations
 
+import logging
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,7 @@ from torch import nn
 from models.networks.depth_net import DepthNet
 from models.networks.pose_net import PoseNet
 from models.training import kitti_objectives as ko
+from workflow_scripts.training.kitti import check_pose_direction
 
 
 def _pose(t: tuple[float, float, float], batch: int = 2) -> torch.Tensor:
@@ -74,3 +77,24 @@ def test_a_stereo_teacher_has_no_pose_to_log():
     _, logs = ko.TeacherObjective(ko.TeacherOptions(photo=photo, hints=False))(
         batch, nn.ModuleDict({"depth": DepthNet(18)}))
     assert "translation" not in logs and "translation_forward" not in logs
+
+
+def test_a_sideways_pose_network_is_reported(tmp_path, caplog):
+    history = tmp_path / "history.csv"
+    rows = {"step": [10, 20, 30, 40, 50, 60, 70, 80], "loss": [1.0] * 8,
+            "translation_forward": [0.3, 0.5, 0.7, 0.99, 0.6, 0.2, 0.1, 0.3]}
+    pd.DataFrame(rows).to_csv(history, index=False)
+    with caplog.at_level(logging.WARNING):
+        forward = check_pose_direction(history, "teacher")
+    assert forward == pytest.approx(0.2)  # the last quarter of the logged steps: 0.1 and 0.3
+    assert "kitti/teacher" in caplog.text and "0.20" in caplog.text and "sideways" in caplog.text
+    caplog.clear()
+    rows["translation_forward"][-2:] = [0.95, 0.97]  # the network found the axis in the end
+    pd.DataFrame(rows).to_csv(history, index=False)
+    with caplog.at_level(logging.WARNING):
+        assert check_pose_direction(history, "teacher") == pytest.approx(0.96)
+    assert caplog.text == ""
+    # a stage without a pose network, or a rank that wrote no history: nothing to check
+    pd.DataFrame({"step": [1], "loss": [1.0]}).to_csv(history, index=False)
+    assert check_pose_direction(history, "student") is None
+    assert check_pose_direction(tmp_path / "missing.csv", "teacher") is None

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -249,7 +250,37 @@ def run(
                 min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
+    if "pose" in nets and not stereo:  # with the stereo pair, the depth does not rest on the pose
+        check_pose_direction(out_model.parent / "history.csv", stage)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
+
+
+POSE_FORWARD_MIN = 0.9  # the cosine of a driving camera's translation to its optical axis
+
+
+def check_pose_direction(history: Path, stage: str) -> float | None:
+    """The mean ``translation_forward`` (the cosine of the pose network's translations to the
+    optical axis, :func:`models.training.kitti_objectives.pose_logs`) over the last quarter of the
+    logged steps of ``history`` (a stage's history.csv), with a warning when it is below
+    :data:`POSE_FORWARD_MIN`: a driving camera moves along its optical axis, and on monocular
+    video a pose network that learnt a sideways motion leaves a depth that is not right. None
+    without the column or the file (a stage without a pose network; a data-parallel rank other
+    than 0)."""
+    if not history.is_file():
+        return None
+    table = pd.read_csv(history)
+    if "translation_forward" not in table or table["translation_forward"].notna().sum() == 0:
+        return None
+    values = table["translation_forward"].dropna().to_numpy()
+    forward = float(values[-max(1, len(values) // 4):].mean())
+    if forward < POSE_FORWARD_MIN:
+        log.warning(
+            "kitti/%s: the pose network's translations end at a mean cosine of %.2f to the optical axis "
+            "(translation_forward in %s; a driving camera moves along it, about 1): it has explained the "
+            "forward motion as a sideways one, and the depth is not to be trusted. Monocular training "
+            "from scratch does this on small data (docs/driving.md, SGDepth): start from ImageNet "
+            "weights (network.weights), train longer, or keep the stereo pair", stage, forward, history)
+    return forward
 
 
 def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_unit: int,
