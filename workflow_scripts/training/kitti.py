@@ -35,6 +35,7 @@ from workflow_scripts.util.options import to_plain
 
 __all__ = ["run", "build_stage", "photo_options"]
 log = logging.getLogger(__name__)
+POSE_FORWARD_MIN = 0.9  # the cosine of a driving camera's translation to its optical axis
 
 
 def photo_options(
@@ -241,8 +242,8 @@ def run(
     }
     warmup = dict(schedule.frozen_until).get("depth", 0)  # the depth net learns from this step
     validation = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
-    train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config, device=device,
-          validation=validation)
+    files = train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config,
+                  device=device, validation=validation)
     pose = (
         {"pose": {"layers": section.pose_layers, "rotation": section.pose_rotation}} if "pose" in nets else {}
     )
@@ -251,11 +252,8 @@ def run(
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
     if "pose" in nets and not stereo:  # with the stereo pair, the depth does not rest on the pose
-        check_pose_direction(out_model.parent / "history.csv", stage)
+        check_pose_direction(files.history, stage)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
-
-
-POSE_FORWARD_MIN = 0.9  # the cosine of a driving camera's translation to its optical axis
 
 
 def check_pose_direction(history: Path, stage: str) -> float | None:
@@ -268,10 +266,9 @@ def check_pose_direction(history: Path, stage: str) -> float | None:
     than 0)."""
     if not history.is_file():
         return None
-    table = pd.read_csv(history)
-    if "translation_forward" not in table or table["translation_forward"].notna().sum() == 0:
+    values = pd.read_csv(history).get("translation_forward", pd.Series(dtype=float)).dropna().to_numpy()
+    if not len(values):
         return None
-    values = table["translation_forward"].dropna().to_numpy()
     forward = float(values[-max(1, len(values) // 4):].mean())
     if forward < POSE_FORWARD_MIN:
         log.warning(
