@@ -20,6 +20,7 @@ os.environ.update(
 )
 
 from workflow_scripts.config.overlay import apply_demo_overlay, read_yaml
+from workflow_scripts.config.resolve import training_seed
 
 # A branch with an empty root runs on the demo data, with config/demo.yaml's small settings
 # UNDER what the user set; validation then adds the defaults (docs/configuration.md).

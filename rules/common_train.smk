@@ -23,6 +23,9 @@ TRAIN_FRAMES_PER_ITEM = 3
 TRAIN_EPOCH_ITEMS = {"kitti": 40000, "endo": 4000}
 TRAIN_ENDO_SIZE = (256, 320)  # endoscopy size [] (the sfm_data crop): the reference's
 
+# Seed of the training rules (train.smk, semantic.smk): train_seed, else the workflow's seed.
+TRAIN_SEED = training_seed(config)
+
 
 def _train_common(wildcards):
     return config[BRANCH_CONFIG[wildcards.branch]]["train"]["common"]

@@ -34,7 +34,7 @@ rule train_unmasked:
     params:
         train=unmasked_train_params,
         paths=train_paths,
-        seed=config["seed"],
+        seed=TRAIN_SEED,
     script:
         "../workflow_scripts/train_unmasked.py"
 

@@ -37,7 +37,7 @@ rule train_teacher:
     params:
         train=train_params("teacher"),
         paths=train_paths,
-        seed=config["seed"],
+        seed=TRAIN_SEED,
     script:
         "../workflow_scripts/train_teacher.py"
 
@@ -70,7 +70,7 @@ rule train_student:
     params:
         train=train_params("student"),
         paths=train_paths,
-        seed=config["seed"],
+        seed=TRAIN_SEED,
     script:
         "../workflow_scripts/train_student.py"
 
@@ -103,6 +103,6 @@ rule finetune:
     params:
         train=train_params("finetune"),
         paths=train_paths,
-        seed=config["seed"],
+        seed=TRAIN_SEED,
     script:
         "../workflow_scripts/finetune.py"

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from workflow_scripts.config.generate import generated_files
 from workflow_scripts.config.model import WorkflowConfig
 from workflow_scripts.config.overlay import apply_demo_overlay, merge_under
-from workflow_scripts.config.resolve import resolve
+from workflow_scripts.config.resolve import resolve, training_seed
 from workflow_scripts.config.schema import reference_rows
 from workflow_scripts.training.endo_options import EndoTeacher
 from workflow_scripts.training.options import KittiCommon
@@ -109,6 +109,7 @@ def test_unknown_keys_are_rejected_by_name(default_config, mutate, named):
     [
         (lambda c: c["demo"]["kitti"].update(baseline="abc"), "['demo']['kitti']['baseline']"),
         (lambda c: c.update(seed=1.5), "['seed']"),
+        (lambda c: c.update(train_seed=-1), "['train_seed']"),
         (
             lambda c: c["demo"]["kitti"]["drives"][0].update(frames="60"),
             "['demo']['kitti']['drives'][0]['frames']",
@@ -209,3 +210,17 @@ def test_config_check_names_the_file_line_and_key(tmp_path):
     assert run.returncode == 1 and f"{typo}: config key kitti.train.teacher:" in run.stderr
     assert "'lenght' was unexpected" in run.stderr
     assert check(good).returncode == 0
+
+
+def test_train_seed_reseeds_the_training_rules_only():
+    """train_seed re-initialises the networks on the same data: the demo and the splits keep
+    seed."""
+    default = resolve({})
+    assert default["train_seed"] is None and training_seed(default) == default["seed"] == 2026
+    other = resolve({"train_seed": 7})
+    assert training_seed(other) == 7 and other["seed"] == 2026
+    assert training_seed(resolve({"seed": 5})) == 5
+    train_rules = [ROOT / "rules" / "train.smk", ROOT / "rules" / "semantic.smk"]
+    seeds = [line.strip() for path in train_rules for line in path.read_text().splitlines()
+             if "seed=" in line]
+    assert seeds == ["seed=TRAIN_SEED,"] * 4  # train_teacher, train_student, finetune, train_unmasked

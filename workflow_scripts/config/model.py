@@ -215,8 +215,15 @@ class WorkflowConfig:
 
     seed: int = option(
         2026,
-        "Seed of everything random (demo scenes, noise, splits, training). The same config "
+        "Seed of everything random (demo scenes, noise, splits, training unless train_seed). The same config "
         "gives the same numbers on the same machine type.",
+        minimum=0,
+    )
+    train_seed: int | None = option(
+        None,
+        "Seed of the training stages only (network initialisation, batches, augmentation, the "
+        "masked stage's control); null = seed. Train again on the same data and splits (the demo "
+        "is rendered from seed) to see how much a result depends on the initialisation.",
         minimum=0,
     )
     kitti: KittiConfig = option(factory=KittiConfig, doc=KittiConfig.__doc__)

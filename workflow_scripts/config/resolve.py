@@ -80,3 +80,9 @@ def resolve(user: Mapping | None = None) -> dict:
     config = copy.deepcopy(dict(user if user is not None else load_user_config()))
     apply_demo_overlay(config, read_yaml(DEMO_OVERLAY))
     return fill_defaults(config)
+
+
+def training_seed(config: Mapping) -> int:
+    """The seed of the training rules of a resolved ``config``: ``train_seed``, else ``seed``
+    (which also renders the demo and draws the splits)."""
+    return config["seed"] if config.get("train_seed") is None else config["train_seed"]
