@@ -80,10 +80,11 @@ def test_a_new_teacher_restarts_an_interrupted_student(tiny_raw, monkeypatch, ca
     assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
 
 
-def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw):
+def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw, caplog):
     """With a val list whose frames have ground truth, every step is validated (history.csv's
     val_* columns); model.pt holds the best step's weights (its metric recomputed from the file
-    matches the logged one), last.pt the last step's."""
+    matches the logged one), last.pt the last step's; the log has a constant depth's score on
+    the same frames."""
     import pandas as pd
 
     from models.model_file import load_model
@@ -108,7 +109,8 @@ def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw):
                          image_root=root)
     out = tmp / "student" / "model.pt"
     section = KittiStudent(length=6, lr_step=0, lr=1e-3)
-    info = kitti.run("student", common, section, inputs, out, seed=3, threads=1)
+    with caplog.at_level(logging.INFO):
+        info = kitti.run("student", common, section, inputs, out, seed=3, threads=1)
     hist = pd.read_csv(out.parent / "history.csv")
     assert list(hist["step"]) == list(range(1, 7)) and hist["val_abs_rel"].notna().all()
     best = int(hist.loc[hist["val_abs_rel"].idxmin(), "step"])
@@ -119,3 +121,27 @@ def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw):
         score = validate_depth(nn.ModuleDict({"depth": net}), val_set, 0.1, 100.0)["abs_rel"]
         assert score == pytest.approx(hist.loc[hist["step"] == step, "val_abs_rel"].item(), rel=1e-5)
     assert torch.load(out, weights_only=True)["meta"]["best"]["step"] == best
+    # the constant depth, scaled to the median of the ground truth in the Garg crop (rows
+    # 0.408-0.992, columns 0.036-0.964 of 96 x 320): the mean of |median - gt| / gt there
+    gt = (np.round(256 * (40.0 - 35.0 * yy)) / 256.0)[int(0.40810811 * 96):int(0.99189189 * 96),
+                                                       int(0.03594771 * 320):int(0.96405229 * 320)]
+    constant = float(np.mean(np.abs(np.median(gt) - gt) / gt))
+    assert f"a constant depth scores abs_rel {constant:.3f}" in caplog.text
+
+
+def test_a_stage_that_does_not_beat_a_constant_depth_is_reported(caplog):
+    from workflow_scripts.training.kitti_validation import check_against_constant
+
+    constant = {"abs_rel": 0.385, "a1": 0.33}
+    with caplog.at_level(logging.WARNING):  # a monocular run that learnt nothing (the SGDepth overlay)
+        assert not check_against_constant({"step": 60, "metric": "abs_rel", "value": 0.379}, constant,
+                                          "kitti/teacher")
+    assert "kitti/teacher" in caplog.text and "0.379" in caplog.text and "0.385" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert check_against_constant({"step": 240, "metric": "abs_rel", "value": 0.24}, constant, "t")
+        assert not check_against_constant({"step": 1, "metric": "abs_rel", "value": 0.35}, constant, "t")
+        # an accuracy: its error 1 - a1 against 0.8 x the constant's 0.67 (0.536)
+        assert not check_against_constant({"step": 1, "metric": "a1", "value": 0.36}, constant, "t")
+        assert check_against_constant({"step": 1, "metric": "a1", "value": 0.75}, constant, "t")
+    assert caplog.text.count("learnt no depth") == 2

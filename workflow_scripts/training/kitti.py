@@ -27,7 +27,13 @@ from workflow_scripts.kitti import cityscapes as cs
 from workflow_scripts.kitti.dataset import KittiDataOptions, KittiRawDataset, hint_folders, intrinsics
 from workflow_scripts.kitti.evaluate import METRICS
 from workflow_scripts.kitti.split_files import read_split
-from workflow_scripts.training.kitti_validation import MAX_MODE, load_val_set, validate_depth
+from workflow_scripts.training.kitti_validation import (
+    MAX_MODE,
+    check_against_constant,
+    constant_baseline,
+    load_val_set,
+    validate_depth,
+)
 from workflow_scripts.training.options import KittiCommon
 from workflow_scripts.training.stage import StageInputs, StagePlan, save_stage_models
 from workflow_scripts.util import InputDataError
@@ -241,7 +247,7 @@ def run(
         "previous": file_digest(inputs.previous),
     }
     warmup = dict(schedule.frozen_until).get("depth", 0)  # the depth net learns from this step
-    validation = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
+    validation, constant = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
     files = train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config,
                   device=device, validation=validation)
     pose = (
@@ -251,6 +257,8 @@ def run(
                 min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
+    if best and constant:
+        check_against_constant(best, constant, f"kitti/{stage}")
     if "pose" in nets and not stereo:  # with the stereo pair, the depth does not rest on the pose
         check_pose_direction(files.history, stage)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
@@ -281,17 +289,21 @@ def check_pose_direction(history: Path, stage: str) -> float | None:
 
 
 def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_unit: int,
-                first: int) -> Validation | None:
+                first: int) -> tuple[Validation | None, dict[str, float] | None]:
     """The stage's validation on the val list (None when off or the list is empty), from step
     ``first`` on (the end of a fine-tune's pose warm-up: before it the depth network is the
-    student's, and the fine-tune's model is one it trained)."""
+    student's, and the fine-tune's model is one it trained), and a constant depth's metrics on
+    the same frames."""
     if not common.val_every or inputs.val_split is None:
-        return None
+        return None, None
     val = load_val_set(inputs.val_split, inputs.image_root, inputs.raw_root, inputs.image_ext, plan.size,
                        common.val_frames)
     if val is None:
         log.warning("%s is empty: no validation, model.pt = the last step", inputs.val_split)
-        return None
+        return None, None
+    constant = constant_baseline(val)
+    log.info("validation: a constant depth scores %s %.3f on these frames", common.val_metric,
+             constant[common.val_metric])
     return Validation(
         fn=lambda nets: validate_depth(nets, val, common.min_depth, common.max_depth),
         names=METRICS,
@@ -299,4 +311,4 @@ def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_u
         metric=common.val_metric,
         mode="max" if common.val_metric in MAX_MODE else "min",
         first=first,
-    )
+    ), constant
