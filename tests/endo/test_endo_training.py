@@ -27,7 +27,7 @@ from workflow_scripts.endo.sfm_data import SfMDataOptions, project_points
 from workflow_scripts.endo.sparse import sparse_depth, write_sfm_data
 from workflow_scripts.training import BRANCHES, endo
 from workflow_scripts.training.endo_options import EndoCommon
-from workflow_scripts.training.endo_validation import load_val_set, validate_depth
+from workflow_scripts.training.endo_validation import constant_baseline, load_val_set, validate_depth
 from workflow_scripts.training.stage import StageInputs
 from workflow_scripts.util.options import load_options
 
@@ -326,7 +326,8 @@ class _Constant(torch.nn.Module):
 
 
 def test_validation_scores_held_out_views_like_the_evaluation(plane):
-    """A constant depth scores, per held-out view, mean |median(z) - z| / z of its sparse depths."""
+    """A constant depth scores, per held-out view, mean |median(z) - z| / z of its sparse depths:
+    a network that outputs one, and the constant baseline a stage's best step is checked against."""
     seq = EndoSequence("seqA", plane["npz"], plane["frames"], (64, 64))
     val = load_val_set([seq], 0.25)
     assert [list(h.views) for h in val] == [[9, 10, 11]]
@@ -339,6 +340,7 @@ def test_validation_scores_held_out_views_like_the_evaluation(plane):
     got = validate_depth(torch.nn.ModuleDict({"depth": _Constant()}), val)
     assert got["abs_rel"] == pytest.approx(np.mean(expect_rel), rel=1e-6) and got["abs_rel"] > 0.01
     assert got["delta1"] == pytest.approx(np.mean(expect_d1), rel=1e-6)
+    assert constant_baseline(val) == pytest.approx(got, rel=1e-6)  # what a stage must beat
     assert median_scaled_errors(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])) == (0.0, 1.0)
 
 

@@ -130,18 +130,25 @@ def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw, caplog):
 
 
 def test_a_stage_that_does_not_beat_a_constant_depth_is_reported(caplog):
-    from workflow_scripts.training.kitti_validation import check_against_constant
+    from workflow_scripts.training.kitti_validation import MAX_MODE
+    from workflow_scripts.training.stage import check_against_constant
 
+    log = logging.getLogger("test")
     constant = {"abs_rel": 0.385, "a1": 0.33}
+
+    def check(metric: str, value: float, stage: str = "t") -> bool:
+        return check_against_constant({"step": 60, "metric": metric, "value": value}, constant, stage,
+                                      MAX_MODE, log, "see its history.csv")
+
     with caplog.at_level(logging.WARNING):  # a monocular run that learnt nothing (the SGDepth overlay)
-        assert not check_against_constant({"step": 60, "metric": "abs_rel", "value": 0.379}, constant,
-                                          "kitti/teacher")
+        assert not check("abs_rel", 0.379, "kitti/teacher")
     assert "kitti/teacher" in caplog.text and "0.379" in caplog.text and "0.385" in caplog.text
+    assert "see its history.csv" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert check_against_constant({"step": 240, "metric": "abs_rel", "value": 0.24}, constant, "t")
-        assert not check_against_constant({"step": 1, "metric": "abs_rel", "value": 0.35}, constant, "t")
+        assert check("abs_rel", 0.24)
+        assert not check("abs_rel", 0.31)  # above 0.8 x 0.385 = 0.308
         # an accuracy: its error 1 - a1 against 0.8 x the constant's 0.67 (0.536)
-        assert not check_against_constant({"step": 1, "metric": "a1", "value": 0.36}, constant, "t")
-        assert check_against_constant({"step": 1, "metric": "a1", "value": 0.75}, constant, "t")
+        assert not check("a1", 0.36)
+        assert check("a1", 0.75)
     assert caplog.text.count("learnt no depth") == 2

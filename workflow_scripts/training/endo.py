@@ -20,8 +20,14 @@ from models.training.engine import Validation, file_digest, pick_device, train
 from workflow_scripts.endo.dataset import EndoDataOptions, EndoPairDataset, EndoSequence
 from workflow_scripts.endo.sparse import load_sfm_data
 from workflow_scripts.training.endo_options import EndoCommon
-from workflow_scripts.training.endo_validation import MAX_MODE, METRICS, load_val_set, validate_depth
-from workflow_scripts.training.stage import StageInputs, StagePlan, save_stage_models
+from workflow_scripts.training.endo_validation import (
+    MAX_MODE,
+    METRICS,
+    constant_baseline,
+    load_val_set,
+    validate_depth,
+)
+from workflow_scripts.training.stage import StageInputs, StagePlan, check_against_constant, save_stage_models
 from workflow_scripts.util.options import to_plain
 
 __all__ = ["run", "build_stage", "load_sequences"]
@@ -124,7 +130,7 @@ def run(
         "sequences": [str(p) for p in inputs.sfm_data],
         "previous": file_digest(inputs.previous),
     }
-    validation = _validation(common, sequences, per_unit)
+    validation, constant = _validation(common, sequences, per_unit)
     train(
         nets,
         objective,
@@ -150,22 +156,30 @@ def run(
         train_views={s.name: n for s, n in zip(sequences, dataset.n_train, strict=True)},
     )
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
+    if best and constant:
+        check_against_constant(best, constant, f"endo/{stage}", MAX_MODE, log,
+                               "Its history.csv shows the validation over the steps (docs/endoscopy.md)")
     return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences],
             **({"best": best} if best else {})}
 
 
-def _validation(common: EndoCommon, sequences: list[EndoSequence], per_unit: int) -> Validation | None:
-    """The stage's validation on the held-out views (None when off or no sequence has any)."""
+def _validation(common: EndoCommon, sequences: list[EndoSequence],
+                per_unit: int) -> tuple[Validation | None, dict[str, float] | None]:
+    """The stage's validation on the held-out views (None when off or no sequence has any), and a
+    constant depth's metrics on them."""
     if not common.val_every:
-        return None
+        return None, None
     val = load_val_set(sequences, common.val_fraction)
     if not val:
         log.warning("no held-out view has SfM sparse samples: no validation, model.pt = the last step")
-        return None
+        return None, None
+    constant = constant_baseline(val)
+    log.info("validation: a constant depth scores %s %.3f on these views", common.val_metric,
+             constant[common.val_metric])
     return Validation(
         fn=lambda nets: validate_depth(nets, val),
         names=METRICS,
         every=common.val_every * per_unit,
         metric=common.val_metric,
         mode="max" if common.val_metric in MAX_MODE else "min",
-    )
+    ), constant

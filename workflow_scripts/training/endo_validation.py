@@ -20,7 +20,7 @@ from models.inference import predict_endo_raw
 from workflow_scripts.endo.dataset import EndoSequence, training_views
 from workflow_scripts.endo.evaluate import median_scaled_errors
 
-__all__ = ["HeldOutViews", "METRICS", "MAX_MODE", "load_val_set", "validate_depth"]
+__all__ = ["HeldOutViews", "METRICS", "MAX_MODE", "constant_baseline", "load_val_set", "validate_depth"]
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,20 @@ def validate_depth(nets: nn.ModuleDict, val: list[HeldOutViews], batch_size: int
     """Mean abs_rel and delta1 of ``nets["depth"]``'s raw depth over all held-out views."""
     net = nets["depth"]
     device = next(net.parameters()).device
+    raws = [predict_endo_raw(net, held.colors, held.mask, device, batch_size).numpy() for held in val]
+    return _scores(raws, val)
+
+
+def constant_baseline(val: list[HeldOutViews]) -> dict[str, float]:
+    """The same metrics of a constant depth on ``val`` (the evaluation's ``constant`` row), what a
+    stage that learnt depth beats."""
+    return _scores([np.ones(held.depth.shape, np.float32) for held in val], val)
+
+
+def _scores(raws: list[np.ndarray], val: list[HeldOutViews]) -> dict[str, float]:
+    """Mean abs_rel and delta1 of the depths ``raws`` ((V, H, W) per sequence) over the views."""
     scores = []
-    for held in val:
-        raw = predict_endo_raw(net, held.colors, held.mask, device, batch_size).numpy()
+    for raw, held in zip(raws, val, strict=True):
         scores += [median_scaled_errors(raw[n][held.valid[n]], held.depth[n][held.valid[n]])
                    for n in range(len(raw))]
     scores = [s for s in scores if np.isfinite(s[0])]

@@ -29,19 +29,23 @@ from workflow_scripts.kitti.evaluate import METRICS
 from workflow_scripts.kitti.split_files import read_split
 from workflow_scripts.training.kitti_validation import (
     MAX_MODE,
-    check_against_constant,
     constant_baseline,
     load_val_set,
     validate_depth,
 )
 from workflow_scripts.training.options import KittiCommon
-from workflow_scripts.training.stage import StageInputs, StagePlan, save_stage_models
+from workflow_scripts.training.stage import StageInputs, StagePlan, check_against_constant, save_stage_models
 from workflow_scripts.util import InputDataError
 from workflow_scripts.util.options import to_plain
 
 __all__ = ["run", "build_stage", "photo_options"]
 log = logging.getLogger(__name__)
 POSE_FORWARD_MIN = 0.9  # the cosine of a driving camera's translation to its optical axis
+NOT_LEARNT_HINT = (
+    "Its history.csv shows the validation over the steps and, on monocular video, the pose network's "
+    "translation and translation_forward (docs/driving.md, SGDepth, why monocular training from "
+    "scratch fails)"
+)
 
 
 def photo_options(
@@ -258,7 +262,7 @@ def run(
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
     if best and constant:
-        check_against_constant(best, constant, f"kitti/{stage}")
+        check_against_constant(best, constant, f"kitti/{stage}", MAX_MODE, log, NOT_LEARNT_HINT)
     if "pose" in nets and not stereo:  # with the stereo pair, the depth does not rest on the pose
         check_pose_direction(files.history, stage)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}

@@ -25,15 +25,12 @@ from workflow_scripts.kitti.raw import velodyne_path
 from workflow_scripts.kitti.split_files import SplitLine, read_split
 from workflow_scripts.util import InputDataError
 
-__all__ = ["ValSet", "check_against_constant", "constant_baseline", "load_val_set", "validate_depth"]
+__all__ = ["ValSet", "constant_baseline", "load_val_set", "validate_depth"]
 
 log = logging.getLogger(__name__)
 
 MAX_MODE = ("a1", "a2", "a3")  # accuracies: larger is better
 VAL_EVAL = EvalOptions(min_depth=1e-3, max_depth=80.0, crop="garg", scaling="median")
-# a stage's best validated error must be below this fraction of a constant depth's (for an
-# accuracy: its error 1 - a1 below this fraction of the constant's)
-LEARNT_MARGIN = 0.8
 
 
 class ValSet:
@@ -97,23 +94,3 @@ def constant_baseline(val: ValSet) -> dict[str, float]:
     ``constant`` row), what a stage that learnt depth beats."""
     means, _ = evaluate_split(val.gts, constant_disparities(len(val.gts)), VAL_EVAL)
     return {m: means[m] for m in METRICS}
-
-
-def check_against_constant(best: dict, constant: dict[str, float], stage: str) -> bool:
-    """Whether the best validated step (``best``: ``step``, ``metric``, ``value``, as
-    :func:`workflow_scripts.training.stage.save_stage_models` returns it) beats a constant depth
-    on the same val frames (``constant``: :func:`constant_baseline`) by the margin
-    :data:`LEARNT_MARGIN`; a warning naming both values when it does not. A run that learnt no
-    depth (a monocular pose network that went sideways, or translations that shrank to nothing:
-    docs/driving.md, SGDepth) scores about the constant's."""
-    metric, value, base = best["metric"], float(best["value"]), constant[best["metric"]]
-    error, base_error = (1.0 - value, 1.0 - base) if metric in MAX_MODE else (value, base)
-    if error < LEARNT_MARGIN * base_error:
-        return True
-    log.warning(
-        "%s: its best validated step (%d) scores %s %.3f on the val frames, a constant depth %.3f: the "
-        "stage has learnt no depth to speak of, and its model.pt is not to be trusted. Its history.csv "
-        "shows the validation over the steps and, on monocular video, the pose network's translation "
-        "and translation_forward (docs/driving.md, SGDepth, why monocular training from scratch fails)",
-        stage, int(best["step"]), metric, value, base)
-    return False

@@ -21,7 +21,11 @@ from models.networks.spec import NetworkSpec
 from models.training.distributed import is_main_process
 from models.training.engine import Schedule, restore_best
 
-__all__ = ["StagePlan", "StageInputs"]
+# a stage's best validated error must be below this fraction of a constant depth's on the same
+# frames (for an accuracy: its error 1 - accuracy below this fraction of the constant's)
+LEARNT_MARGIN = 0.8
+
+__all__ = ["StagePlan", "StageInputs", "check_against_constant", "save_stage_models"]
 
 
 def _paths(value: Any) -> tuple[Path, ...]:
@@ -145,3 +149,21 @@ def save_stage_models(nets: nn.ModuleDict, out_model: Path, validated: bool, met
         log.info("%s/%s: model.pt = step %d of %d (val %s %.4g); last.pt = step %d", meta["branch"],
                  meta["stage"], best["step"], meta["steps"], best["metric"], best["value"], meta["steps"])
     return best
+
+
+def check_against_constant(best: dict, constant: Mapping[str, float], stage: str, max_mode: tuple[str, ...],
+                           log: Any, hint: str) -> bool:
+    """Whether the best validated step (``best``: ``step``, ``metric``, ``value``, as
+    :func:`save_stage_models` returns it) beats a constant depth on the same val frames
+    (``constant``: metric -> value) by the margin :data:`LEARNT_MARGIN`; metrics in ``max_mode``
+    are accuracies (larger is better). When it does not, a warning on ``log`` names both values
+    and ``hint``, where to look: a run that learnt no depth scores about a constant's, whatever
+    went wrong (a monocular pose network that went sideways, a learning rate too high, ...)."""
+    metric, value, base = best["metric"], float(best["value"]), float(constant[best["metric"]])
+    error, base_error = (1.0 - value, 1.0 - base) if metric in max_mode else (value, base)
+    if error < LEARNT_MARGIN * base_error:
+        return True
+    log.warning("%s: its best validated step (%d) scores %s %.3f on the val frames, a constant depth %.3f: "
+                "the stage has learnt no depth to speak of, and its model.pt is not to be trusted. %s",
+                stage, int(best["step"]), metric, value, base, hint)
+    return False
