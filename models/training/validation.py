@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,6 +42,8 @@ class Validation:
         mode: "min" (errors such as abs_rel) or "max" (accuracies such as a1).
         first: no validation before this many steps are done (e.g. while a fine-tune's depth
             network is frozen for a pose warm-up, its weights are still the previous stage's).
+        baseline: the same metrics of a trivial prediction (a constant depth) on the same data,
+            which a stage that learnt something beats; None = none.
     """
 
     fn: Callable[[nn.ModuleDict], dict[str, float]]
@@ -50,6 +52,7 @@ class Validation:
     metric: str
     mode: Literal["min", "max"] = "min"
     first: int = 0
+    baseline: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in self.names:

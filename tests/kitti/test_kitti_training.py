@@ -130,15 +130,17 @@ def test_a_validated_stage_keeps_its_best_step_as_model_pt(tiny_raw, caplog):
 
 
 def test_a_stage_that_does_not_beat_a_constant_depth_is_reported(caplog):
-    from workflow_scripts.training.kitti_validation import MAX_MODE
+    from models.training.validation import Validation
     from workflow_scripts.training.stage import check_against_constant
 
     log = logging.getLogger("test")
     constant = {"abs_rel": 0.385, "a1": 0.33}
 
     def check(metric: str, value: float, stage: str = "t") -> bool:
-        return check_against_constant({"step": 60, "metric": metric, "value": value}, constant, stage,
-                                      MAX_MODE, log, "see its history.csv")
+        validation = Validation(fn=lambda nets: {}, names=("abs_rel", "a1"), every=1, metric=metric,
+                                mode="max" if metric == "a1" else "min", baseline=constant)
+        return check_against_constant({"step": 60, "metric": metric, "value": value}, validation, stage,
+                                      log, "see its history.csv")
 
     with caplog.at_level(logging.WARNING):  # a monocular run that learnt nothing (the SGDepth overlay)
         assert not check("abs_rel", 0.379, "kitti/teacher")

@@ -130,7 +130,7 @@ def run(
         "sequences": [str(p) for p in inputs.sfm_data],
         "previous": file_digest(inputs.previous),
     }
-    validation, constant = _validation(common, sequences, per_unit)
+    validation = _validation(common, sequences, per_unit)
     train(
         nets,
         objective,
@@ -156,23 +156,23 @@ def run(
         train_views={s.name: n for s, n in zip(sequences, dataset.n_train, strict=True)},
     )
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
-    if best and constant:
-        check_against_constant(best, constant, f"endo/{stage}", MAX_MODE, log,
+    if best:
+        check_against_constant(best, validation, f"endo/{stage}", log,
                                "Its history.csv shows the validation over the steps (docs/endoscopy.md)")
     return {"steps": schedule.steps, "items": len(dataset), "sequences": [s.name for s in sequences],
             **({"best": best} if best else {})}
 
 
 def _validation(common: EndoCommon, sequences: list[EndoSequence],
-                per_unit: int) -> tuple[Validation | None, dict[str, float] | None]:
-    """The stage's validation on the held-out views (None when off or no sequence has any), and a
-    constant depth's metrics on them."""
+                per_unit: int) -> Validation | None:
+    """The stage's validation on the held-out views (None when off or no sequence has any); its
+    baseline is a constant depth's metrics on them."""
     if not common.val_every:
-        return None, None
+        return None
     val = load_val_set(sequences, common.val_fraction)
     if not val:
         log.warning("no held-out view has SfM sparse samples: no validation, model.pt = the last step")
-        return None, None
+        return None
     constant = constant_baseline(val)
     log.info("validation: a constant depth scores %s %.3f on these views", common.val_metric,
              constant[common.val_metric])
@@ -182,4 +182,5 @@ def _validation(common: EndoCommon, sequences: list[EndoSequence],
         every=common.val_every * per_unit,
         metric=common.val_metric,
         mode="max" if common.val_metric in MAX_MODE else "min",
-    ), constant
+        baseline=constant,
+    )

@@ -251,7 +251,7 @@ def run(
         "previous": file_digest(inputs.previous),
     }
     warmup = dict(schedule.frozen_until).get("depth", 0)  # the depth net learns from this step
-    validation, constant = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
+    validation = _validation(common, inputs, plan, plan.per_unit(len(items)), warmup)
     files = train(nets, objective, dataset, schedule, out_model.parent, seed=seed, config=config,
                   device=device, validation=validation)
     pose = (
@@ -261,8 +261,8 @@ def run(
                 min_depth=common.min_depth, max_depth=common.max_depth, depth_kind="disp",
                 stereo_baseline=common.stereo_baseline, options=to_plain(section), **pose)
     best = save_stage_models(nets, out_model, validation is not None, meta, log)
-    if best and constant:
-        check_against_constant(best, constant, f"kitti/{stage}", MAX_MODE, log, NOT_LEARNT_HINT)
+    if best:
+        check_against_constant(best, validation, f"kitti/{stage}", log, NOT_LEARNT_HINT)
     if "pose" in nets and not stereo:  # with the stereo pair, the depth does not rest on the pose
         check_pose_direction(files.history, stage)
     return {"steps": schedule.steps, "items": len(items), **({"best": best} if best else {})}
@@ -293,18 +293,18 @@ def check_pose_direction(history: Path, stage: str) -> float | None:
 
 
 def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_unit: int,
-                first: int) -> tuple[Validation | None, dict[str, float] | None]:
+                first: int) -> Validation | None:
     """The stage's validation on the val list (None when off or the list is empty), from step
     ``first`` on (the end of a fine-tune's pose warm-up: before it the depth network is the
-    student's, and the fine-tune's model is one it trained), and a constant depth's metrics on
-    the same frames."""
+    student's, and the fine-tune's model is one it trained); its baseline is a constant depth's
+    metrics on the same frames."""
     if not common.val_every or inputs.val_split is None:
-        return None, None
+        return None
     val = load_val_set(inputs.val_split, inputs.image_root, inputs.raw_root, inputs.image_ext, plan.size,
                        common.val_frames)
     if val is None:
         log.warning("%s is empty: no validation, model.pt = the last step", inputs.val_split)
-        return None, None
+        return None
     constant = constant_baseline(val)
     log.info("validation: a constant depth scores %s %.3f on these frames", common.val_metric,
              constant[common.val_metric])
@@ -315,4 +315,5 @@ def _validation(common: KittiCommon, inputs: StageInputs, plan: StagePlan, per_u
         metric=common.val_metric,
         mode="max" if common.val_metric in MAX_MODE else "min",
         first=first,
-    ), constant
+        baseline=constant,
+    )

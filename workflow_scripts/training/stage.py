@@ -19,7 +19,7 @@ from torch import nn
 from models.model_file import save_model
 from models.networks.spec import NetworkSpec
 from models.training.distributed import is_main_process
-from models.training.engine import Schedule, restore_best
+from models.training.engine import Schedule, Validation, restore_best
 
 # a stage's best validated error must be below this fraction of a constant depth's on the same
 # frames (for an accuracy: its error 1 - accuracy below this fraction of the constant's)
@@ -151,16 +151,18 @@ def save_stage_models(nets: nn.ModuleDict, out_model: Path, validated: bool, met
     return best
 
 
-def check_against_constant(best: dict, constant: Mapping[str, float], stage: str, max_mode: tuple[str, ...],
-                           log: Any, hint: str) -> bool:
+def check_against_constant(best: dict, validation: Validation, stage: str, log: Any, hint: str) -> bool:
     """Whether the best validated step (``best``: ``step``, ``metric``, ``value``, as
     :func:`save_stage_models` returns it) beats a constant depth on the same val frames
-    (``constant``: metric -> value) by the margin :data:`LEARNT_MARGIN`; metrics in ``max_mode``
-    are accuracies (larger is better). When it does not, a warning on ``log`` names both values
-    and ``hint``, where to look: a run that learnt no depth scores about a constant's, whatever
-    went wrong (a monocular pose network that went sideways, a learning rate too high, ...)."""
-    metric, value, base = best["metric"], float(best["value"]), float(constant[best["metric"]])
-    error, base_error = (1.0 - value, 1.0 - base) if metric in max_mode else (value, base)
+    (``validation.baseline``) by the margin :data:`LEARNT_MARGIN`; in ``validation.mode`` "max"
+    the metric is an accuracy (larger is better). When it does not, a warning on ``log`` names
+    both values and ``hint``, where to look: a run that learnt no depth scores about a constant's,
+    whatever went wrong (a monocular pose network that went sideways, a learning rate too high,
+    ...). True without a baseline."""
+    if validation.baseline is None:
+        return True
+    metric, value, base = best["metric"], float(best["value"]), float(validation.baseline[best["metric"]])
+    error, base_error = (1.0 - value, 1.0 - base) if validation.mode == "max" else (value, base)
     if error < LEARNT_MARGIN * base_error:
         return True
     log.warning("%s: its best validated step (%d) scores %s %.3f on the val frames, a constant depth %.3f: "
