@@ -5,6 +5,7 @@ needs and no others; and the two training capabilities they need: the pure monoc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from models import geometry as G
 from models import losses as L
 from models.networks.depth_net import DepthNet
 from models.networks.pose_net import PoseNet
+from models.networks.resnet_encoder import ResnetEncoder
 from models.training import kitti_objectives as ko
 from tests.conftest import ROOT
 from tests.dry_runs import SPLITS, drive_frames, drives_of, dry_run
@@ -221,6 +223,31 @@ def test_a_pure_monocular_teacher_trains_end_to_end(mono_raw):
     info = kitti.run("teacher", COMMON, MONO, inputs, out, seed=0, threads=1)
     assert info["steps"] == 2 and out.is_file()
     assert "pose" in torch.load(out, weights_only=True)["nets"]
+
+
+def test_the_pose_encoder_starts_from_its_own_imagenet_weights(tmp_path):
+    """pose_weights (monodepth2 §6.4.2): the pose encoder loads a torchvision-layout state dict
+    with conv1 repeated for the frame pair and halved; the depth encoder keeps network.weights
+    (here none), and without pose_weights the pose encoder is random."""
+    torch.manual_seed(0)
+    sd = {k: torch.randn(v.shape) if v.is_floating_point() else v
+          for k, v in ResnetEncoder(18).encoder.state_dict().items()}
+    torch.save(sd, tmp_path / "r18.pth")
+    section = dataclasses.replace(MONO, pose_weights=str(tmp_path / "r18.pth"))
+    nets, _, _ = kitti.build_stage(_plan(section), None)
+    pose = nets["pose"].encoder.encoder
+    torch.testing.assert_close(pose.conv1.weight, torch.cat([sd["conv1.weight"]] * 2, 1) / 2)
+    torch.testing.assert_close(pose.layer4[1].conv2.weight, sd["layer4.1.conv2.weight"])
+    assert not torch.equal(nets["depth"].encoder.encoder.layer4[1].conv2.weight, sd["layer4.1.conv2.weight"])
+    plain, _, _ = kitti.build_stage(_plan(MONO), None)
+    assert not torch.equal(plain["pose"].encoder.encoder.layer4[1].conv2.weight, sd["layer4.1.conv2.weight"])
+
+
+@pytest.mark.parametrize("name", ["monodepth2_m", "monodepth2_ms", "sc_depth_v1", "sgdepth"])
+def test_recipes_with_a_pose_network_start_both_encoders_from_imagenet(name):
+    teacher = _recipe_config(name, kitti="/data/kitti_raw")["kitti"]["train"]["teacher"]
+    assert any(teacher["frame_ids"][1:])
+    assert teacher["pose_weights"] == teacher["network"]["weights"] == "resources/imagenet/resnet18.pth"
 
 
 # ------------------------------------------------------------------ SC-Depth v1's own loss

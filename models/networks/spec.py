@@ -95,6 +95,7 @@ class NetworkSpec:
         raise ValueError(f"unknown network kind {self.kind!r}: resnet, unet or fc_densenet57")
 
 
-def build_pose_net(layers: int = 18, rotation: str = "axis_angle") -> PoseNet:
-    """monodepth2's pose network (ResNet encoder on a frame pair) with the given rotation form."""
-    return PoseNet(layers, rotation=rotation)
+def build_pose_net(layers: int = 18, rotation: str = "axis_angle", weights: str | None = None) -> PoseNet:
+    """monodepth2's pose network (ResNet encoder on a frame pair) with the given rotation form,
+    its encoder from the ImageNet state dict ``weights`` (torchvision layout) or random."""
+    return PoseNet(layers, rotation=rotation, weights_path=weights or None)

@@ -126,7 +126,7 @@ def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict,
         photo = photo_options(common, s.frame_ids, s.smoothness, stereo=s.stereo)
         nets = nn.ModuleDict({"depth": plan.network.build()})
         if len(photo.frame_ids) > 1:
-            nets["pose"] = build_pose_net(s.pose_layers, s.pose_rotation)
+            nets["pose"] = build_pose_net(s.pose_layers, s.pose_rotation, s.pose_weights)
         if s.loss == "sc_depth":  # SC-Depth v1 from scratch (ImageNet weights) on monocular video
             opts = ko.ScDepthOptions(photo=photo, geometry_weight=s.geometry_weight)
             return nets, ko.ScDepthObjective(opts), False
@@ -150,7 +150,7 @@ def _build_stage(plan: StagePlan, previous: Path | None) -> tuple[nn.ModuleDict,
         nets = nn.ModuleDict(
             {
                 "depth": _finetuned_net(previous, plan.network),
-                "pose": build_pose_net(s.pose_layers, s.pose_rotation),
+                "pose": build_pose_net(s.pose_layers, s.pose_rotation, s.pose_weights),
             }
         )
         objective = ko.FinetuneObjective(
@@ -288,7 +288,8 @@ def check_pose_direction(history: Path, stage: str) -> float | None:
             "(translation_forward in %s; a driving camera moves along it, about 1): it has explained the "
             "forward motion as a sideways one, and the depth is not to be trusted. Monocular training "
             "from scratch does this on small data (docs/driving.md, SGDepth): start from ImageNet "
-            "weights (network.weights), train longer, or keep the stereo pair", stage, forward, history)
+            "weights for both encoders (network.weights, pose_weights), train longer, or keep the stereo "
+            "pair", stage, forward, history)
     return forward
 
 

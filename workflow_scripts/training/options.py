@@ -37,6 +37,11 @@ NONFINITE_DOC = (
     "stops with an error (and writes no model); 0 = stop at the first."
 )
 LR_STEP_DOC = "The learning rate is multiplied by 0.1 after this many units (0 = never)."
+POSE_WEIGHTS_DOC = (
+    "A local ImageNet state dict in torchvision's key layout for the pose network's encoder (pose_layers; "
+    "conv1 repeated for the frame pair and halved, monodepth2); null = random initialisation. monodepth2, "
+    "SGDepth and SC-Depth start both encoders from ImageNet: set it with network.weights."
+)
 PROCESSES_DOC = (
     "Data-parallel processes of each training stage (torchrun + torch.distributed: NCCL on GPUs, gloo on "
     "the CPU; docs/cluster.md). batch_size stays the global batch, split evenly over the processes (so it "
@@ -236,6 +241,7 @@ class KittiTeacher:
     )
     pose_layers: Literal[18, 50] = option(18, "ResNet depth of the pose network (with temporal frames).")
     pose_rotation: Literal["axis_angle", "euler"] = option("axis_angle", "Rotation form of the pose network.")
+    pose_weights: str | None = option(None, POSE_WEIGHTS_DOC)
     pose_lr: float | None = option(
         None,
         "Learning rate of the pose network (with temporal frames); null = lr, as monodepth2. Monocular "
@@ -306,6 +312,7 @@ class KittiFinetune:
     pose_rotation: Literal["axis_angle", "euler"] = option(
         "axis_angle", "Rotation form: axis_angle (monodepth2) or euler (SC-Depth)."
     )
+    pose_weights: str | None = option(None, POSE_WEIGHTS_DOC)
 
 
 @dataclass(frozen=True, kw_only=True)
