@@ -244,8 +244,9 @@ class KittiTeacher:
     pose_weights: str | None = option(None, POSE_WEIGHTS_DOC)
     pose_lr: float | None = option(
         None,
-        "Learning rate of the pose network (with temporal frames); null = lr, as monodepth2. Monocular "
-        "training from scratch on the demo trains for some seeds only at lr (docs/driving.md, SGDepth).",
+        "Learning rate of the pose network (with temporal frames); null = lr, as monodepth2. From scratch "
+        "on the demo's video, 10x lr shrinks the translations and the depth with them (docs/driving.md, "
+        "SGDepth).",
         exclusiveMinimum=0,
     )
 
