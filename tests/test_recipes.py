@@ -160,6 +160,7 @@ def test_endoscopy_recipe_dry_runs_on_a_minimal_folder(tmp_path):
         ({"stereo": False, "hints": False, "frame_ids": [0, -1, 1], "self_distillation": True},
          "self_distillation uses the stereo warp"),
         ({"frame_ids": [0, -1, 1], "hints": False, "loss": "sc_depth"}, "loss sc_depth is SC-Depth"),
+        ({"pose_weights": "resnet18.pth"}, "pose_weights are the pose network's"),
     ],
 )
 def test_teacher_combinations_that_cannot_train_are_named(section, message):

@@ -265,6 +265,8 @@ class KittiTeacher:
             (self.masking.enabled and self.loss == "sc_depth", "masking is implemented for loss monodepth2"),
             (self.pose_lr is not None and not any(self.frame_ids[1:]),
              "pose_lr is the pose network's rate: it needs frame_ids [0, -1, 1]"),
+            (self.pose_weights is not None and not any(self.frame_ids[1:]),
+             "pose_weights are the pose network's: it needs frame_ids [0, -1, 1]"),
 
         ):
             if wrong:
