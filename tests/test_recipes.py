@@ -18,10 +18,10 @@ from models import geometry as G
 from models import losses as L
 from models.networks.depth_net import DepthNet
 from models.networks.pose_net import PoseNet
-from models.networks.resnet_encoder import ResnetEncoder
 from models.training import kitti_objectives as ko
 from tests.conftest import ROOT
 from tests.dry_runs import SPLITS, drive_frames, drives_of, dry_run
+from tests.models.test_networks import torchvision_state_dict
 from tests.tiny_kitti import DATE, FRAMES, write_tiny_raw
 from workflow_scripts.config.model import WorkflowConfig
 from workflow_scripts.config.resolve import load_user_config, resolve
@@ -231,8 +231,7 @@ def test_the_pose_encoder_starts_from_its_own_imagenet_weights(tmp_path):
     with conv1 repeated for the frame pair and halved; the depth encoder keeps network.weights
     (here none), and without pose_weights the pose encoder is random."""
     torch.manual_seed(0)
-    sd = {k: torch.randn(v.shape) if v.is_floating_point() else v
-          for k, v in ResnetEncoder(18).encoder.state_dict().items()}
+    sd = torchvision_state_dict(18)
     torch.save(sd, tmp_path / "r18.pth")
     section = dataclasses.replace(MONO, pose_weights=str(tmp_path / "r18.pth"))
     nets, _, _ = kitti.build_stage(_plan(section), None)
